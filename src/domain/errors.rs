@@ -1,0 +1,138 @@
+//! The one error type of the domain; `api::errors` maps it to gRPC statuses.
+
+use std::collections::BTreeMap;
+
+/// A bad field of a request: the `google.rpc.BadRequest` field violation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldViolation {
+    pub field: String,
+    pub description: String,
+}
+
+impl FieldViolation {
+    pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Self { field: field.into(), description: description.into() }
+    }
+}
+
+/// Machine-readable reasons (`google.rpc.ErrorInfo.reason`, domain `membership.v1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    LastOwner,
+    MembershipLimitReached,
+    NotAnOrganizationMember,
+    SystemRoleImmutable,
+    EtagMismatch,
+    RoleNotFound,
+    ActorLacksPermission,
+    NotFound,
+    AlreadyExists,
+    InvalidArgument,
+    Unauthenticated,
+    MissingScope,
+    Unavailable,
+    Internal,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::LastOwner => "LAST_OWNER",
+            Reason::MembershipLimitReached => "MEMBERSHIP_LIMIT_REACHED",
+            Reason::NotAnOrganizationMember => "NOT_AN_ORGANIZATION_MEMBER",
+            Reason::SystemRoleImmutable => "SYSTEM_ROLE_IMMUTABLE",
+            Reason::EtagMismatch => "ETAG_MISMATCH",
+            Reason::RoleNotFound => "ROLE_NOT_FOUND",
+            Reason::ActorLacksPermission => "ACTOR_LACKS_PERMISSION",
+            Reason::NotFound => "NOT_FOUND",
+            Reason::AlreadyExists => "ALREADY_EXISTS",
+            Reason::InvalidArgument => "INVALID_ARGUMENT",
+            Reason::Unauthenticated => "UNAUTHENTICATED",
+            Reason::MissingScope => "MISSING_SCOPE",
+            Reason::Unavailable => "UNAVAILABLE",
+            Reason::Internal => "INTERNAL",
+        }
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DomainError {
+    #[error("invalid argument: {}", describe(.0))]
+    InvalidArgument(Vec<FieldViolation>),
+    #[error("{message}")]
+    NotFound { reason: Reason, message: String },
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("{message}")]
+    FailedPrecondition { reason: Reason, message: String },
+    #[error("{0}")]
+    EtagMismatch(String),
+    #[error("{message}")]
+    PermissionDenied { reason: Reason, message: String, metadata: BTreeMap<String, String> },
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("the database is unavailable")]
+    Unavailable,
+    /// Details go to the log, never to the client.
+    #[error("internal error")]
+    Internal(String),
+}
+
+fn describe(violations: &[FieldViolation]) -> String {
+    violations.iter().map(|v| format!("{}: {}", v.field, v.description)).collect::<Vec<_>>().join("; ")
+}
+
+impl DomainError {
+    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
+        DomainError::InvalidArgument(vec![FieldViolation::new(field, description)])
+    }
+
+    pub fn not_found(what: impl std::fmt::Display) -> Self {
+        DomainError::NotFound { reason: Reason::NotFound, message: format!("{what} not found") }
+    }
+
+    pub fn role_not_found(reference: &str) -> Self {
+        DomainError::NotFound { reason: Reason::RoleNotFound, message: format!("role {reference:?} not found") }
+    }
+
+    pub fn precondition(reason: Reason, message: impl Into<String>) -> Self {
+        DomainError::FailedPrecondition { reason, message: message.into() }
+    }
+
+    pub fn actor_lacks(permission: &str, message: impl Into<String>) -> Self {
+        let mut metadata = BTreeMap::new();
+        metadata.insert("permission".to_string(), permission.to_string());
+        DomainError::PermissionDenied { reason: Reason::ActorLacksPermission, message: message.into(), metadata }
+    }
+}
+
+/// Collects every bad field of a request before failing, so one answer names them all.
+#[derive(Debug, Default)]
+pub struct Violations(Vec<FieldViolation>);
+
+impl Violations {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        self.0.push(FieldViolation::new(field, description));
+    }
+
+    /// Records the error of a field check, keeping its value when it passed.
+    pub fn check<T>(&mut self, result: Result<T, FieldViolation>) -> Option<T> {
+        match result {
+            Ok(v) => Some(v),
+            Err(v) => {
+                self.0.push(v);
+                None
+            }
+        }
+    }
+
+    pub fn into_result(self) -> Result<(), DomainError> {
+        if self.0.is_empty() { Ok(()) } else { Err(DomainError::InvalidArgument(self.0)) }
+    }
+}
+
+pub type DomainResult<T> = Result<T, DomainError>;
