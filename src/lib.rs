@@ -1,1 +1,11 @@
+//! The membership and roles service: organizations, teams, users, memberships, roles and
+//! permissions over gRPC.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod domain;
 pub mod pb;
+pub mod server;
+pub mod storage;
+pub mod telemetry;

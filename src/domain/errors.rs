@@ -11,7 +11,10 @@ pub struct FieldViolation {
 
 impl FieldViolation {
     pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
-        Self { field: field.into(), description: description.into() }
+        Self {
+            field: field.into(),
+            description: description.into(),
+        }
     }
 }
 
@@ -68,7 +71,11 @@ pub enum DomainError {
     #[error("{0}")]
     EtagMismatch(String),
     #[error("{message}")]
-    PermissionDenied { reason: Reason, message: String, metadata: BTreeMap<String, String> },
+    PermissionDenied {
+        reason: Reason,
+        message: String,
+        metadata: BTreeMap<String, String>,
+    },
     #[error("{0}")]
     Unauthenticated(String),
     #[error("the database is unavailable")]
@@ -79,7 +86,11 @@ pub enum DomainError {
 }
 
 fn describe(violations: &[FieldViolation]) -> String {
-    violations.iter().map(|v| format!("{}: {}", v.field, v.description)).collect::<Vec<_>>().join("; ")
+    violations
+        .iter()
+        .map(|v| format!("{}: {}", v.field, v.description))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl DomainError {
@@ -88,21 +99,34 @@ impl DomainError {
     }
 
     pub fn not_found(what: impl std::fmt::Display) -> Self {
-        DomainError::NotFound { reason: Reason::NotFound, message: format!("{what} not found") }
+        DomainError::NotFound {
+            reason: Reason::NotFound,
+            message: format!("{what} not found"),
+        }
     }
 
     pub fn role_not_found(reference: &str) -> Self {
-        DomainError::NotFound { reason: Reason::RoleNotFound, message: format!("role {reference:?} not found") }
+        DomainError::NotFound {
+            reason: Reason::RoleNotFound,
+            message: format!("role {reference:?} not found"),
+        }
     }
 
     pub fn precondition(reason: Reason, message: impl Into<String>) -> Self {
-        DomainError::FailedPrecondition { reason, message: message.into() }
+        DomainError::FailedPrecondition {
+            reason,
+            message: message.into(),
+        }
     }
 
     pub fn actor_lacks(permission: &str, message: impl Into<String>) -> Self {
         let mut metadata = BTreeMap::new();
         metadata.insert("permission".to_string(), permission.to_string());
-        DomainError::PermissionDenied { reason: Reason::ActorLacksPermission, message: message.into(), metadata }
+        DomainError::PermissionDenied {
+            reason: Reason::ActorLacksPermission,
+            message: message.into(),
+            metadata,
+        }
     }
 }
 
@@ -130,8 +154,27 @@ impl Violations {
         }
     }
 
+    pub fn extend(&mut self, violations: Vec<FieldViolation>) {
+        self.0.extend(violations);
+    }
+
+    /// Records a page request's violations; the default page stands in until `into_result`.
+    pub fn page(
+        &mut self,
+        result: Result<crate::domain::page::PageRequest, Vec<FieldViolation>>,
+    ) -> crate::domain::page::PageRequest {
+        result.unwrap_or_else(|violations| {
+            self.extend(violations);
+            crate::domain::page::PageRequest { after: 0, size: 0 }
+        })
+    }
+
     pub fn into_result(self) -> Result<(), DomainError> {
-        if self.0.is_empty() { Ok(()) } else { Err(DomainError::InvalidArgument(self.0)) }
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(DomainError::InvalidArgument(self.0))
+        }
     }
 }
 

@@ -1,0 +1,237 @@
+//! Domain values to wire messages and back: timestamps, JSON objects, enums.
+
+use chrono::{DateTime, Utc};
+use prost_types::{ListValue, Struct, Timestamp, Value as PbValue, value::Kind};
+use serde_json::{Map, Number, Value};
+
+use crate::domain::FieldViolation;
+use crate::domain::model::{self, AutoRecordCalls, JsonObject, MembershipView};
+use crate::domain::roles::BaseRole;
+use crate::domain::validate;
+use crate::pb;
+
+pub fn timestamp(t: DateTime<Utc>) -> Option<Timestamp> {
+    Some(Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    })
+}
+
+pub fn to_struct(object: &JsonObject) -> Option<Struct> {
+    Some(Struct {
+        fields: object
+            .iter()
+            .map(|(k, v)| (k.clone(), to_value(v)))
+            .collect(),
+    })
+}
+
+fn to_value(value: &Value) -> PbValue {
+    let kind = match value {
+        Value::Null => Kind::NullValue(0),
+        Value::Bool(b) => Kind::BoolValue(*b),
+        Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
+        Value::String(s) => Kind::StringValue(s.clone()),
+        Value::Array(items) => Kind::ListValue(ListValue {
+            values: items.iter().map(to_value).collect(),
+        }),
+        Value::Object(map) => Kind::StructValue(Struct {
+            fields: map.iter().map(|(k, v)| (k.clone(), to_value(v))).collect(),
+        }),
+    };
+    PbValue { kind: Some(kind) }
+}
+
+pub fn from_struct(s: Struct) -> JsonObject {
+    s.fields
+        .into_iter()
+        .map(|(k, v)| (k, from_value(v)))
+        .collect()
+}
+
+fn from_value(value: PbValue) -> Value {
+    match value.kind {
+        None | Some(Kind::NullValue(_)) => Value::Null,
+        Some(Kind::BoolValue(b)) => Value::Bool(b),
+        // Integral numbers stay integers in JSON, so ids survive a round trip unchanged.
+        Some(Kind::NumberValue(n)) if n.fract() == 0.0 && n.abs() < 9.0e15 => {
+            Value::Number(Number::from(n as i64))
+        }
+        Some(Kind::NumberValue(n)) => Number::from_f64(n)
+            .map(Value::Number)
+            .unwrap_or(Value::Null),
+        Some(Kind::StringValue(s)) => Value::String(s),
+        Some(Kind::ListValue(list)) => {
+            Value::Array(list.values.into_iter().map(from_value).collect())
+        }
+        Some(Kind::StructValue(s)) => Value::Object(
+            s.fields
+                .into_iter()
+                .map(|(k, v)| (k, from_value(v)))
+                .collect::<Map<_, _>>(),
+        ),
+    }
+}
+
+/// An optional metadata Struct of a request, checked for size.
+pub fn metadata(field: &str, value: Option<Struct>) -> Result<Option<JsonObject>, FieldViolation> {
+    value
+        .map(|s| validate::metadata(field, from_struct(s)))
+        .transpose()
+}
+
+pub fn base_role(role: BaseRole) -> pb::MembershipRole {
+    match role {
+        BaseRole::Member => pb::MembershipRole::Member,
+        BaseRole::Admin => pb::MembershipRole::Admin,
+        BaseRole::Owner => pb::MembershipRole::Owner,
+    }
+}
+
+/// A request's MembershipRole: UNSPECIFIED means absent; unknown numbers are refused.
+pub fn request_role(field: &str, value: i32) -> Result<Option<BaseRole>, FieldViolation> {
+    match pb::MembershipRole::try_from(value) {
+        Ok(pb::MembershipRole::Unspecified) => Ok(None),
+        Ok(pb::MembershipRole::Member) => Ok(Some(BaseRole::Member)),
+        Ok(pb::MembershipRole::Admin) => Ok(Some(BaseRole::Admin)),
+        Ok(pb::MembershipRole::Owner) => Ok(Some(BaseRole::Owner)),
+        Err(_) => Err(FieldViolation::new(
+            field,
+            format!("{value} is not a MembershipRole"),
+        )),
+    }
+}
+
+pub fn auto_record_calls(value: AutoRecordCalls) -> pb::AutoRecordCalls {
+    match value {
+        AutoRecordCalls::Unset => pb::AutoRecordCalls::Unset,
+        AutoRecordCalls::Disabled => pb::AutoRecordCalls::Disabled,
+        AutoRecordCalls::Enabled => pb::AutoRecordCalls::Enabled,
+    }
+}
+
+pub fn request_auto_record_calls(
+    field: &str,
+    value: i32,
+) -> Result<Option<AutoRecordCalls>, FieldViolation> {
+    match pb::AutoRecordCalls::try_from(value) {
+        Ok(pb::AutoRecordCalls::Unspecified) => Ok(None),
+        Ok(pb::AutoRecordCalls::Unset) => Ok(Some(AutoRecordCalls::Unset)),
+        Ok(pb::AutoRecordCalls::Disabled) => Ok(Some(AutoRecordCalls::Disabled)),
+        Ok(pb::AutoRecordCalls::Enabled) => Ok(Some(AutoRecordCalls::Enabled)),
+        Err(_) => Err(FieldViolation::new(
+            field,
+            format!("{value} is not an AutoRecordCalls"),
+        )),
+    }
+}
+
+pub fn user(u: model::User) -> pb::User {
+    pb::User {
+        id: u.id,
+        email: u.email,
+        username: u.username,
+        name: u.name,
+        first_name: u.first_name,
+        last_name: u.last_name,
+        avatar_url: u.avatar_url,
+        bio: u.bio,
+        metadata: to_struct(&u.metadata),
+        created_at: timestamp(u.created_at),
+        updated_at: timestamp(u.updated_at),
+        etag: model::etag(u.version),
+    }
+}
+
+pub fn organization(t: model::Team, members_count: i64) -> pb::Organization {
+    pb::Organization {
+        id: t.id,
+        has_image: !t.image_url.is_empty(),
+        name: t.name,
+        slug: t.slug,
+        image_url: t.image_url,
+        max_allowed_memberships: t.max_allowed_memberships,
+        auto_accept_email_domain: t.auto_accept_email_domain.unwrap_or_default(),
+        admin_delete_enabled: t.admin_delete_enabled,
+        public_metadata: to_struct(&t.public_metadata),
+        private_metadata: to_struct(&t.private_metadata),
+        members_count,
+        created_at: timestamp(t.created_at),
+        updated_at: timestamp(t.updated_at),
+        etag: model::etag(t.version),
+    }
+}
+
+pub fn team(t: model::Team) -> pb::Team {
+    pb::Team {
+        id: t.id,
+        organization_id: t.organization_id(),
+        name: t.name,
+        slug: t.slug,
+        image_url: t.image_url,
+        public_metadata: to_struct(&t.public_metadata),
+        private_metadata: to_struct(&t.private_metadata),
+        created_at: timestamp(t.created_at),
+        updated_at: timestamp(t.updated_at),
+        etag: model::etag(t.version),
+    }
+}
+
+pub fn membership(view: MembershipView) -> pb::Membership {
+    let MembershipView {
+        membership: m,
+        user: u,
+    } = view;
+    pb::Membership {
+        id: m.id,
+        user_id: m.user_id,
+        team_id: m.team_id,
+        organization_id: m.organization_id,
+        accepted: m.accepted,
+        role: base_role(m.role) as i32,
+        role_id: m.role_id,
+        role_key: m.role_key,
+        disable_impersonation: m.disable_impersonation,
+        auto_record_calls: auto_record_calls(m.auto_record_calls) as i32,
+        public_metadata: to_struct(&m.public_metadata),
+        private_metadata: to_struct(&m.private_metadata),
+        created_at: timestamp(m.created_at),
+        updated_at: timestamp(m.updated_at),
+        etag: model::etag(m.version),
+        user: Some(pb::MembershipUser {
+            has_image: !u.avatar_url.is_empty(),
+            avatar_url: u.avatar_url,
+            username: u.username.unwrap_or_default(),
+            name: u.name,
+            first_name: u.first_name,
+            last_name: u.last_name,
+            email: u.email,
+            bio: u.bio,
+            metadata: to_struct(&u.metadata),
+        }),
+        attributes: Vec::new(),
+    }
+}
+
+pub fn event(e: model::Event) -> pb::Event {
+    pb::Event {
+        sequence: e.sequence,
+        kind: e.kind,
+        occurred_at: timestamp(e.occurred_at),
+        actor_key_id: e.actor_key_id.unwrap_or_default(),
+        actor_user_id: e.actor_user_id,
+        organization_id: e.organization_id,
+        team_id: e.team_id,
+        user_id: e.user_id,
+        membership_id: e.membership_id,
+        role_id: e.role_id,
+        before: e.before.as_ref().and_then(to_struct),
+        after: e.after.as_ref().and_then(to_struct),
+    }
+}
+
+pub fn page_token(next_after: Option<i64>) -> String {
+    next_after
+        .map(crate::domain::page::encode_token)
+        .unwrap_or_default()
+}

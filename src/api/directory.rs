@@ -1,0 +1,565 @@
+//! DirectoryService: users, organizations, sub-teams.
+
+use tonic::{Request, Response, Status};
+
+use super::convert;
+use super::errors::IntoStatus;
+use super::{Context, trace_ids};
+use crate::auth::Scope;
+use crate::domain::page::PageRequest;
+use crate::domain::validate::{self, MAX_BIO_CHARS, MAX_NAME_CHARS};
+use crate::domain::{DomainError, Violations};
+use crate::pb::directory_service_server::DirectoryService;
+use crate::pb::*;
+use crate::storage::organizations::{NewTeam, TeamKind, TeamPatch};
+use crate::storage::users::{NewUser, UserPatch};
+
+pub struct DirectoryApi(pub Context);
+
+fn page(page_size: i32, page_token: &str) -> Result<PageRequest, Status> {
+    PageRequest::parse(page_size, page_token)
+        .map_err(DomainError::InvalidArgument)
+        .status()
+}
+
+fn optional_org(id: i64) -> Option<i64> {
+    (id > 0).then_some(id)
+}
+
+fn sub_team_kind(organization_id: i64) -> TeamKind {
+    TeamKind::SubTeam(optional_org(organization_id))
+}
+
+#[tonic::async_trait]
+impl DirectoryService for DirectoryApi {
+    async fn create_user(
+        &self,
+        request: Request<CreateUserRequest>,
+    ) -> Result<Response<User>, Status> {
+        let caller = self
+            .0
+            .auth
+            .authorize(request.metadata(), Scope::DirectoryWrite)
+            .await
+            .status()?;
+        let r = request.into_inner();
+        let mut v = Violations::new();
+        let new = NewUser {
+            email: v
+                .check(validate::email("email", &r.email))
+                .unwrap_or_default(),
+            username: v
+                .check(validate::optional_username(
+                    "username",
+                    r.username.as_deref().unwrap_or(""),
+                ))
+                .flatten(),
+            name: v
+                .check(validate::optional_text(
+                    "name",
+                    r.name.trim(),
+                    MAX_NAME_CHARS,
+                ))
+                .unwrap_or_default(),
+            first_name: v
+                .check(validate::optional_text(
+                    "first_name",
+                    r.first_name.trim(),
+                    MAX_NAME_CHARS,
+                ))
+                .unwrap_or_default(),
+            last_name: v
+                .check(validate::optional_text(
+                    "last_name",
+                    r.last_name.trim(),
+                    MAX_NAME_CHARS,
+                ))
+                .unwrap_or_default(),
+            avatar_url: v
+                .check(validate::optional_url("avatar_url", &r.avatar_url))
+                .unwrap_or_default(),
+            bio: v
+                .check(validate::optional_text("bio", &r.bio, MAX_BIO_CHARS))
+                .unwrap_or_default(),
+            metadata: v
+                .check(convert::metadata("metadata", r.metadata))
+                .flatten()
+                .unwrap_or_default(),
+        };
+        v.into_result().status()?;
+        let written = self
+            .0
+            .store
+            .create_user(&caller.actor(), new)
+            .await
+            .status()?;
+        trace_ids!(user_id = written.value.id);
+        Ok(Response::new(convert::user(written.value)))
+    }
+
+    async fn get_user(&self, request: Request<GetUserRequest>) -> Result<Response<User>, Status> {
+        self.0
+            .auth
+            .authorize(request.metadata(), Scope::DirectoryRead)
+            .await
+            .status()?;
+        let id = validate::id("user_id", request.get_ref().user_id)
+            .map_err(|v| DomainError::InvalidArgument(vec![v]))
+            .status()?;
+        trace_ids!(user_id = id);
+        Ok(Response::new(convert::user(
+            self.0.store.get_user(id).await.status()?,
+        )))
+    }
+
+    async fn update_user(
+        &self,
+        request: Request<UpdateUserRequest>,
+    ) -> Result<Response<User>, Status> {
+        let caller = self
+            .0
+            .auth
+            .authorize(request.metadata(), Scope::DirectoryWrite)
+            .await
+            .status()?;
+        let r = request.into_inner();
+        trace_ids!(user_id = r.user_id);
+        let mut v = Violations::new();
+        let id = v
+            .check(validate::id("user_id", r.user_id))
+            .unwrap_or_default();
+        let text = |v: &mut Violations, field: &str, value: Option<String>, max: usize| {
+            value.and_then(|s| v.check(validate::optional_text(field, s.trim(), max)))
+        };
+        let patch = UserPatch {
+            email: r.email.and_then(|e| v.check(validate::email("email", &e))),
+            username: r
+                .username
+                .and_then(|u| v.check(validate::optional_username("username", &u))),
+            name: text(&mut v, "name", r.name, MAX_NAME_CHARS),
+            first_name: text(&mut v, "first_name", r.first_name, MAX_NAME_CHARS),
+            last_name: text(&mut v, "last_name", r.last_name, MAX_NAME_CHARS),
+            avatar_url: r
+                .avatar_url
+                .and_then(|u| v.check(validate::optional_url("avatar_url", &u))),
+            bio: r
+                .bio
+                .and_then(|b| v.check(validate::optional_text("bio", &b, MAX_BIO_CHARS))),
+            metadata: v.check(convert::metadata("metadata", r.metadata)).flatten(),
+            etag: r.etag,
+        };
+        v.into_result().status()?;
+        let written = self
+            .0
+            .store
+            .update_user(&caller.actor(), id, patch)
+            .await
+            .status()?;
+        Ok(Response::new(convert::user(written.value)))
+    }
+
+    async fn list_users(
+        &self,
+        request: Request<ListUsersRequest>,
+    ) -> Result<Response<ListUsersResponse>, Status> {
+        self.0
+            .auth
+            .authorize(request.metadata(), Scope::DirectoryRead)
+            .await
+            .status()?;
+        let r = request.into_inner();
+        let page = page(r.page_size, &r.page_token)?;
+        let email = r.email.trim().to_ascii_lowercase();
+        let result = self
+            .0
+            .store
+            .list_users((!email.is_empty()).then_some(email.as_str()), page)
+            .await
+            .status()?;
+        Ok(Response::new(ListUsersResponse {
+            users: result.items.into_iter().map(convert::user).collect(),
+            next_page_token: convert::page_token(result.next_after),
+        }))
+    }
+
+    async fn delete_user(
+        &self,
+        request: Request<DeleteUserRequest>,
+    ) -> Result<Response<DeleteUserResponse>, Status> {
+        let caller = self
+            .0
+            .auth
+            .authorize(request.metadata(), Scope::DirectoryWrite)
+            .await
+            .status()?;
+        let r = request.into_inner();
+        let id = validate::id("user_id", r.user_id)
+            .map_err(|v| DomainError::InvalidArgument(vec![v]))
+            .status()?;
+        trace_ids!(user_id = id);
+        self.0
+            .store
+            .delete_user(&caller.actor(), id, r.etag.as_deref())
+            .await
+            .status()?;
+        Ok(Response::new(DeleteUserResponse {}))
+    }
+
+    async fn create_organization(
+        &self,
+        request: Request<CreateOrganizationRequest>,
+    ) -> Result<Response<Organization>, Status> {
+        let caller = self
+            .0
+            .auth
+            .authorize(request.metadata(), Scope::DirectoryWrite)
+            .await
+            .status()?;
+        let r = request.into_inner();
+        let mut v = Violations::new();
+        let name = v
+            .check(validate::name("name", &r.name, MAX_NAME_CHARS))
+            .unwrap_or_default();
+        let slug = if r.slug.is_empty() {
+            validate::slugify(&name)
+        } else {
+            r.slug
+        };
+        if r.max_allowed_memberships < 0 {
+            v.add("max_allowed_memberships", "must be 0 (unlimited) or more");
+        }
+        let new = NewTeam {
+            organization_id: None,
+            slug: v.check(validate::slug("slug", &slug)).unwrap_or_default(),
+            name,
+            image_url: v
+                .check(validate::optional_url("image_url", &r.image_url))
+                .unwrap_or_default(),
+            max_allowed_memberships: r.max_allowed_memberships,
+            auto_accept_email_domain: v
+                .check(validate::optional_domain(
+                    "auto_accept_email_domain",
+                    &r.auto_accept_email_domain,
+                ))
+                .flatten(),
+            admin_delete_enabled: r.admin_delete_enabled,
+            public_metadata: v
+                .check(convert::metadata("public_metadata", r.public_metadata))
+                .flatten()
+                .unwrap_or_default(),
+            private_metadata: v
+                .check(convert::metadata("private_metadata", r.private_metadata))
+                .flatten()
+                .unwrap_or_default(),
+        };
+        v.into_result().status()?;
+        let written = self
+            .0
+            .store
+            .create_team(&caller.actor(), new)
+            .await
+            .status()?;
+        trace_ids!(organization_id = written.value.id);
+        Ok(Response::new(convert::organization(written.value, 0)))
+    }
+
+    async fn get_organization(
+        &self,
+        request: Request<GetOrganizationRequest>,
+    ) -> Result<Response<Organization>, Status> {
+        self.0
+            .auth
+            .authorize(request.metadata(), Scope::DirectoryRead)
+            .await
+            .status()?;
+        let id = validate::id("organization_id", request.get_ref().organization_id)
+            .map_err(|v| DomainError::InvalidArgument(vec![v]))
+            .status()?;
+        trace_ids!(organization_id = id);
+        let org = self
+            .0
+            .store
+            .get_team(id, TeamKind::Organization)
+            .await
+            .status()?;
+        let counts = self.0.store.members_counts(&[id]).await.status()?;
+        Ok(Response::new(convert::organization(
+            org,
+            counts.get(&id).copied().unwrap_or_default(),
+        )))
+    }
+
+    async fn update_organization(
+        &self,
+        request: Request<UpdateOrganizationRequest>,
+    ) -> Result<Response<Organization>, Status> {
+        let caller = self
+            .0
+            .auth
+            .authorize(request.metadata(), Scope::DirectoryWrite)
+            .await
+            .status()?;
+        let r = request.into_inner();
+        trace_ids!(organization_id = r.organization_id);
+        let mut v = Violations::new();
+        let id = v
+            .check(validate::id("organization_id", r.organization_id))
+            .unwrap_or_default();
+        if r.max_allowed_memberships.is_some_and(|m| m < 0) {
+            v.add("max_allowed_memberships", "must be 0 (unlimited) or more");
+        }
+        let patch = TeamPatch {
+            name: r
+                .name
+                .and_then(|n| v.check(validate::name("name", &n, MAX_NAME_CHARS))),
+            slug: r.slug.and_then(|s| v.check(validate::slug("slug", &s))),
+            image_url: r
+                .image_url
+                .and_then(|u| v.check(validate::optional_url("image_url", &u))),
+            max_allowed_memberships: r.max_allowed_memberships,
+            auto_accept_email_domain: r
+                .auto_accept_email_domain
+                .and_then(|d| v.check(validate::optional_domain("auto_accept_email_domain", &d))),
+            admin_delete_enabled: r.admin_delete_enabled,
+            public_metadata: v
+                .check(convert::metadata("public_metadata", r.public_metadata))
+                .flatten(),
+            private_metadata: v
+                .check(convert::metadata("private_metadata", r.private_metadata))
+                .flatten(),
+            etag: r.etag,
+        };
+        v.into_result().status()?;
+        let written = self
+            .0
+            .store
+            .update_team(&caller.actor(), id, TeamKind::Organization, patch)
+            .await
+            .status()?;
+        let counts = self.0.store.members_counts(&[id]).await.status()?;
+        Ok(Response::new(convert::organization(
+            written.value,
+            counts.get(&id).copied().unwrap_or_default(),
+        )))
+    }
+
+    async fn list_organizations(
+        &self,
+        request: Request<ListOrganizationsRequest>,
+    ) -> Result<Response<ListOrganizationsResponse>, Status> {
+        self.0
+            .auth
+            .authorize(request.metadata(), Scope::DirectoryRead)
+            .await
+            .status()?;
+        let r = request.into_inner();
+        let page = page(r.page_size, &r.page_token)?;
+        let result = self.0.store.list_teams(None, page).await.status()?;
+        let ids: Vec<i64> = result.items.iter().map(|t| t.id).collect();
+        let counts = self.0.store.members_counts(&ids).await.status()?;
+        Ok(Response::new(ListOrganizationsResponse {
+            organizations: result
+                .items
+                .into_iter()
+                .map(|t| {
+                    let count = counts.get(&t.id).copied().unwrap_or_default();
+                    convert::organization(t, count)
+                })
+                .collect(),
+            next_page_token: convert::page_token(result.next_after),
+        }))
+    }
+
+    async fn delete_organization(
+        &self,
+        request: Request<DeleteOrganizationRequest>,
+    ) -> Result<Response<DeleteOrganizationResponse>, Status> {
+        let caller = self
+            .0
+            .auth
+            .authorize(request.metadata(), Scope::DirectoryWrite)
+            .await
+            .status()?;
+        let r = request.into_inner();
+        let id = validate::id("organization_id", r.organization_id)
+            .map_err(|v| DomainError::InvalidArgument(vec![v]))
+            .status()?;
+        trace_ids!(organization_id = id);
+        self.0
+            .store
+            .delete_team(
+                &caller.actor(),
+                id,
+                TeamKind::Organization,
+                r.etag.as_deref(),
+            )
+            .await
+            .status()?;
+        Ok(Response::new(DeleteOrganizationResponse {}))
+    }
+
+    async fn create_team(
+        &self,
+        request: Request<CreateTeamRequest>,
+    ) -> Result<Response<Team>, Status> {
+        let caller = self
+            .0
+            .auth
+            .authorize(request.metadata(), Scope::DirectoryWrite)
+            .await
+            .status()?;
+        let r = request.into_inner();
+        trace_ids!(organization_id = r.organization_id);
+        let mut v = Violations::new();
+        let organization_id = v.check(validate::id("organization_id", r.organization_id));
+        let name = v
+            .check(validate::name("name", &r.name, MAX_NAME_CHARS))
+            .unwrap_or_default();
+        let slug = if r.slug.is_empty() {
+            validate::slugify(&name)
+        } else {
+            r.slug
+        };
+        let new = NewTeam {
+            organization_id,
+            slug: v.check(validate::slug("slug", &slug)).unwrap_or_default(),
+            name,
+            image_url: v
+                .check(validate::optional_url("image_url", &r.image_url))
+                .unwrap_or_default(),
+            public_metadata: v
+                .check(convert::metadata("public_metadata", r.public_metadata))
+                .flatten()
+                .unwrap_or_default(),
+            private_metadata: v
+                .check(convert::metadata("private_metadata", r.private_metadata))
+                .flatten()
+                .unwrap_or_default(),
+            ..Default::default()
+        };
+        v.into_result().status()?;
+        let written = self
+            .0
+            .store
+            .create_team(&caller.actor(), new)
+            .await
+            .status()?;
+        trace_ids!(team_id = written.value.id);
+        Ok(Response::new(convert::team(written.value)))
+    }
+
+    async fn get_team(&self, request: Request<GetTeamRequest>) -> Result<Response<Team>, Status> {
+        self.0
+            .auth
+            .authorize(request.metadata(), Scope::DirectoryRead)
+            .await
+            .status()?;
+        let r = request.into_inner();
+        let id = validate::id("team_id", r.team_id)
+            .map_err(|v| DomainError::InvalidArgument(vec![v]))
+            .status()?;
+        trace_ids!(team_id = id);
+        let team = self
+            .0
+            .store
+            .get_team(id, sub_team_kind(r.organization_id))
+            .await
+            .status()?;
+        Ok(Response::new(convert::team(team)))
+    }
+
+    async fn update_team(
+        &self,
+        request: Request<UpdateTeamRequest>,
+    ) -> Result<Response<Team>, Status> {
+        let caller = self
+            .0
+            .auth
+            .authorize(request.metadata(), Scope::DirectoryWrite)
+            .await
+            .status()?;
+        let r = request.into_inner();
+        trace_ids!(team_id = r.team_id);
+        let mut v = Violations::new();
+        let id = v
+            .check(validate::id("team_id", r.team_id))
+            .unwrap_or_default();
+        let patch = TeamPatch {
+            name: r
+                .name
+                .and_then(|n| v.check(validate::name("name", &n, MAX_NAME_CHARS))),
+            slug: r.slug.and_then(|s| v.check(validate::slug("slug", &s))),
+            image_url: r
+                .image_url
+                .and_then(|u| v.check(validate::optional_url("image_url", &u))),
+            public_metadata: v
+                .check(convert::metadata("public_metadata", r.public_metadata))
+                .flatten(),
+            private_metadata: v
+                .check(convert::metadata("private_metadata", r.private_metadata))
+                .flatten(),
+            etag: r.etag,
+            ..Default::default()
+        };
+        v.into_result().status()?;
+        let written = self
+            .0
+            .store
+            .update_team(&caller.actor(), id, sub_team_kind(r.organization_id), patch)
+            .await
+            .status()?;
+        Ok(Response::new(convert::team(written.value)))
+    }
+
+    async fn list_teams(
+        &self,
+        request: Request<ListTeamsRequest>,
+    ) -> Result<Response<ListTeamsResponse>, Status> {
+        self.0
+            .auth
+            .authorize(request.metadata(), Scope::DirectoryRead)
+            .await
+            .status()?;
+        let r = request.into_inner();
+        trace_ids!(organization_id = r.organization_id);
+        let mut v = Violations::new();
+        let org = v
+            .check(validate::id("organization_id", r.organization_id))
+            .unwrap_or_default();
+        let page = v.page(PageRequest::parse(r.page_size, &r.page_token));
+        v.into_result().status()?;
+        let result = self.0.store.list_teams(Some(org), page).await.status()?;
+        Ok(Response::new(ListTeamsResponse {
+            teams: result.items.into_iter().map(convert::team).collect(),
+            next_page_token: convert::page_token(result.next_after),
+        }))
+    }
+
+    async fn delete_team(
+        &self,
+        request: Request<DeleteTeamRequest>,
+    ) -> Result<Response<DeleteTeamResponse>, Status> {
+        let caller = self
+            .0
+            .auth
+            .authorize(request.metadata(), Scope::DirectoryWrite)
+            .await
+            .status()?;
+        let r = request.into_inner();
+        let id = validate::id("team_id", r.team_id)
+            .map_err(|v| DomainError::InvalidArgument(vec![v]))
+            .status()?;
+        trace_ids!(team_id = id);
+        self.0
+            .store
+            .delete_team(
+                &caller.actor(),
+                id,
+                sub_team_kind(r.organization_id),
+                r.etag.as_deref(),
+            )
+            .await
+            .status()?;
+        Ok(Response::new(DeleteTeamResponse {}))
+    }
+}

@@ -1,0 +1,336 @@
+//! MembershipService.
+
+use tonic::{Request, Response, Status};
+
+use super::convert;
+use super::errors::IntoStatus;
+use super::{Context, trace_ids};
+use crate::auth::Scope;
+use crate::domain::Violations;
+use crate::domain::page::PageRequest;
+use crate::domain::validate;
+use crate::pb::membership_service_server::MembershipService;
+use crate::pb::*;
+use crate::storage::memberships::{
+    MembershipAddress, MembershipFilter, MembershipPatch, MembershipTarget, NewMembership,
+};
+
+pub struct MembershipApi(pub Context);
+
+fn positive(id: i64) -> Option<i64> {
+    (id > 0).then_some(id)
+}
+
+/// The address of Get/Update/Delete: `membership_id` alone, or `team_id` with `membership_id` or
+/// `user_id`; an optional `organization_id` the team must belong to.
+fn address(
+    v: &mut Violations,
+    team_id: i64,
+    member: Option<&get_membership_request::Member>,
+    organization_id: i64,
+) -> MembershipAddress {
+    use get_membership_request::Member;
+    if team_id < 0 {
+        v.add("team_id", "must be a positive id");
+    }
+    if organization_id < 0 {
+        v.add("organization_id", "must be a positive id");
+    }
+    let target = match member {
+        Some(Member::MembershipId(id)) => {
+            v.check(validate::id("membership_id", *id));
+            MembershipTarget::MembershipId(*id)
+        }
+        Some(Member::UserId(id)) => {
+            v.check(validate::id("user_id", *id));
+            if team_id <= 0 {
+                v.add(
+                    "team_id",
+                    "is required when addressing a membership by user_id",
+                );
+            }
+            MembershipTarget::UserId(*id)
+        }
+        None => {
+            v.add(
+                "membership_id",
+                "set membership_id, or team_id with user_id",
+            );
+            MembershipTarget::MembershipId(0)
+        }
+    };
+    MembershipAddress {
+        team_id: positive(team_id),
+        target,
+        organization_id: positive(organization_id),
+    }
+}
+
+fn update_member(
+    m: Option<update_membership_request::Member>,
+) -> Option<get_membership_request::Member> {
+    m.map(|m| match m {
+        update_membership_request::Member::MembershipId(id) => {
+            get_membership_request::Member::MembershipId(id)
+        }
+        update_membership_request::Member::UserId(id) => get_membership_request::Member::UserId(id),
+    })
+}
+
+fn delete_member(
+    m: Option<delete_membership_request::Member>,
+) -> Option<get_membership_request::Member> {
+    m.map(|m| match m {
+        delete_membership_request::Member::MembershipId(id) => {
+            get_membership_request::Member::MembershipId(id)
+        }
+        delete_membership_request::Member::UserId(id) => get_membership_request::Member::UserId(id),
+    })
+}
+
+fn trace_address(a: &MembershipAddress) {
+    if let Some(team) = a.team_id {
+        trace_ids!(team_id = team);
+    }
+    match a.target {
+        MembershipTarget::MembershipId(id) => trace_ids!(membership_id = id),
+        MembershipTarget::UserId(id) => trace_ids!(user_id = id),
+    }
+}
+
+/// A role reference: trimmed, non-empty when present.
+fn role_reference(v: &mut Violations, value: Option<String>) -> Option<String> {
+    let value = value?.trim().to_string();
+    if value.is_empty() {
+        v.add("role_id", "must not be empty when present");
+        return None;
+    }
+    if value.chars().count() > 100 {
+        v.add("role_id", "must be at most 100 characters");
+        return None;
+    }
+    Some(value)
+}
+
+#[tonic::async_trait]
+impl MembershipService for MembershipApi {
+    async fn create_membership(
+        &self,
+        request: Request<CreateMembershipRequest>,
+    ) -> Result<Response<Membership>, Status> {
+        let caller = self
+            .0
+            .auth
+            .authorize(request.metadata(), Scope::MembershipsWrite)
+            .await
+            .status()?;
+        let r = request.into_inner();
+        trace_ids!(team_id = r.team_id, user_id = r.user_id);
+        let mut v = Violations::new();
+        if r.organization_id < 0 {
+            v.add("organization_id", "must be a positive id");
+        }
+        let new = NewMembership {
+            team_id: v
+                .check(validate::id("team_id", r.team_id))
+                .unwrap_or_default(),
+            organization_id: positive(r.organization_id),
+            user_id: v
+                .check(validate::id("user_id", r.user_id))
+                .unwrap_or_default(),
+            role: v.check(convert::request_role("role", r.role)).flatten(),
+            role_id: role_reference(&mut v, (!r.role_id.is_empty()).then_some(r.role_id)),
+            accepted: r.accepted,
+            disable_impersonation: r.disable_impersonation,
+            auto_record_calls: v
+                .check(convert::request_auto_record_calls(
+                    "auto_record_calls",
+                    r.auto_record_calls,
+                ))
+                .flatten(),
+            public_metadata: v
+                .check(convert::metadata("public_metadata", r.public_metadata))
+                .flatten()
+                .unwrap_or_default(),
+            private_metadata: v
+                .check(convert::metadata("private_metadata", r.private_metadata))
+                .flatten()
+                .unwrap_or_default(),
+        };
+        v.into_result().status()?;
+        let written = self
+            .0
+            .store
+            .create_membership(&caller.actor(), new)
+            .await
+            .status()?;
+        trace_ids!(
+            membership_id = written.value.membership.id,
+            role_id = written.value.membership.role_id.as_str()
+        );
+        Ok(Response::new(convert::membership(written.value)))
+    }
+
+    async fn get_membership(
+        &self,
+        request: Request<GetMembershipRequest>,
+    ) -> Result<Response<Membership>, Status> {
+        self.0
+            .auth
+            .authorize(request.metadata(), Scope::MembershipsRead)
+            .await
+            .status()?;
+        let r = request.into_inner();
+        let mut v = Violations::new();
+        let address = address(&mut v, r.team_id, r.member.as_ref(), r.organization_id);
+        trace_address(&address);
+        v.into_result().status()?;
+        let view = self.0.store.get_membership(&address).await.status()?;
+        Ok(Response::new(convert::membership(view)))
+    }
+
+    async fn update_membership(
+        &self,
+        request: Request<UpdateMembershipRequest>,
+    ) -> Result<Response<Membership>, Status> {
+        let caller = self
+            .0
+            .auth
+            .authorize(request.metadata(), Scope::MembershipsWrite)
+            .await
+            .status()?;
+        let r = request.into_inner();
+        let mut v = Violations::new();
+        let address = address(
+            &mut v,
+            r.team_id,
+            update_member(r.member).as_ref(),
+            r.organization_id,
+        );
+        trace_address(&address);
+        let patch = MembershipPatch {
+            accepted: r.accepted,
+            role: r
+                .role
+                .and_then(|role| v.check(convert::request_role("role", role)).flatten()),
+            role_id: role_reference(&mut v, r.role_id),
+            disable_impersonation: r.disable_impersonation,
+            auto_record_calls: r.auto_record_calls.and_then(|a| {
+                v.check(convert::request_auto_record_calls("auto_record_calls", a))
+                    .flatten()
+            }),
+            public_metadata: v
+                .check(convert::metadata("public_metadata", r.public_metadata))
+                .flatten(),
+            private_metadata: v
+                .check(convert::metadata("private_metadata", r.private_metadata))
+                .flatten(),
+            etag: r.etag,
+        };
+        v.into_result().status()?;
+        let written = self
+            .0
+            .store
+            .update_membership(&caller.actor(), &address, patch)
+            .await
+            .status()?;
+        trace_ids!(
+            membership_id = written.value.membership.id,
+            role_id = written.value.membership.role_id.as_str()
+        );
+        Ok(Response::new(convert::membership(written.value)))
+    }
+
+    async fn delete_membership(
+        &self,
+        request: Request<DeleteMembershipRequest>,
+    ) -> Result<Response<DeleteMembershipResponse>, Status> {
+        let caller = self
+            .0
+            .auth
+            .authorize(request.metadata(), Scope::MembershipsWrite)
+            .await
+            .status()?;
+        let r = request.into_inner();
+        let mut v = Violations::new();
+        let address = address(
+            &mut v,
+            r.team_id,
+            delete_member(r.member).as_ref(),
+            r.organization_id,
+        );
+        trace_address(&address);
+        v.into_result().status()?;
+        self.0
+            .store
+            .delete_membership(&caller.actor(), &address, r.etag.as_deref())
+            .await
+            .status()?;
+        Ok(Response::new(DeleteMembershipResponse {}))
+    }
+
+    async fn list_memberships(
+        &self,
+        request: Request<ListMembershipsRequest>,
+    ) -> Result<Response<ListMembershipsResponse>, Status> {
+        self.0
+            .auth
+            .authorize(request.metadata(), Scope::MembershipsRead)
+            .await
+            .status()?;
+        let r = request.into_inner();
+        trace_ids!(team_id = r.team_id);
+        let mut v = Violations::new();
+        let team_id = v
+            .check(validate::id("team_id", r.team_id))
+            .unwrap_or_default();
+        if r.organization_id < 0 {
+            v.add("organization_id", "must be a positive id");
+        }
+        let filter = MembershipFilter {
+            role: v.check(convert::request_role("role", r.role)).flatten(),
+            accepted: r.accepted,
+        };
+        let page = v.page(PageRequest::parse(r.page_size, &r.page_token));
+        v.into_result().status()?;
+        let result = self
+            .0
+            .store
+            .list_memberships(team_id, positive(r.organization_id), filter, page)
+            .await
+            .status()?;
+        Ok(Response::new(ListMembershipsResponse {
+            memberships: result.items.into_iter().map(convert::membership).collect(),
+            next_page_token: convert::page_token(result.next_after),
+        }))
+    }
+
+    async fn list_user_memberships(
+        &self,
+        request: Request<ListUserMembershipsRequest>,
+    ) -> Result<Response<ListUserMembershipsResponse>, Status> {
+        self.0
+            .auth
+            .authorize(request.metadata(), Scope::MembershipsRead)
+            .await
+            .status()?;
+        let r = request.into_inner();
+        trace_ids!(user_id = r.user_id);
+        let mut v = Violations::new();
+        let user_id = v
+            .check(validate::id("user_id", r.user_id))
+            .unwrap_or_default();
+        let page = v.page(PageRequest::parse(r.page_size, &r.page_token));
+        v.into_result().status()?;
+        let result = self
+            .0
+            .store
+            .list_user_memberships(user_id, page)
+            .await
+            .status()?;
+        Ok(Response::new(ListUserMembershipsResponse {
+            memberships: result.items.into_iter().map(convert::membership).collect(),
+            next_page_token: convert::page_token(result.next_after),
+        }))
+    }
+}

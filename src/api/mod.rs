@@ -1,0 +1,28 @@
+//! gRPC services: decode and validate the request, call the storage/domain, encode the answer.
+
+pub mod convert;
+pub mod directory;
+pub mod errors;
+pub mod events;
+pub mod memberships;
+
+use std::sync::Arc;
+
+use crate::auth::Authenticator;
+use crate::storage::Store;
+
+/// What every service needs.
+#[derive(Clone)]
+pub struct Context {
+    pub store: Store,
+    pub auth: Arc<Authenticator>,
+}
+
+/// Records ids on the current RPC span (declared by the tracing layer).
+macro_rules! trace_ids {
+    ($($name:ident = $value:expr),+ $(,)?) => {{
+        let span = tracing::Span::current();
+        $( span.record(stringify!($name), $value); )+
+    }};
+}
+pub(crate) use trace_ids;

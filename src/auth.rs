@@ -1,0 +1,309 @@
+//! Callers: API keys with scopes (Bearer, or HTTP Basic with the key as user name), and the
+//! optional end user a calling service acts for (`x-actor-user-id`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use tonic::metadata::MetadataMap;
+
+use crate::domain::model::Actor;
+use crate::domain::{DomainError, DomainResult, Reason};
+use crate::storage::Store;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    DirectoryRead,
+    DirectoryWrite,
+    MembershipsRead,
+    MembershipsWrite,
+    RolesRead,
+    RolesWrite,
+    AccessCheck,
+    EventsRead,
+    Admin,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 9] = [
+        Scope::DirectoryRead,
+        Scope::DirectoryWrite,
+        Scope::MembershipsRead,
+        Scope::MembershipsWrite,
+        Scope::RolesRead,
+        Scope::RolesWrite,
+        Scope::AccessCheck,
+        Scope::EventsRead,
+        Scope::Admin,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::DirectoryRead => "directory.read",
+            Scope::DirectoryWrite => "directory.write",
+            Scope::MembershipsRead => "memberships.read",
+            Scope::MembershipsWrite => "memberships.write",
+            Scope::RolesRead => "roles.read",
+            Scope::RolesWrite => "roles.write",
+            Scope::AccessCheck => "access.check",
+            Scope::EventsRead => "events.read",
+            Scope::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Scope> {
+        Scope::ALL.into_iter().find(|scope| scope.as_str() == s)
+    }
+
+    fn bit(self) -> u16 {
+        1 << (self as u16)
+    }
+}
+
+/// Checks an operator's scope list, naming the first unknown one.
+pub fn parse_scopes(scopes: &[String]) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for s in scopes.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        let scope = Scope::parse(s).ok_or_else(|| {
+            let known: Vec<_> = Scope::ALL.iter().map(|s| s.as_str()).collect();
+            format!("unknown scope {s:?}; known scopes: {}", known.join(", "))
+        })?;
+        if !out.iter().any(|o: &String| o == scope.as_str()) {
+            out.push(scope.as_str().to_string());
+        }
+    }
+    if out.is_empty() {
+        return Err("at least one scope is required".into());
+    }
+    Ok(out)
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub key_id: String,
+    scopes: u16,
+    pub actor_user_id: Option<i64>,
+}
+
+impl Caller {
+    pub fn actor(&self) -> Actor {
+        Actor {
+            key_id: Some(self.key_id.clone()),
+            user_id: self.actor_user_id,
+        }
+    }
+
+    pub fn has(&self, scope: Scope) -> bool {
+        self.scopes & (scope.bit() | Scope::Admin.bit()) != 0
+    }
+}
+
+/// SHA-256 of the whole key, hex: what the database keeps.
+pub fn hash_key(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// A new key: `mk_<id>_<secret>`, where the id is public (it names the key in events).
+pub fn generate_key() -> (String, String) {
+    let mut id = [0u8; 6];
+    let mut secret = [0u8; 32];
+    rand::rng().fill_bytes(&mut id);
+    rand::rng().fill_bytes(&mut secret);
+    let id = format!("key_{}", hex::encode(id));
+    let key = format!("mk_{}_{}", &id[4..], URL_SAFE_NO_PAD.encode(secret));
+    (id, key)
+}
+
+/// Creates a key with the given scopes and returns it; it is never readable again.
+pub async fn create_key(store: &Store, name: &str, scopes: &[String]) -> DomainResult<String> {
+    let scopes = parse_scopes(scopes).map_err(|e| DomainError::invalid("scopes", e))?;
+    let (id, key) = generate_key();
+    store
+        .insert_api_key(&id, name, &hash_key(&key), &scopes)
+        .await?;
+    Ok(key)
+}
+
+/// On an empty key table, creates an `admin` key: the configured one, or a generated one that is
+/// returned so it can be shown once.
+pub async fn bootstrap(store: &Store, configured: Option<&str>) -> DomainResult<Option<String>> {
+    if store.count_api_keys().await? > 0 {
+        return Ok(None);
+    }
+    let admin = vec![Scope::Admin.as_str().to_string()];
+    match configured.filter(|k| !k.is_empty()) {
+        Some(key) => {
+            store
+                .insert_api_key("key_bootstrap", "bootstrap", &hash_key(key), &admin)
+                .await?;
+            Ok(None)
+        }
+        None => Ok(Some(create_key(store, "bootstrap", &admin).await?)),
+    }
+}
+
+/// Authenticates requests; known keys are remembered so a check costs no database round trip.
+pub struct Authenticator {
+    store: Store,
+    known: RwLock<HashMap<String, (String, u16)>>,
+}
+
+impl Authenticator {
+    pub fn new(store: Store) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            known: RwLock::new(HashMap::new()),
+        })
+    }
+
+    /// The caller of a request, who must hold `scope`.
+    pub async fn authorize(&self, metadata: &MetadataMap, scope: Scope) -> DomainResult<Caller> {
+        let key = bearer_key(metadata)?;
+        let hash = hash_key(&key);
+        let cached = self
+            .known
+            .read()
+            .ok()
+            .and_then(|known| known.get(&hash).cloned());
+        let (key_id, scopes) = match cached {
+            Some(entry) => entry,
+            None => {
+                let stored = self
+                    .store
+                    .find_api_key(&hash)
+                    .await?
+                    .ok_or_else(|| DomainError::Unauthenticated("unknown API key".into()))?;
+                let bits = stored
+                    .scopes
+                    .iter()
+                    .filter_map(|s| Scope::parse(s))
+                    .fold(0, |acc, s| acc | s.bit());
+                if let Ok(mut known) = self.known.write() {
+                    known.insert(hash, (stored.id.clone(), bits));
+                }
+                (stored.id, bits)
+            }
+        };
+        let caller = Caller {
+            key_id,
+            scopes,
+            actor_user_id: actor_user_id(metadata)?,
+        };
+        if !caller.has(scope) {
+            return Err(DomainError::PermissionDenied {
+                reason: Reason::MissingScope,
+                message: format!("the API key lacks the scope {:?}", scope.as_str()),
+                metadata: [("scope".to_string(), scope.as_str().to_string())]
+                    .into_iter()
+                    .collect(),
+            });
+        }
+        Ok(caller)
+    }
+}
+
+fn bearer_key(metadata: &MetadataMap) -> DomainResult<String> {
+    let missing = || DomainError::Unauthenticated("send `authorization: Bearer <api key>`".into());
+    let value = metadata
+        .get("authorization")
+        .ok_or_else(missing)?
+        .to_str()
+        .map_err(|_| missing())?
+        .trim();
+    let (scheme, rest) = value.split_once(' ').ok_or_else(missing)?;
+    let rest = rest.trim();
+    let key = if scheme.eq_ignore_ascii_case("bearer") {
+        rest.to_string()
+    } else if scheme.eq_ignore_ascii_case("basic") {
+        // Close-style: the key is the user name, the password is empty.
+        let decoded = STANDARD.decode(rest).map_err(|_| missing())?;
+        let text = String::from_utf8(decoded).map_err(|_| missing())?;
+        text.split_once(':')
+            .map(|(user, _)| user.to_string())
+            .unwrap_or(text)
+    } else {
+        return Err(missing());
+    };
+    if key.is_empty() {
+        Err(missing())
+    } else {
+        Ok(key)
+    }
+}
+
+fn actor_user_id(metadata: &MetadataMap) -> DomainResult<Option<i64>> {
+    let Some(value) = metadata.get("x-actor-user-id") else {
+        return Ok(None);
+    };
+    let bad = || DomainError::invalid("x-actor-user-id", "must be a positive user id");
+    let id: i64 = value
+        .to_str()
+        .map_err(|_| bad())?
+        .trim()
+        .parse()
+        .map_err(|_| bad())?;
+    if id > 0 { Ok(Some(id)) } else { Err(bad()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metadata(pairs: &[(&'static str, &str)]) -> MetadataMap {
+        let mut m = MetadataMap::new();
+        for (k, v) in pairs {
+            m.insert(*k, v.parse().unwrap());
+        }
+        m
+    }
+
+    #[test]
+    fn keys_from_bearer_and_basic() {
+        assert_eq!(
+            bearer_key(&metadata(&[("authorization", "Bearer abc")])).unwrap(),
+            "abc"
+        );
+        let basic = STANDARD.encode("abc:");
+        assert_eq!(
+            bearer_key(&metadata(&[("authorization", &format!("Basic {basic}"))])).unwrap(),
+            "abc"
+        );
+        assert!(bearer_key(&metadata(&[])).is_err());
+        assert!(bearer_key(&metadata(&[("authorization", "Token abc")])).is_err());
+    }
+
+    #[test]
+    fn scopes() {
+        assert_eq!(
+            parse_scopes(&["admin".into(), "admin".into()]).unwrap(),
+            ["admin"]
+        );
+        assert!(parse_scopes(&["nope".into()]).is_err());
+        let caller = Caller {
+            key_id: "k".into(),
+            scopes: Scope::MembershipsRead.bit(),
+            actor_user_id: None,
+        };
+        assert!(caller.has(Scope::MembershipsRead));
+        assert!(!caller.has(Scope::MembershipsWrite));
+        let admin = Caller {
+            key_id: "k".into(),
+            scopes: Scope::Admin.bit(),
+            actor_user_id: None,
+        };
+        assert!(admin.has(Scope::EventsRead));
+    }
+
+    #[test]
+    fn generated_keys_are_distinct() {
+        let (id1, k1) = generate_key();
+        let (id2, k2) = generate_key();
+        assert_ne!(k1, k2);
+        assert_ne!(id1, id2);
+        assert!(k1.starts_with("mk_"));
+    }
+}

@@ -1,0 +1,157 @@
+//! The entities as the domain sees them, independent of their storage rows and wire messages.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::roles::BaseRole;
+
+/// A JSON object (metadata, snapshots).
+pub type JsonObject = Map<String, Value>;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct User {
+    pub id: i64,
+    pub email: String,
+    pub username: Option<String>,
+    pub name: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub avatar_url: String,
+    pub bio: String,
+    pub metadata: JsonObject,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
+}
+
+/// An organization (no parent) or one of its sub-teams.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Team {
+    pub id: i64,
+    pub parent_id: Option<i64>,
+    pub name: String,
+    pub slug: String,
+    pub image_url: String,
+    pub max_allowed_memberships: i32,
+    pub auto_accept_email_domain: Option<String>,
+    pub admin_delete_enabled: bool,
+    pub public_metadata: JsonObject,
+    pub private_metadata: JsonObject,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
+}
+
+impl Team {
+    pub fn is_organization(&self) -> bool {
+        self.parent_id.is_none()
+    }
+
+    pub fn organization_id(&self) -> i64 {
+        self.parent_id.unwrap_or(self.id)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AutoRecordCalls {
+    Unset,
+    Disabled,
+    Enabled,
+}
+
+impl AutoRecordCalls {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AutoRecordCalls::Unset => "UNSET",
+            AutoRecordCalls::Disabled => "DISABLED",
+            AutoRecordCalls::Enabled => "ENABLED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "UNSET" => Some(AutoRecordCalls::Unset),
+            "DISABLED" => Some(AutoRecordCalls::Disabled),
+            "ENABLED" => Some(AutoRecordCalls::Enabled),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Membership {
+    pub id: i64,
+    pub team_id: i64,
+    pub organization_id: i64,
+    pub user_id: i64,
+    pub accepted: bool,
+    pub role: BaseRole,
+    pub role_id: String,
+    pub role_key: String,
+    pub disable_impersonation: bool,
+    pub auto_record_calls: AutoRecordCalls,
+    pub public_metadata: JsonObject,
+    pub private_metadata: JsonObject,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
+}
+
+impl Membership {
+    pub fn is_accepted_owner(&self) -> bool {
+        self.accepted && self.role == BaseRole::Owner
+    }
+}
+
+/// A membership with what its readers want beside it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MembershipView {
+    pub membership: Membership,
+    pub user: User,
+}
+
+/// A role as a membership refers to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleRef {
+    pub id: String,
+    pub key: String,
+    /// The base level a system role implies; custom roles imply none.
+    pub base: Option<BaseRole>,
+}
+
+/// Who made a write: the API key, and the end user it acts for, when one was named.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Actor {
+    pub key_id: Option<String>,
+    pub user_id: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub sequence: i64,
+    pub kind: String,
+    pub occurred_at: DateTime<Utc>,
+    pub actor_key_id: Option<String>,
+    pub actor_user_id: Option<i64>,
+    pub organization_id: Option<i64>,
+    pub team_id: Option<i64>,
+    pub user_id: Option<i64>,
+    pub membership_id: Option<i64>,
+    pub role_id: Option<String>,
+    pub before: Option<JsonObject>,
+    pub after: Option<JsonObject>,
+}
+
+/// The opaque version tag of a row; it changes on every write of the row.
+pub fn etag(version: i64) -> String {
+    format!("v{version}")
+}
+
+/// One page of a list and where the next one starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_after: Option<i64>,
+}

@@ -1,0 +1,265 @@
+//! The invariants of DESIGN.md section 3, as decisions over data the storage layer loaded inside
+//! the write's transaction.
+
+use super::errors::{DomainError, DomainResult, Reason};
+use super::model::{Membership, RoleRef, Team, etag};
+use super::roles::{BaseRole, system_role_for_base};
+use super::validate::email_in_domain;
+
+/// A team keeps at least one accepted OWNER: a write that takes the last one away (demotion,
+/// un-accepting, deletion when `after` is `None`) is refused. `other_accepted_owners` counts the
+/// team's accepted owners other than this membership, read under the organization's lock.
+pub fn check_last_owner(
+    before: &Membership,
+    after: Option<&Membership>,
+    other_accepted_owners: u64,
+) -> DomainResult<()> {
+    let loses_owner =
+        before.is_accepted_owner() && !after.is_some_and(Membership::is_accepted_owner);
+    if loses_owner && other_accepted_owners == 0 {
+        return Err(DomainError::precondition(
+            Reason::LastOwner,
+            format!(
+                "membership {} is the last accepted OWNER of team {}; make another member OWNER first",
+                before.id, before.team_id
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `max_allowed_memberships` > 0 caps an organization's memberships, pending ones included.
+pub fn check_membership_limit(organization: &Team, current_memberships: u64) -> DomainResult<()> {
+    let limit = organization.max_allowed_memberships;
+    if limit > 0 && current_memberships >= limit as u64 {
+        return Err(DomainError::precondition(
+            Reason::MembershipLimitReached,
+            format!(
+                "organization {} allows at most {limit} memberships",
+                organization.id
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// An update or delete carrying an etag applies only to the version it names.
+pub fn check_etag(expected: Option<&str>, version: i64) -> DomainResult<()> {
+    match expected {
+        Some(expected) if !expected.is_empty() && expected != etag(version) => {
+            Err(DomainError::EtagMismatch(format!(
+                "etag {expected:?} does not match the current {:?}; read the resource again",
+                etag(version)
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A new membership is accepted when asked, or when the organization auto-accepts the user's
+/// email domain, whatever the request said.
+pub fn accepted_on_create(requested: bool, organization: &Team, user_email: &str) -> bool {
+    requested
+        || organization
+            .auto_accept_email_domain
+            .as_deref()
+            .is_some_and(|domain| email_in_domain(user_email, domain))
+}
+
+/// The base level and PBAC role a membership ends up with, from the request's `role` (enum) and
+/// resolved `role_id`, over the current values (`None` on create).
+///
+/// - `role` alone picks the matching system role;
+/// - a system `role_id` sets `role` to its base level, a custom one leaves `role` alone;
+/// - both sent must agree when `role_id` is a system role.
+pub fn choose_role(
+    requested_role: Option<BaseRole>,
+    requested_ref: Option<RoleRef>,
+    current: Option<(BaseRole, RoleRef)>,
+) -> DomainResult<(BaseRole, RoleRef)> {
+    let system_ref = |base: BaseRole| {
+        let role = system_role_for_base(base);
+        RoleRef {
+            id: role.id.to_string(),
+            key: role.key.to_string(),
+            base: Some(role.base),
+        }
+    };
+    let current_base = current.as_ref().map(|(base, _)| *base);
+    match (requested_role, requested_ref) {
+        (Some(role), Some(reference)) => match reference.base {
+            Some(base) if base != role => Err(DomainError::invalid(
+                "role",
+                format!(
+                    "{} does not match role_id {:?} (whose level is {})",
+                    role.as_str(),
+                    reference.id,
+                    base.as_str()
+                ),
+            )),
+            _ => Ok((role, reference)),
+        },
+        (None, Some(reference)) => {
+            let base = reference.base.or(current_base).unwrap_or(BaseRole::Member);
+            Ok((base, reference))
+        }
+        (Some(role), None) => Ok((role, system_ref(role))),
+        (None, None) => {
+            Ok(current.unwrap_or_else(|| (BaseRole::Member, system_ref(BaseRole::Member))))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+    use crate::domain::model::{AutoRecordCalls, JsonObject};
+
+    fn membership(role: BaseRole, accepted: bool) -> Membership {
+        Membership {
+            id: 7,
+            team_id: 1,
+            organization_id: 1,
+            user_id: 3,
+            accepted,
+            role,
+            role_id: system_role_for_base(role).id.into(),
+            role_key: system_role_for_base(role).key.into(),
+            disable_impersonation: false,
+            auto_record_calls: AutoRecordCalls::Unset,
+            public_metadata: JsonObject::new(),
+            private_metadata: JsonObject::new(),
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+            version: 1,
+        }
+    }
+
+    fn org(limit: i32, domain: Option<&str>) -> Team {
+        Team {
+            id: 1,
+            parent_id: None,
+            name: "Acme".into(),
+            slug: "acme".into(),
+            image_url: String::new(),
+            max_allowed_memberships: limit,
+            auto_accept_email_domain: domain.map(str::to_string),
+            admin_delete_enabled: true,
+            public_metadata: JsonObject::new(),
+            private_metadata: JsonObject::new(),
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+            version: 1,
+        }
+    }
+
+    fn reason(err: DomainError) -> Reason {
+        match err {
+            DomainError::FailedPrecondition { reason, .. } => reason,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn last_owner_cannot_be_demoted_unaccepted_or_deleted() {
+        let owner = membership(BaseRole::Owner, true);
+        let demoted = membership(BaseRole::Admin, true);
+        let pending = membership(BaseRole::Owner, false);
+        assert_eq!(
+            reason(check_last_owner(&owner, Some(&demoted), 0).unwrap_err()),
+            Reason::LastOwner
+        );
+        assert_eq!(
+            reason(check_last_owner(&owner, Some(&pending), 0).unwrap_err()),
+            Reason::LastOwner
+        );
+        assert_eq!(
+            reason(check_last_owner(&owner, None, 0).unwrap_err()),
+            Reason::LastOwner
+        );
+        assert!(check_last_owner(&owner, Some(&demoted), 1).is_ok());
+        assert!(check_last_owner(&owner, Some(&owner), 0).is_ok());
+        // A pending owner or a member was never the guarantee.
+        assert!(check_last_owner(&pending, None, 0).is_ok());
+        assert!(check_last_owner(&demoted, None, 0).is_ok());
+    }
+
+    #[test]
+    fn membership_limit() {
+        assert!(check_membership_limit(&org(0, None), 10_000).is_ok());
+        assert!(check_membership_limit(&org(3, None), 2).is_ok());
+        assert_eq!(
+            reason(check_membership_limit(&org(3, None), 3).unwrap_err()),
+            Reason::MembershipLimitReached
+        );
+    }
+
+    #[test]
+    fn etags() {
+        assert!(check_etag(None, 4).is_ok());
+        assert!(check_etag(Some(""), 4).is_ok());
+        assert!(check_etag(Some(&etag(4)), 4).is_ok());
+        assert!(matches!(
+            check_etag(Some(&etag(3)), 4),
+            Err(DomainError::EtagMismatch(_))
+        ));
+    }
+
+    #[test]
+    fn auto_accept_by_domain() {
+        let acme = org(0, Some("acme.com"));
+        assert!(accepted_on_create(
+            false,
+            &acme,
+            "ada@ACME.com".to_lowercase().as_str()
+        ));
+        assert!(!accepted_on_create(false, &acme, "ada@other.com"));
+        assert!(accepted_on_create(true, &org(0, None), "ada@other.com"));
+    }
+
+    #[test]
+    fn role_choice() {
+        let custom = RoleRef {
+            id: "r1".into(),
+            key: "reviewer".into(),
+            base: None,
+        };
+        let admin = RoleRef {
+            id: "admin_role".into(),
+            key: "admin".into(),
+            base: Some(BaseRole::Admin),
+        };
+        // Nothing asked: member.
+        let (base, r) = choose_role(None, None, None).unwrap();
+        assert_eq!((base, r.id.as_str()), (BaseRole::Member, "member_role"));
+        // The enum alone picks the system role.
+        let (base, r) = choose_role(Some(BaseRole::Owner), None, None).unwrap();
+        assert_eq!((base, r.id.as_str()), (BaseRole::Owner, "owner_role"));
+        // A system role id sets the level.
+        let (base, _) = choose_role(
+            None,
+            Some(admin.clone()),
+            Some((BaseRole::Member, custom.clone())),
+        )
+        .unwrap();
+        assert_eq!(base, BaseRole::Admin);
+        // A custom role keeps the level.
+        let (base, r) = choose_role(
+            None,
+            Some(custom.clone()),
+            Some((BaseRole::Owner, admin.clone())),
+        )
+        .unwrap();
+        assert_eq!((base, r.id.as_str()), (BaseRole::Owner, "r1"));
+        // Disagreeing enum and system role id.
+        assert!(matches!(
+            choose_role(Some(BaseRole::Owner), Some(admin), None),
+            Err(DomainError::InvalidArgument(_))
+        ));
+        // Enum with a custom role sets the level.
+        let (base, r) = choose_role(Some(BaseRole::Admin), Some(custom), None).unwrap();
+        assert_eq!((base, r.id.as_str()), (BaseRole::Admin, "r1"));
+    }
+}

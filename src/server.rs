@@ -1,0 +1,156 @@
+//! Builds the gRPC server: the services, reflection, health, and the layers around them.
+
+use std::future::Future;
+
+use tokio::net::TcpListener;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+
+use crate::api::Context;
+use crate::api::directory::DirectoryApi;
+use crate::api::events::EventApi;
+use crate::api::memberships::MembershipApi;
+use crate::auth::{self, Authenticator};
+use crate::config::ServeConfig;
+use crate::pb;
+use crate::storage::Store;
+use crate::telemetry::RpcSpanLayer;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot reach the database: {0}")]
+    Database(String),
+    #[error("migrations failed: {0}")]
+    Migration(String),
+    #[error("cannot listen: {0}")]
+    Listen(String),
+    #[error("server failed: {0}")]
+    Serve(String),
+}
+
+/// A migrated database and the services over it, ready to serve.
+pub struct App {
+    config: ServeConfig,
+    context: Context,
+    /// A generated bootstrap key, to be shown once.
+    pub bootstrap_key: Option<String>,
+}
+
+impl App {
+    pub async fn prepare(config: &ServeConfig) -> Result<App, StartupError> {
+        let store = Store::connect(&config.database.database_url, config.db_max_connections)
+            .await
+            .map_err(|e| StartupError::Database(e.to_string()))?;
+        store
+            .migrate()
+            .await
+            .map_err(|e| StartupError::Migration(e.to_string()))?;
+        let bootstrap_key = auth::bootstrap(&store, config.bootstrap_key.as_deref())
+            .await
+            .map_err(|e| StartupError::Database(e.to_string()))?;
+        let context = Context {
+            auth: Authenticator::new(store.clone()),
+            store,
+        };
+        Ok(App {
+            config: config.clone(),
+            context,
+            bootstrap_key,
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.context.store
+    }
+
+    /// Serves on `listener` until `shutdown` completes, then drains in-flight calls.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartupError> {
+        let (health_reporter, health_service) = tonic_health::server::health_reporter();
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .map_err(|e| StartupError::Serve(e.to_string()))?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()
+            .map_err(|e| StartupError::Serve(e.to_string()))?;
+
+        let directory = pb::directory_service_server::DirectoryServiceServer::new(DirectoryApi(
+            self.context.clone(),
+        ));
+        let memberships = pb::membership_service_server::MembershipServiceServer::new(
+            MembershipApi(self.context.clone()),
+        );
+        let events =
+            pb::event_service_server::EventServiceServer::new(EventApi(self.context.clone()));
+        health_reporter
+            .set_serving::<pb::directory_service_server::DirectoryServiceServer<DirectoryApi>>()
+            .await;
+        health_reporter
+            .set_serving::<pb::membership_service_server::MembershipServiceServer<MembershipApi>>()
+            .await;
+        health_reporter
+            .set_serving::<pb::event_service_server::EventServiceServer<EventApi>>()
+            .await;
+
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        Server::builder()
+            .timeout(self.config.request_timeout())
+            .concurrency_limit_per_connection(self.config.concurrency_limit)
+            .layer(RpcSpanLayer)
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(directory)
+            .add_service(memberships)
+            .add_service(events)
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await
+            .map_err(|e| StartupError::Serve(e.to_string()))
+    }
+}
+
+/// Binds the configured address and serves until SIGTERM or Ctrl-C.
+pub async fn run(config: ServeConfig) -> Result<(), StartupError> {
+    let app = App::prepare(&config).await?;
+    if let Some(key) = &app.bootstrap_key {
+        tracing::warn!(
+            "created a bootstrap API key with the admin scope; it is shown only now: {key}"
+        );
+    }
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| StartupError::Listen(e.to_string()))?;
+    tracing::info!(listen = %config.listen, "serving gRPC");
+    app.serve(listener, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down; draining in-flight calls");
+}

@@ -1,0 +1,9 @@
+//! SeaORM entities, one per table. Timestamps are microseconds since the Unix epoch (UTC) in
+//! BIGINT columns: exact and identical on every engine. JSON objects are TEXT.
+
+pub mod api_key;
+pub mod event;
+pub mod membership;
+pub mod role;
+pub mod team;
+pub mod user;

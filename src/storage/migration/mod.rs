@@ -1,0 +1,19 @@
+//! Schema migrations, run at start and by `membership-service migrate`; applied ones are recorded
+//! in `seaql_migrations`, so running them again changes nothing.
+
+mod m0001_initial;
+mod m0002_system_roles;
+
+use sea_orm_migration::prelude::*;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m0001_initial::Migration),
+            Box::new(m0002_system_roles::Migration),
+        ]
+    }
+}

@@ -1,0 +1,172 @@
+//! SeaORM storage: entities, migrations, and the repositories. Every write runs its invariant
+//! checks and records its event inside one transaction.
+
+pub mod api_keys;
+mod convert;
+pub mod entities;
+pub mod events;
+pub mod memberships;
+pub mod migration;
+pub mod organizations;
+pub mod roles;
+pub mod users;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm::{
+    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    IsolationLevel, SqlErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
+use sea_orm_migration::MigratorTrait;
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+use crate::domain::{DomainError, DomainResult};
+
+/// The database handle the services share.
+#[derive(Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+    /// SQLite allows one writer at a time; queueing writers here is cheaper than SQLite's
+    /// sleep-and-retry busy handler.
+    sqlite_writer: Option<Arc<Mutex<()>>>,
+}
+
+/// A write transaction: commit it, or drop it to roll back.
+pub struct WriteTx {
+    pub txn: DatabaseTransaction,
+    _writer: Option<OwnedMutexGuard<()>>,
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = DatabaseTransaction;
+    fn deref(&self) -> &DatabaseTransaction {
+        &self.txn
+    }
+}
+
+impl WriteTx {
+    pub async fn commit(self) -> DomainResult<()> {
+        self.txn.commit().await.map_err(db_error)
+    }
+}
+
+impl Store {
+    pub async fn connect(url: &str, max_connections: u32) -> DomainResult<Self> {
+        let mut options = ConnectOptions::new(url.to_string());
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        options
+            .max_connections(if in_memory { 1 } else { max_connections.max(1) })
+            .min_connections(if in_memory { 1 } else { 0 })
+            .connect_timeout(Duration::from_secs(5))
+            .acquire_timeout(Duration::from_secs(5))
+            .sqlx_logging(false)
+            .map_sqlx_sqlite_opts(|opts| {
+                opts.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                    .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(10))
+                    .foreign_keys(true)
+            });
+        let db = Database::connect(options).await.map_err(|e| {
+            tracing::error!(error = %e, "cannot connect to the database");
+            DomainError::Unavailable
+        })?;
+        let sqlite_writer =
+            (db.get_database_backend() == DbBackend::Sqlite).then(|| Arc::new(Mutex::new(())));
+        Ok(Self { db, sqlite_writer })
+    }
+
+    pub async fn migrate(&self) -> Result<(), DbErr> {
+        migration::Migrator::up(&self.db, None).await
+    }
+
+    pub fn backend(&self) -> DbBackend {
+        self.db.get_database_backend()
+    }
+
+    pub fn conn(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Begins a write transaction. On PostgreSQL and MariaDB it runs at READ COMMITTED: the
+    /// invariants are protected by row locks (see `lock_team`), and every read after a lock sees
+    /// what the previous holder committed. On SQLite writers are serialised.
+    pub async fn begin_write(&self) -> DomainResult<WriteTx> {
+        let writer = match &self.sqlite_writer {
+            Some(lock) => Some(Arc::clone(lock).lock_owned().await),
+            None => None,
+        };
+        let options = match self.backend() {
+            DbBackend::Sqlite => TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..Default::default()
+            },
+            _ => TransactionOptions {
+                isolation_level: Some(IsolationLevel::ReadCommitted),
+                ..Default::default()
+            },
+        };
+        let txn = self
+            .db
+            .begin_with_options(options)
+            .await
+            .map_err(db_error)?;
+        Ok(WriteTx {
+            txn,
+            _writer: writer,
+        })
+    }
+
+    pub async fn ping(&self) -> DomainResult<()> {
+        self.db.ping().await.map_err(db_error)
+    }
+}
+
+/// The one mapping of database errors to domain errors: constraint violations become client
+/// errors, lost connections UNAVAILABLE, the rest INTERNAL with the detail in the log only.
+pub fn db_error(err: DbErr) -> DomainError {
+    match err.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(_)) => {
+            return DomainError::AlreadyExists(
+                "a resource with these unique fields already exists".into(),
+            );
+        }
+        Some(SqlErr::ForeignKeyConstraintViolation(_)) => {
+            return DomainError::precondition(
+                crate::domain::Reason::NotFound,
+                "a resource this write refers to does not exist",
+            );
+        }
+        _ => {}
+    }
+    match &err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => {
+            tracing::warn!(error = %err, "database unavailable");
+            DomainError::Unavailable
+        }
+        DbErr::Exec(e) | DbErr::Query(e) if is_connection_error(&e.to_string()) => {
+            tracing::warn!(error = %err, "database unavailable");
+            DomainError::Unavailable
+        }
+        _ => {
+            tracing::error!(error = %err, "database error");
+            DomainError::Internal(err.to_string())
+        }
+    }
+}
+
+fn is_connection_error(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    [
+        "connection refused",
+        "broken pipe",
+        "connection reset",
+        "pool timed out",
+        "io error",
+        "error communicating",
+        "database is locked",
+        "deadlock",
+    ]
+    .iter()
+    .any(|needle| m.contains(needle))
+}

@@ -1,0 +1,337 @@
+//! Organizations and their sub-teams: one `teams` table, an organization being a team without a
+//! parent.
+
+use std::collections::HashMap;
+
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+
+use super::entities::{membership, role, team};
+use super::events::{self, EventDraft, snapshot};
+use super::users::Written;
+use super::{Store, convert, db_error};
+use crate::domain::model::{Actor, JsonObject, Page, Team};
+use crate::domain::page::PageRequest;
+use crate::domain::{DomainError, DomainResult, rules};
+
+#[derive(Debug, Clone, Default)]
+pub struct NewTeam {
+    /// None creates an organization.
+    pub organization_id: Option<i64>,
+    pub name: String,
+    pub slug: String,
+    pub image_url: String,
+    pub max_allowed_memberships: i32,
+    pub auto_accept_email_domain: Option<String>,
+    pub admin_delete_enabled: bool,
+    pub public_metadata: JsonObject,
+    pub private_metadata: JsonObject,
+}
+
+/// Present fields are set; `auto_accept_email_domain: Some(None)` turns auto-accept off.
+#[derive(Debug, Clone, Default)]
+pub struct TeamPatch {
+    pub name: Option<String>,
+    pub slug: Option<String>,
+    pub image_url: Option<String>,
+    pub max_allowed_memberships: Option<i32>,
+    pub auto_accept_email_domain: Option<Option<String>>,
+    pub admin_delete_enabled: Option<bool>,
+    pub public_metadata: Option<JsonObject>,
+    pub private_metadata: Option<JsonObject>,
+    pub etag: Option<String>,
+}
+
+/// Which kind of team an id must name; the other kind is NOT_FOUND.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TeamKind {
+    Organization,
+    /// A sub-team, of this organization when one is given.
+    SubTeam(Option<i64>),
+    Any,
+}
+
+fn kind_name(kind: TeamKind) -> &'static str {
+    match kind {
+        TeamKind::Organization => "organization",
+        _ => "team",
+    }
+}
+
+pub(crate) fn matches_kind(team: &Team, kind: TeamKind) -> bool {
+    match kind {
+        TeamKind::Organization => team.is_organization(),
+        TeamKind::SubTeam(None) => !team.is_organization(),
+        TeamKind::SubTeam(Some(org)) => team.parent_id == Some(org),
+        TeamKind::Any => true,
+    }
+}
+
+pub(crate) async fn find_team<C: ConnectionTrait>(
+    conn: &C,
+    id: i64,
+    kind: TeamKind,
+) -> DomainResult<Team> {
+    team::Entity::find_by_id(id)
+        .one(conn)
+        .await
+        .map_err(db_error)?
+        .map(convert::team)
+        .filter(|t| matches_kind(t, kind))
+        .ok_or_else(|| DomainError::not_found(format_args!("{} {id}", kind_name(kind))))
+}
+
+async fn ensure_slug_free<C: ConnectionTrait>(
+    conn: &C,
+    scope_id: i64,
+    slug: &str,
+    except: Option<i64>,
+) -> DomainResult<()> {
+    let mut q = team::Entity::find()
+        .filter(team::Column::ScopeId.eq(scope_id))
+        .filter(team::Column::Slug.eq(slug));
+    if let Some(id) = except {
+        q = q.filter(team::Column::Id.ne(id));
+    }
+    if q.one(conn).await.map_err(db_error)?.is_some() {
+        let within = if scope_id == 0 {
+            "among organizations".to_string()
+        } else {
+            format!("in organization {scope_id}")
+        };
+        return Err(DomainError::AlreadyExists(format!(
+            "the slug {slug:?} is taken {within}"
+        )));
+    }
+    Ok(())
+}
+
+fn kind_event(team: &Team, action: &str) -> &'static str {
+    match (team.is_organization(), action) {
+        (true, "created") => "organization.created",
+        (true, "updated") => "organization.updated",
+        (true, _) => "organization.deleted",
+        (false, "created") => "team.created",
+        (false, "updated") => "team.updated",
+        (false, _) => "team.deleted",
+    }
+}
+
+fn team_event(
+    team: &Team,
+    action: &str,
+    before: Option<&Team>,
+    after: Option<&Team>,
+) -> EventDraft {
+    EventDraft {
+        kind: kind_event(team, action),
+        organization_id: Some(team.organization_id()),
+        team_id: Some(team.id),
+        before: before.and_then(snapshot),
+        after: after.and_then(snapshot),
+        ..Default::default()
+    }
+}
+
+impl Store {
+    pub async fn create_team(&self, actor: &Actor, new: NewTeam) -> DomainResult<Written<Team>> {
+        let tx = self.begin_write().await?;
+        if let Some(org) = new.organization_id {
+            // The lock keeps the organization from being deleted under its new team.
+            super::memberships::lock_organization(&*tx, org).await?;
+        }
+        let scope_id = new.organization_id.unwrap_or(0);
+        ensure_slug_free(&*tx, scope_id, &new.slug, None).await?;
+        let now = convert::now_micros();
+        let row = team::ActiveModel {
+            parent_id: Set(new.organization_id),
+            scope_id: Set(scope_id),
+            name: Set(new.name),
+            slug: Set(new.slug),
+            image_url: Set(new.image_url),
+            max_allowed_memberships: Set(new.max_allowed_memberships),
+            auto_accept_email_domain: Set(new.auto_accept_email_domain),
+            admin_delete_enabled: Set(new.admin_delete_enabled),
+            public_metadata: Set(convert::object_text(&new.public_metadata)),
+            private_metadata: Set(convert::object_text(&new.private_metadata)),
+            created_at: Set(now),
+            updated_at: Set(now),
+            version: Set(1),
+            ..Default::default()
+        }
+        .insert(&*tx)
+        .await
+        .map_err(db_error)?;
+        let created = convert::team(row);
+        let revision = events::record(
+            &*tx,
+            actor,
+            team_event(&created, "created", None, Some(&created)),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Written {
+            value: created,
+            revision,
+        })
+    }
+
+    pub async fn get_team(&self, id: i64, kind: TeamKind) -> DomainResult<Team> {
+        find_team(self.conn(), id, kind).await
+    }
+
+    pub async fn update_team(
+        &self,
+        actor: &Actor,
+        id: i64,
+        kind: TeamKind,
+        patch: TeamPatch,
+    ) -> DomainResult<Written<Team>> {
+        let tx = self.begin_write().await?;
+        let row = team::Entity::find_by_id(id)
+            .lock_exclusive()
+            .one(&*tx)
+            .await
+            .map_err(db_error)?;
+        let before = row
+            .clone()
+            .map(convert::team)
+            .filter(|t| matches_kind(t, kind))
+            .ok_or_else(|| DomainError::not_found(format_args!("{} {id}", kind_name(kind))))?;
+        let row = row.expect("checked above");
+        rules::check_etag(patch.etag.as_deref(), before.version)?;
+        if let Some(slug) = &patch.slug {
+            ensure_slug_free(&*tx, before.parent_id.unwrap_or(0), slug, Some(id)).await?;
+        }
+        let mut after = before.clone();
+        let mut active = row.into_active_model();
+        macro_rules! apply {
+            ($field:ident) => {
+                if let Some(value) = patch.$field {
+                    after.$field = value.clone();
+                    active.$field = Set(value);
+                }
+            };
+        }
+        apply!(name);
+        apply!(slug);
+        apply!(image_url);
+        apply!(max_allowed_memberships);
+        apply!(auto_accept_email_domain);
+        apply!(admin_delete_enabled);
+        if let Some(m) = patch.public_metadata {
+            active.public_metadata = Set(convert::object_text(&m));
+            after.public_metadata = m;
+        }
+        if let Some(m) = patch.private_metadata {
+            active.private_metadata = Set(convert::object_text(&m));
+            after.private_metadata = m;
+        }
+        if after == before {
+            tx.commit().await?;
+            return Ok(Written {
+                value: before,
+                revision: 0,
+            });
+        }
+        active.updated_at = Set(convert::now_micros());
+        active.version = Set(before.version + 1);
+        let updated = convert::team(active.update(&*tx).await.map_err(db_error)?);
+        let revision = events::record(
+            &*tx,
+            actor,
+            team_event(&updated, "updated", Some(&before), Some(&updated)),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Written {
+            value: updated,
+            revision,
+        })
+    }
+
+    pub async fn list_teams(
+        &self,
+        organization_id: Option<i64>,
+        page: PageRequest,
+    ) -> DomainResult<Page<Team>> {
+        let mut query = team::Entity::find()
+            .filter(team::Column::Id.gt(page.after))
+            .order_by_asc(team::Column::Id)
+            .limit(page.size + 1);
+        query = match organization_id {
+            Some(org) => {
+                find_team(self.conn(), org, TeamKind::Organization).await?;
+                query.filter(team::Column::ParentId.eq(org))
+            }
+            None => query.filter(team::Column::ParentId.is_null()),
+        };
+        let rows = query.all(self.conn()).await.map_err(db_error)?;
+        Ok(events::page_of(rows, page.size, |r| r.id, convert::team))
+    }
+
+    /// Organization-level membership counts (members_count), for a page of organizations.
+    pub async fn members_counts(
+        &self,
+        organization_ids: &[i64],
+    ) -> DomainResult<HashMap<i64, i64>> {
+        let mut counts = HashMap::new();
+        for id in organization_ids {
+            let n = membership::Entity::find()
+                .filter(membership::Column::TeamId.eq(*id))
+                .count(self.conn())
+                .await
+                .map_err(db_error)?;
+            counts.insert(*id, n as i64);
+        }
+        Ok(counts)
+    }
+
+    /// Deletes a team with its memberships and custom roles; an organization also loses its
+    /// sub-teams. One event records it.
+    pub async fn delete_team(
+        &self,
+        actor: &Actor,
+        id: i64,
+        kind: TeamKind,
+        etag: Option<&str>,
+    ) -> DomainResult<i64> {
+        let tx = self.begin_write().await?;
+        let existing = find_team(&*tx, id, kind).await?;
+        super::memberships::lock_organization(&*tx, existing.organization_id()).await?;
+        let team = find_team(&*tx, id, kind).await?;
+        rules::check_etag(etag, team.version)?;
+        let mut team_ids = vec![id];
+        if team.is_organization() {
+            let children = team::Entity::find()
+                .filter(team::Column::ParentId.eq(id))
+                .all(&*tx)
+                .await
+                .map_err(db_error)?;
+            team_ids.extend(children.into_iter().map(|t| t.id));
+        }
+        membership::Entity::delete_many()
+            .filter(membership::Column::TeamId.is_in(team_ids.clone()))
+            .exec(&*tx)
+            .await
+            .map_err(db_error)?;
+        role::Entity::delete_many()
+            .filter(role::Column::TeamId.is_in(team_ids.clone()))
+            .exec(&*tx)
+            .await
+            .map_err(db_error)?;
+        // Children first: their parent_id points at the organization.
+        for team_id in team_ids.iter().rev() {
+            team::Entity::delete_by_id(*team_id)
+                .exec(&*tx)
+                .await
+                .map_err(db_error)?;
+        }
+        let revision =
+            events::record(&*tx, actor, team_event(&team, "deleted", Some(&team), None)).await?;
+        tx.commit().await?;
+        Ok(revision)
+    }
+}

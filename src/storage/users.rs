@@ -1,0 +1,289 @@
+//! Users.
+
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder, QuerySelect,
+};
+
+use super::entities::{membership, user};
+use super::events::{self, EventDraft, snapshot};
+use super::{Store, convert, db_error, memberships};
+use crate::domain::model::{Actor, JsonObject, Page, User};
+use crate::domain::page::PageRequest;
+use crate::domain::{DomainError, DomainResult, rules};
+
+#[derive(Debug, Clone, Default)]
+pub struct NewUser {
+    pub email: String,
+    pub username: Option<String>,
+    pub name: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub avatar_url: String,
+    pub bio: String,
+    pub metadata: JsonObject,
+}
+
+/// Present fields are set; `username: Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct UserPatch {
+    pub email: Option<String>,
+    pub username: Option<Option<String>>,
+    pub name: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub avatar_url: Option<String>,
+    pub bio: Option<String>,
+    pub metadata: Option<JsonObject>,
+    pub etag: Option<String>,
+}
+
+/// A write's result and the sequence of the event it recorded.
+#[derive(Debug, Clone)]
+pub struct Written<T> {
+    pub value: T,
+    pub revision: i64,
+}
+
+pub(crate) async fn find_user<C: ConnectionTrait>(conn: &C, id: i64) -> DomainResult<User> {
+    user::Entity::find_by_id(id)
+        .one(conn)
+        .await
+        .map_err(db_error)?
+        .map(convert::user)
+        .ok_or_else(|| DomainError::not_found(format_args!("user {id}")))
+}
+
+async fn ensure_unique<C: ConnectionTrait>(
+    conn: &C,
+    except: Option<i64>,
+    email: Option<&str>,
+    username: Option<&str>,
+) -> DomainResult<()> {
+    let taken = |column: user::Column, value: &str| {
+        let mut q = user::Entity::find().filter(column.eq(value));
+        if let Some(id) = except {
+            q = q.filter(user::Column::Id.ne(id));
+        }
+        q.one(conn)
+    };
+    if let Some(email) = email {
+        if taken(user::Column::Email, email)
+            .await
+            .map_err(db_error)?
+            .is_some()
+        {
+            return Err(DomainError::AlreadyExists(format!(
+                "a user with email {email:?} already exists"
+            )));
+        }
+    }
+    if let Some(username) = username {
+        if taken(user::Column::Username, username)
+            .await
+            .map_err(db_error)?
+            .is_some()
+        {
+            return Err(DomainError::AlreadyExists(format!(
+                "the username {username:?} is taken"
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl Store {
+    pub async fn create_user(&self, actor: &Actor, new: NewUser) -> DomainResult<Written<User>> {
+        let tx = self.begin_write().await?;
+        ensure_unique(&*tx, None, Some(&new.email), new.username.as_deref()).await?;
+        let now = convert::now_micros();
+        let row = user::ActiveModel {
+            email: Set(new.email),
+            username: Set(new.username),
+            name: Set(new.name),
+            first_name: Set(new.first_name),
+            last_name: Set(new.last_name),
+            avatar_url: Set(new.avatar_url),
+            bio: Set(new.bio),
+            metadata: Set(convert::object_text(&new.metadata)),
+            created_at: Set(now),
+            updated_at: Set(now),
+            version: Set(1),
+            ..Default::default()
+        }
+        .insert(&*tx)
+        .await
+        .map_err(db_error)?;
+        let created = convert::user(row);
+        let revision = events::record(
+            &*tx,
+            actor,
+            EventDraft {
+                kind: "user.created",
+                user_id: Some(created.id),
+                after: snapshot(&created),
+                ..Default::default()
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Written {
+            value: created,
+            revision,
+        })
+    }
+
+    pub async fn get_user(&self, id: i64) -> DomainResult<User> {
+        find_user(self.conn(), id).await
+    }
+
+    pub async fn update_user(
+        &self,
+        actor: &Actor,
+        id: i64,
+        patch: UserPatch,
+    ) -> DomainResult<Written<User>> {
+        let tx = self.begin_write().await?;
+        let row = user::Entity::find_by_id(id)
+            .lock_exclusive()
+            .one(&*tx)
+            .await
+            .map_err(db_error)?
+            .ok_or_else(|| DomainError::not_found(format_args!("user {id}")))?;
+        rules::check_etag(patch.etag.as_deref(), row.version)?;
+        let before = convert::user(row.clone());
+        ensure_unique(
+            &*tx,
+            Some(id),
+            patch.email.as_deref(),
+            patch.username.as_ref().and_then(|u| u.as_deref()),
+        )
+        .await?;
+        let mut active = row.into_active_model();
+        let mut after = before.clone();
+        macro_rules! apply {
+            ($field:ident) => {
+                if let Some(value) = patch.$field {
+                    after.$field = value.clone();
+                    active.$field = Set(value);
+                }
+            };
+        }
+        apply!(email);
+        apply!(username);
+        apply!(name);
+        apply!(first_name);
+        apply!(last_name);
+        apply!(avatar_url);
+        apply!(bio);
+        if let Some(metadata) = patch.metadata {
+            active.metadata = Set(convert::object_text(&metadata));
+            after.metadata = metadata;
+        }
+        if after == before {
+            tx.commit().await?;
+            return Ok(Written {
+                value: before,
+                revision: 0,
+            });
+        }
+        let now = convert::now_micros();
+        active.updated_at = Set(now);
+        active.version = Set(before.version + 1);
+        let updated = convert::user(active.update(&*tx).await.map_err(db_error)?);
+        let revision = events::record(
+            &*tx,
+            actor,
+            EventDraft {
+                kind: "user.updated",
+                user_id: Some(id),
+                before: snapshot(&before),
+                after: snapshot(&updated),
+                ..Default::default()
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Written {
+            value: updated,
+            revision,
+        })
+    }
+
+    pub async fn list_users(
+        &self,
+        email: Option<&str>,
+        page: PageRequest,
+    ) -> DomainResult<Page<User>> {
+        let mut query = user::Entity::find()
+            .filter(user::Column::Id.gt(page.after))
+            .order_by_asc(user::Column::Id)
+            .limit(page.size + 1);
+        if let Some(email) = email {
+            query = query.filter(user::Column::Email.eq(email));
+        }
+        let rows = query.all(self.conn()).await.map_err(db_error)?;
+        Ok(events::page_of(rows, page.size, |r| r.id, convert::user))
+    }
+
+    /// Deletes the user and their memberships; refused with LAST_OWNER when one of them is the
+    /// last accepted owner of its team.
+    pub async fn delete_user(
+        &self,
+        actor: &Actor,
+        id: i64,
+        etag: Option<&str>,
+    ) -> DomainResult<i64> {
+        let tx = self.begin_write().await?;
+        // Lock every organization the user belongs to, in id order so that writers never wait on
+        // each other in a cycle, before reading the memberships the rule depends on.
+        let mut organizations: Vec<i64> = membership::Entity::find()
+            .filter(membership::Column::UserId.eq(id))
+            .all(&*tx)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(|m| m.organization_id)
+            .collect();
+        organizations.sort_unstable();
+        organizations.dedup();
+        for organization_id in &organizations {
+            memberships::lock_organization(&*tx, *organization_id).await?;
+        }
+        let row = user::Entity::find_by_id(id)
+            .lock_exclusive()
+            .one(&*tx)
+            .await
+            .map_err(db_error)?
+            .ok_or_else(|| DomainError::not_found(format_args!("user {id}")))?;
+        rules::check_etag(etag, row.version)?;
+        let user = convert::user(row);
+        let rows = membership::Entity::find()
+            .filter(membership::Column::UserId.eq(id))
+            .order_by_asc(membership::Column::Id)
+            .all(&*tx)
+            .await
+            .map_err(db_error)?;
+        for row in rows {
+            let membership = convert::membership(row)?;
+            memberships::delete_one(&tx, actor, &membership).await?;
+        }
+        user::Entity::delete_by_id(id)
+            .exec(&*tx)
+            .await
+            .map_err(db_error)?;
+        let revision = events::record(
+            &*tx,
+            actor,
+            EventDraft {
+                kind: "user.deleted",
+                user_id: Some(id),
+                before: snapshot(&user),
+                ..Default::default()
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(revision)
+    }
+}
