@@ -10,6 +10,9 @@ const SERVICE_PROTOS: &[&str] = &[
     "membership/v1/directory.proto",
     "membership/v1/membership.proto",
     "membership/v1/event.proto",
+    "membership/v1/role.proto",
+    "membership/v1/access.proto",
+    "membership/v1/attribute.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

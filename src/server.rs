@@ -6,12 +6,19 @@ use tokio::net::TcpListener;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
+use std::sync::Arc;
+
 use crate::api::Context;
+use crate::api::access::AccessApi;
+use crate::api::attributes::AttributeApi;
 use crate::api::directory::DirectoryApi;
 use crate::api::events::EventApi;
 use crate::api::memberships::MembershipApi;
+use crate::api::roles::RoleApi;
 use crate::auth::{self, Authenticator};
 use crate::config::ServeConfig;
+use crate::domain::access::Policy;
+use crate::domain::catalog::PermissionCatalog;
 use crate::pb;
 use crate::storage::Store;
 use crate::telemetry::RpcSpanLayer;
@@ -20,6 +27,8 @@ use crate::telemetry::RpcSpanLayer;
 pub enum StartupError {
     #[error("cannot reach the database: {0}")]
     Database(String),
+    #[error("invalid configuration: {0}")]
+    Config(String),
     #[error("migrations failed: {0}")]
     Migration(String),
     #[error("cannot listen: {0}")]
@@ -45,6 +54,13 @@ impl App {
             .migrate()
             .await
             .map_err(|e| StartupError::Migration(e.to_string()))?;
+        let catalog = match &config.permissions_file {
+            Some(path) => PermissionCatalog::from_file(path).map_err(|e| {
+                StartupError::Config(format!("--permissions-file {}: {e}", path.display()))
+            })?,
+            None => PermissionCatalog::default_catalog(),
+        };
+        let store = store.with_policy(Arc::new(Policy::new(catalog)));
         let bootstrap_key = auth::bootstrap(&store, config.bootstrap_key.as_deref())
             .await
             .map_err(|e| StartupError::Database(e.to_string()))?;
@@ -89,6 +105,21 @@ impl App {
         );
         let events =
             pb::event_service_server::EventServiceServer::new(EventApi(self.context.clone()));
+        let roles = pb::role_service_server::RoleServiceServer::new(RoleApi(self.context.clone()));
+        let access =
+            pb::access_service_server::AccessServiceServer::new(AccessApi(self.context.clone()));
+        health_reporter
+            .set_serving::<pb::role_service_server::RoleServiceServer<RoleApi>>()
+            .await;
+        health_reporter
+            .set_serving::<pb::access_service_server::AccessServiceServer<AccessApi>>()
+            .await;
+        let attributes = pb::attribute_service_server::AttributeServiceServer::new(AttributeApi(
+            self.context.clone(),
+        ));
+        health_reporter
+            .set_serving::<pb::attribute_service_server::AttributeServiceServer<AttributeApi>>()
+            .await;
         health_reporter
             .set_serving::<pb::directory_service_server::DirectoryServiceServer<DirectoryApi>>()
             .await;
@@ -110,6 +141,9 @@ impl App {
             .add_service(directory)
             .add_service(memberships)
             .add_service(events)
+            .add_service(roles)
+            .add_service(access)
+            .add_service(attributes)
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await
             .map_err(|e| StartupError::Serve(e.to_string()))

@@ -66,6 +66,7 @@ where
             organization_id = tracing::field::Empty,
             membership_id = tracing::field::Empty,
             role_id = tracing::field::Empty,
+            attribute_id = tracing::field::Empty,
         );
         let mut inner = self.inner.clone();
         let started = Instant::now();

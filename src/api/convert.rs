@@ -5,7 +5,9 @@ use prost_types::{ListValue, Struct, Timestamp, Value as PbValue, value::Kind};
 use serde_json::{Map, Number, Value};
 
 use crate::domain::FieldViolation;
-use crate::domain::model::{self, AutoRecordCalls, JsonObject, MembershipView};
+use crate::domain::model::{
+    self, AssignedAttribute, AssignedValue, AutoRecordCalls, JsonObject, MembershipView,
+};
 use crate::domain::roles::BaseRole;
 use crate::domain::validate;
 use crate::pb;
@@ -181,6 +183,7 @@ pub fn membership(view: MembershipView) -> pb::Membership {
     let MembershipView {
         membership: m,
         user: u,
+        attributes,
     } = view;
     pb::Membership {
         id: m.id,
@@ -209,8 +212,62 @@ pub fn membership(view: MembershipView) -> pb::Membership {
             bio: u.bio,
             metadata: to_struct(&u.metadata),
         }),
-        attributes: Vec::new(),
+        attributes: attributes.into_iter().map(membership_attribute).collect(),
     }
+}
+
+/// An assigned attribute in cal.com's shape: the free value's own id as `option_id` for text and
+/// number, the chosen option's for selects.
+fn membership_attribute(a: AssignedAttribute) -> pb::MembershipAttribute {
+    use crate::domain::attributes::AttributeType;
+    use pb::membership_attribute::Value as Pb;
+    let AssignedAttribute {
+        attribute_id: id,
+        name,
+        value,
+    } = a;
+    let value = match value {
+        AssignedValue::Text {
+            assignment_id,
+            text,
+        } => Pb::Text(pb::TextAttribute {
+            id,
+            name,
+            r#type: AttributeType::Text.wire_name().into(),
+            option: text,
+            option_id: assignment_id,
+        }),
+        AssignedValue::Number {
+            assignment_id,
+            number,
+        } => Pb::Number(pb::NumberAttribute {
+            id,
+            name,
+            r#type: AttributeType::Number.wire_name().into(),
+            option: number,
+            option_id: assignment_id,
+        }),
+        AssignedValue::SingleSelect { option } => Pb::SingleSelect(pb::SingleSelectAttribute {
+            id,
+            name,
+            r#type: AttributeType::SingleSelect.wire_name().into(),
+            option: option.value,
+            option_id: option.id,
+        }),
+        AssignedValue::MultiSelect { options } => Pb::MultiSelect(pb::MultiSelectAttribute {
+            id,
+            name,
+            r#type: AttributeType::MultiSelect.wire_name().into(),
+            options: options
+                .into_iter()
+                .map(|o| pb::MultiSelectAttributeOption {
+                    option_id: o.id,
+                    option: o.value,
+                })
+                .collect(),
+        }),
+    };
+    pb::MembershipAttribute { value: Some(value) }
 }
 
 pub fn event(e: model::Event) -> pb::Event {

@@ -1,10 +1,13 @@
 //! gRPC services: decode and validate the request, call the storage/domain, encode the answer.
 
+pub mod access;
+pub mod attributes;
 pub mod convert;
 pub mod directory;
 pub mod errors;
 pub mod events;
 pub mod memberships;
+pub mod roles;
 
 use std::sync::Arc;
 

@@ -1,6 +1,9 @@
 //! Plain Rust: the model, validation, role resolution, the permission catalog and the rules of
 //! DESIGN.md section 3. No tonic, no SQL.
 
+pub mod access;
+pub mod actor;
+pub mod attributes;
 pub mod catalog;
 pub mod errors;
 pub mod model;

@@ -110,6 +110,68 @@ impl Membership {
 pub struct MembershipView {
     pub membership: Membership,
     pub user: User,
+    /// The organization attributes assigned to it (organization memberships only).
+    pub attributes: Vec<AssignedAttribute>,
+}
+
+/// An organization attribute as one membership holds it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AssignedAttribute {
+    pub attribute_id: String,
+    pub name: String,
+    pub value: AssignedValue,
+}
+
+/// The value by type; `type` in snapshots uses cal.com's names (`text`, `singleSelect`, …).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum AssignedValue {
+    /// `assignment_id` names the free value itself, as cal.com's `optionId` does.
+    Text {
+        assignment_id: String,
+        text: String,
+    },
+    Number {
+        assignment_id: String,
+        number: f64,
+    },
+    SingleSelect {
+        option: ChosenOption,
+    },
+    MultiSelect {
+        options: Vec<ChosenOption>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChosenOption {
+    pub id: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RoleType {
+    System,
+    Custom,
+}
+
+/// A PBAC role: a system role (no team) or a team's custom role.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Role {
+    pub id: String,
+    pub key: String,
+    pub name: String,
+    pub color: Option<String>,
+    pub description: Option<String>,
+    pub team_id: Option<i64>,
+    pub role_type: RoleType,
+    /// The base level a system role implies.
+    pub base: Option<BaseRole>,
+    pub permissions: std::collections::BTreeSet<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
 }
 
 /// A role as a membership refers to it.

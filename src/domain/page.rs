@@ -48,6 +48,52 @@ impl PageRequest {
     }
 }
 
+/// Where a list keyed by strings (role ids) resumes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyedPageRequest {
+    /// Items strictly after this key; empty starts at the beginning.
+    pub after: String,
+    pub size: u64,
+}
+
+impl KeyedPageRequest {
+    pub fn parse(page_size: i32, page_token: &str) -> Result<Self, Vec<FieldViolation>> {
+        let numeric = PageRequest::parse(page_size, "");
+        let after = if page_token.is_empty() {
+            Some(String::new())
+        } else {
+            URL_SAFE_NO_PAD
+                .decode(page_token)
+                .ok()
+                .and_then(|raw| String::from_utf8(raw).ok())
+                .and_then(|text| text.strip_prefix(KEYED_PREFIX).map(str::to_string))
+                .filter(|after| !after.is_empty())
+        };
+        match (numeric, after) {
+            (Ok(page), Some(after)) => Ok(Self {
+                after,
+                size: page.size,
+            }),
+            (numeric, after) => {
+                let mut violations = numeric.err().unwrap_or_default();
+                if after.is_none() {
+                    violations.push(FieldViolation::new(
+                        "page_token",
+                        "is not a token this service returned",
+                    ));
+                }
+                Err(violations)
+            }
+        }
+    }
+}
+
+const KEYED_PREFIX: &str = "s1:";
+
+pub fn encode_keyed_token(after: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{KEYED_PREFIX}{after}"))
+}
+
 const TOKEN_PREFIX: &str = "k1:";
 
 pub fn encode_token(after: i64) -> String {
@@ -79,6 +125,20 @@ mod tests {
                 size: 10
             }
         );
+    }
+
+    #[test]
+    fn keyed_tokens_round_trip() {
+        let req = KeyedPageRequest::parse(0, &encode_keyed_token("role_ab")).unwrap();
+        assert_eq!(
+            req,
+            KeyedPageRequest {
+                after: "role_ab".into(),
+                size: DEFAULT_PAGE_SIZE
+            }
+        );
+        assert!(KeyedPageRequest::parse(0, &encode_token(3)).is_err());
+        assert_eq!(KeyedPageRequest::parse(-2, "x").unwrap_err().len(), 2);
     }
 
     #[test]

@@ -206,6 +206,51 @@ pub fn metadata(field: &str, value: JsonObject) -> Result<JsonObject, FieldViola
     Ok(value)
 }
 
+pub const MAX_ROLE_NAME_CHARS: usize = 100;
+pub const MAX_ROLE_DESCRIPTION_CHARS: usize = 1000;
+const MAX_ROLE_KEY_CHARS: usize = 64;
+
+/// A role color: `#RGB` or `#RRGGBB`; empty means none.
+pub fn optional_color(field: &str, value: &str) -> Result<Option<String>, FieldViolation> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let hex = value.strip_prefix('#').unwrap_or("");
+    if (hex.len() == 3 || hex.len() == 6) && hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        Ok(Some(value.to_string()))
+    } else {
+        Err(violation(
+            field,
+            format!("{value:?} must be a hex color like #RGB or #RRGGBB"),
+        ))
+    }
+}
+
+/// A custom role key: 1..=64 of letters, digits, `:`, `_`, `-`, `.`; system ids, keys and
+/// aliases are reserved so that a reference always means one role.
+pub fn role_key(field: &str, value: &str) -> Result<String, FieldViolation> {
+    let ok = !value.is_empty()
+        && value.chars().count() <= MAX_ROLE_KEY_CHARS
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ":_-.".contains(c));
+    if !ok {
+        return Err(violation(
+            field,
+            format!(
+                "{value:?} must be 1..={MAX_ROLE_KEY_CHARS} letters, digits, ':', '_', '-' or '.'"
+            ),
+        ));
+    }
+    if super::roles::resolve_system_reference(value).is_some() {
+        return Err(violation(
+            field,
+            format!("{value:?} is reserved for a system role"),
+        ));
+    }
+    Ok(value.to_string())
+}
+
 /// A positive resource id.
 pub fn id(field: &str, value: i64) -> Result<i64, FieldViolation> {
     if value > 0 {
@@ -267,6 +312,26 @@ mod tests {
         assert!(optional_domain("d", "acme").is_err());
         assert!(email_in_domain("ada@acme.com", "ACME.com"));
         assert!(!email_in_domain("ada@notacme.com", "acme.com"));
+    }
+
+    #[test]
+    fn colors_and_keys() {
+        assert_eq!(
+            optional_color("c", "#fA0").unwrap().as_deref(),
+            Some("#fA0")
+        );
+        assert!(optional_color("c", "#abcdef").is_ok());
+        assert_eq!(optional_color("c", "").unwrap(), None);
+        for bad in ["fff", "#ffff", "#ggg", "#abcdefa"] {
+            assert!(
+                optional_color("c", bad).is_err(),
+                "{bad:?} should be refused"
+            );
+        }
+        assert!(role_key("key", "org:reviewer").is_ok());
+        assert!(role_key("key", "admin").is_err());
+        assert!(role_key("key", "org:admin").is_err());
+        assert!(role_key("key", "has space").is_err());
     }
 
     #[test]

@@ -16,7 +16,8 @@ use super::events::{self, EventDraft, snapshot};
 use super::organizations::TeamKind;
 use super::organizations::find_team;
 use super::users::{Written, find_user};
-use super::{Store, WriteTx, convert, db_error, roles};
+use super::{Store, WriteTx, attributes, convert, db_error, roles};
+use crate::domain::actor::{self, RoleChange, RoleSide};
 use crate::domain::model::{
     Actor, AutoRecordCalls, JsonObject, Membership, MembershipView, Page, RoleRef, Team,
 };
@@ -152,7 +153,7 @@ async fn other_accepted_owners<C: ConnectionTrait>(conn: &C, m: &Membership) -> 
         .map_err(db_error)
 }
 
-fn membership_event(
+pub(crate) fn membership_event(
     kind: &'static str,
     m: &Membership,
     before: Option<&Membership>,
@@ -174,6 +175,7 @@ fn membership_event(
 /// records its event.
 pub(crate) async fn delete_one(tx: &WriteTx, actor: &Actor, m: &Membership) -> DomainResult<i64> {
     rules::check_last_owner(m, None, other_accepted_owners(&**tx, m).await?)?;
+    attributes::delete_assignments_of(&**tx, m.id).await?;
     membership::Entity::delete_by_id(m.id)
         .exec(&**tx)
         .await
@@ -187,6 +189,46 @@ pub(crate) async fn delete_one(tx: &WriteTx, actor: &Actor, m: &Membership) -> D
 }
 
 impl Store {
+    /// The actor rules for giving a membership a role (DESIGN.md section 4), when the call names
+    /// an end user; read under the organization's lock like the write itself.
+    async fn check_actor_role_change(
+        &self,
+        tx: &WriteTx,
+        actor: &Actor,
+        team: &Team,
+        target_user_id: i64,
+        before: Option<(BaseRole, &str)>,
+        after: (BaseRole, &str),
+    ) -> DomainResult<()> {
+        let Some(actor_user_id) = actor.user_id else {
+            return Ok(());
+        };
+        let policy = self.policy();
+        let grants = roles::effective(&**tx, policy, actor_user_id, team).await?;
+        let before_permissions = match before {
+            Some((_, role_id)) => Some(roles::role_permissions(&**tx, policy, role_id).await?),
+            None => None,
+        };
+        let after_permissions = roles::role_permissions(&**tx, policy, after.1).await?;
+        let change = RoleChange {
+            target_user_id,
+            team_is_organization: team.is_organization(),
+            before: before.zip(before_permissions.as_deref()).map(
+                |((role, role_id), permissions)| RoleSide {
+                    role,
+                    role_id,
+                    permissions,
+                },
+            ),
+            after: RoleSide {
+                role: after.0,
+                role_id: after.1,
+                permissions: &after_permissions,
+            },
+        };
+        actor::check_role_change(actor_user_id, &grants, &policy.catalog, &change)
+    }
+
     pub async fn create_membership(
         &self,
         actor: &Actor,
@@ -202,6 +244,14 @@ impl Store {
         }
         let organization = lock_organization(&*tx, team.organization_id()).await?;
         let user = find_user(&*tx, new.user_id).await?;
+        let reference = match &new.role_id {
+            Some(r) => Some(roles::resolve_reference(&*tx, &team, r).await?),
+            None => None,
+        };
+        let (role, role_ref) = rules::choose_role(new.role, reference, None)?;
+        // Actor rules come before the invariants: PERMISSION_DENIED wins.
+        self.check_actor_role_change(&tx, actor, &team, new.user_id, None, (role, &role_ref.id))
+            .await?;
         let exists = |team_id: i64| {
             membership::Entity::find()
                 .filter(membership::Column::TeamId.eq(team_id))
@@ -230,11 +280,6 @@ impl Store {
                 ),
             ));
         }
-        let reference = match &new.role_id {
-            Some(r) => Some(roles::resolve_reference(&*tx, &team, r).await?),
-            None => None,
-        };
-        let (role, role_ref) = rules::choose_role(new.role, reference, None)?;
         let accepted = rules::accepted_on_create(new.accepted, &organization, &user.email);
         let now = convert::now_micros();
         let row = membership::ActiveModel {
@@ -273,6 +318,7 @@ impl Store {
             value: MembershipView {
                 membership: created,
                 user,
+                attributes: Vec::new(),
             },
             revision,
         })
@@ -284,7 +330,15 @@ impl Store {
     ) -> DomainResult<MembershipView> {
         let membership = locate(self.conn(), address).await?;
         let user = find_user(self.conn(), membership.user_id).await?;
-        Ok(MembershipView { membership, user })
+        let attributes = attributes::attributes_of(self.conn(), &[membership.id])
+            .await?
+            .remove(&membership.id)
+            .unwrap_or_default();
+        Ok(MembershipView {
+            membership,
+            user,
+            attributes,
+        })
     }
 
     pub async fn update_membership(
@@ -331,16 +385,30 @@ impl Store {
             after.private_metadata = v;
         }
         let user = find_user(&*tx, before.user_id).await?;
+        let attributes = attributes::attributes_of(&*tx, &[before.id])
+            .await?
+            .remove(&before.id)
+            .unwrap_or_default();
         if after == before {
             tx.commit().await?;
             return Ok(Written {
                 value: MembershipView {
                     membership: before,
                     user,
+                    attributes,
                 },
                 revision: 0,
             });
         }
+        self.check_actor_role_change(
+            &tx,
+            actor,
+            &team,
+            before.user_id,
+            Some((before.role, &before.role_id)),
+            (after.role, &after.role_id),
+        )
+        .await?;
         rules::check_last_owner(
             &before,
             Some(&after),
@@ -379,6 +447,7 @@ impl Store {
             value: MembershipView {
                 membership: updated,
                 user,
+                attributes,
             },
             revision,
         })
@@ -487,13 +556,20 @@ impl Store {
                 .map(|row| (row.id, convert::user(row)))
                 .collect()
         };
+        let membership_ids: Vec<i64> = page.items.iter().map(|m| m.id).collect();
+        let mut attributes = attributes::attributes_of(self.conn(), &membership_ids).await?;
         let items = page
             .items
             .into_iter()
             // A user deleted between the two reads took the membership with it.
             .filter_map(|membership| {
                 let user = users.get(&membership.user_id).cloned()?;
-                Some(MembershipView { membership, user })
+                let attributes = attributes.remove(&membership.id).unwrap_or_default();
+                Some(MembershipView {
+                    membership,
+                    user,
+                    attributes,
+                })
             })
             .collect();
         Ok(Page {

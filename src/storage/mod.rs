@@ -2,6 +2,7 @@
 //! checks and records its event inside one transaction.
 
 pub mod api_keys;
+pub mod attributes;
 mod convert;
 pub mod entities;
 pub mod events;
@@ -21,6 +22,7 @@ use sea_orm::{
 use sea_orm_migration::MigratorTrait;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
+use crate::domain::access::Policy;
 use crate::domain::{DomainError, DomainResult};
 
 /// The database handle the services share.
@@ -30,6 +32,7 @@ pub struct Store {
     /// SQLite allows one writer at a time; queueing writers here is cheaper than SQLite's
     /// sleep-and-retry busy handler.
     sqlite_writer: Option<Arc<Mutex<()>>>,
+    policy: Arc<Policy>,
 }
 
 /// A write transaction: commit it, or drop it to roll back.
@@ -73,7 +76,21 @@ impl Store {
         })?;
         let sqlite_writer =
             (db.get_database_backend() == DbBackend::Sqlite).then(|| Arc::new(Mutex::new(())));
-        Ok(Self { db, sqlite_writer })
+        Ok(Self {
+            db,
+            sqlite_writer,
+            policy: Arc::new(Policy::default()),
+        })
+    }
+
+    /// Uses this catalog (and the system role permissions derived from it).
+    pub fn with_policy(mut self, policy: Arc<Policy>) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    pub fn policy(&self) -> &Arc<Policy> {
+        &self.policy
     }
 
     pub async fn migrate(&self) -> Result<(), DbErr> {

@@ -312,6 +312,7 @@ impl Store {
                 .map_err(db_error)?;
             team_ids.extend(children.into_iter().map(|t| t.id));
         }
+        super::attributes::delete_for_teams(&*tx, &team_ids).await?;
         membership::Entity::delete_many()
             .filter(membership::Column::TeamId.is_in(team_ids.clone()))
             .exec(&*tx)

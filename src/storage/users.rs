@@ -67,27 +67,25 @@ async fn ensure_unique<C: ConnectionTrait>(
         }
         q.one(conn)
     };
-    if let Some(email) = email {
-        if taken(user::Column::Email, email)
+    if let Some(email) = email
+        && taken(user::Column::Email, email)
             .await
             .map_err(db_error)?
             .is_some()
-        {
-            return Err(DomainError::AlreadyExists(format!(
-                "a user with email {email:?} already exists"
-            )));
-        }
+    {
+        return Err(DomainError::AlreadyExists(format!(
+            "a user with email {email:?} already exists"
+        )));
     }
-    if let Some(username) = username {
-        if taken(user::Column::Username, username)
+    if let Some(username) = username
+        && taken(user::Column::Username, username)
             .await
             .map_err(db_error)?
             .is_some()
-        {
-            return Err(DomainError::AlreadyExists(format!(
-                "the username {username:?} is taken"
-            )));
-        }
+    {
+        return Err(DomainError::AlreadyExists(format!(
+            "the username {username:?} is taken"
+        )));
     }
     Ok(())
 }

@@ -2,6 +2,9 @@
 //! BIGINT columns: exact and identical on every engine. JSON objects are TEXT.
 
 pub mod api_key;
+pub mod attribute;
+pub mod attribute_assignment;
+pub mod attribute_option;
 pub mod event;
 pub mod membership;
 pub mod role;

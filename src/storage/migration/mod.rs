@@ -3,6 +3,7 @@
 
 mod m0001_initial;
 mod m0002_system_roles;
+mod m0003_attributes;
 
 use sea_orm_migration::prelude::*;
 
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m0001_initial::Migration),
             Box::new(m0002_system_roles::Migration),
+            Box::new(m0003_attributes::Migration),
         ]
     }
 }

@@ -1,0 +1,165 @@
+//! AccessService: the permission checks other services make on their hot paths.
+
+use tonic::{Request, Response, Status};
+
+use super::errors::IntoStatus;
+use super::{Context, trace_ids};
+use crate::auth::Scope;
+use crate::domain::access::Decision;
+use crate::domain::validate;
+use crate::domain::{DomainError, Violations};
+use crate::pb::access_service_server::AccessService;
+use crate::pb::*;
+
+pub struct AccessApi(pub Context);
+
+pub const MAX_BATCH_CHECKS: usize = 100;
+
+fn decision(d: Decision) -> CheckPermissionResponse {
+    CheckPermissionResponse {
+        allowed: d.allowed,
+        role_id: d.role_id,
+        reason: d.reason.as_str().to_string(),
+    }
+}
+
+impl AccessApi {
+    /// Validates one check; `prefix` names its place in a batch (`checks[3].`).
+    fn validate_check(&self, v: &mut Violations, prefix: &str, check: &CheckPermissionRequest) {
+        v.check(validate::id(&format!("{prefix}user_id"), check.user_id));
+        v.check(validate::id(&format!("{prefix}team_id"), check.team_id));
+        if self
+            .0
+            .store
+            .policy()
+            .catalog
+            .get(&check.permission)
+            .is_none()
+        {
+            v.add(
+                format!("{prefix}permission"),
+                format!("{:?} is not in the permission catalog", check.permission),
+            );
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl AccessService for AccessApi {
+    async fn check_permission(
+        &self,
+        request: Request<CheckPermissionRequest>,
+    ) -> Result<Response<CheckPermissionResponse>, Status> {
+        self.0
+            .auth
+            .authorize(request.metadata(), Scope::AccessCheck)
+            .await
+            .status()?;
+        let r = request.into_inner();
+        trace_ids!(user_id = r.user_id, team_id = r.team_id);
+        let mut v = Violations::new();
+        self.validate_check(&mut v, "", &r);
+        v.into_result().status()?;
+        let effective = self
+            .0
+            .store
+            .effective_permissions(r.user_id, r.team_id)
+            .await
+            .status()?;
+        Ok(Response::new(decision(effective.check(&r.permission))))
+    }
+
+    async fn batch_check_permissions(
+        &self,
+        request: Request<BatchCheckPermissionsRequest>,
+    ) -> Result<Response<BatchCheckPermissionsResponse>, Status> {
+        self.0
+            .auth
+            .authorize(request.metadata(), Scope::AccessCheck)
+            .await
+            .status()?;
+        let r = request.into_inner();
+        let mut v = Violations::new();
+        if r.checks.is_empty() || r.checks.len() > MAX_BATCH_CHECKS {
+            v.add(
+                "checks",
+                format!(
+                    "must hold 1..={MAX_BATCH_CHECKS} checks (got {})",
+                    r.checks.len()
+                ),
+            );
+        }
+        for (i, check) in r.checks.iter().enumerate() {
+            self.validate_check(&mut v, &format!("checks[{i}]."), check);
+        }
+        v.into_result().status()?;
+        // Checks of the same user and team share one lookup.
+        let mut looked_up: Vec<((i64, i64), Option<crate::domain::access::Effective>)> = Vec::new();
+        let mut results = Vec::with_capacity(r.checks.len());
+        for check in &r.checks {
+            let key = (check.user_id, check.team_id);
+            let index = match looked_up.iter().position(|(k, _)| *k == key) {
+                Some(i) => i,
+                None => {
+                    let effective = match self
+                        .0
+                        .store
+                        .effective_permissions(check.user_id, check.team_id)
+                        .await
+                    {
+                        Ok(e) => Some(e),
+                        Err(DomainError::NotFound { .. }) => None,
+                        Err(e) => return Err(super::errors::status(e)),
+                    };
+                    looked_up.push((key, effective));
+                    looked_up.len() - 1
+                }
+            };
+            results.push(match &looked_up[index].1 {
+                Some(effective) => decision(effective.check(&check.permission)),
+                None => CheckPermissionResponse {
+                    allowed: false,
+                    role_id: String::new(),
+                    reason: "TEAM_NOT_FOUND".to_string(),
+                },
+            });
+        }
+        Ok(Response::new(BatchCheckPermissionsResponse { results }))
+    }
+
+    async fn list_effective_permissions(
+        &self,
+        request: Request<ListEffectivePermissionsRequest>,
+    ) -> Result<Response<ListEffectivePermissionsResponse>, Status> {
+        self.0
+            .auth
+            .authorize(request.metadata(), Scope::AccessCheck)
+            .await
+            .status()?;
+        let r = request.into_inner();
+        trace_ids!(user_id = r.user_id, team_id = r.team_id);
+        let mut v = Violations::new();
+        v.check(validate::id("user_id", r.user_id));
+        v.check(validate::id("team_id", r.team_id));
+        v.into_result().status()?;
+        let effective = self
+            .0
+            .store
+            .effective_permissions(r.user_id, r.team_id)
+            .await
+            .status()?;
+        Ok(Response::new(ListEffectivePermissionsResponse {
+            permissions: effective.permissions(&self.0.store.policy().catalog),
+            roles: effective
+                .grants
+                .into_iter()
+                .map(|g| EffectiveRole {
+                    role_id: g.role_id,
+                    role_key: g.role_key,
+                    team_id: g.team_id,
+                    inherited_from_organization: g.from_organization,
+                })
+                .collect(),
+        }))
+    }
+}

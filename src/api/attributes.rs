@@ -1,0 +1,347 @@
+//! AttributeService.
+
+use tonic::{Request, Response, Status};
+
+use super::convert;
+use super::errors::IntoStatus;
+use super::{Context, trace_ids};
+use crate::auth::Scope;
+use crate::domain::attributes::{self as rules, Attribute, AttributeType, ValueInput};
+use crate::domain::page::{KeyedPageRequest, encode_keyed_token};
+use crate::domain::{FieldViolation, Violations, validate};
+use crate::pb::attribute_service_server::AttributeService;
+use crate::pb::*;
+use crate::storage::attributes::NewAttribute;
+use crate::storage::memberships::MembershipTarget;
+
+pub struct AttributeApi(pub Context);
+
+/// Ids this service hands out are short; anything longer cannot name one.
+const MAX_ID_CHARS: usize = 100;
+
+fn request_type(value: i32) -> Result<rules::AttributeType, FieldViolation> {
+    match crate::pb::AttributeType::try_from(value) {
+        Ok(crate::pb::AttributeType::Text) => Ok(AttributeType::Text),
+        Ok(crate::pb::AttributeType::Number) => Ok(AttributeType::Number),
+        Ok(crate::pb::AttributeType::SingleSelect) => Ok(AttributeType::SingleSelect),
+        Ok(crate::pb::AttributeType::MultiSelect) => Ok(AttributeType::MultiSelect),
+        Ok(crate::pb::AttributeType::Unspecified) => Err(FieldViolation::new(
+            "type",
+            "is required: TEXT, NUMBER, SINGLE_SELECT or MULTI_SELECT",
+        )),
+        Err(_) => Err(FieldViolation::new(
+            "type",
+            format!("{value} is not an AttributeType"),
+        )),
+    }
+}
+
+fn wire_type(kind: AttributeType) -> crate::pb::AttributeType {
+    match kind {
+        AttributeType::Text => crate::pb::AttributeType::Text,
+        AttributeType::Number => crate::pb::AttributeType::Number,
+        AttributeType::SingleSelect => crate::pb::AttributeType::SingleSelect,
+        AttributeType::MultiSelect => crate::pb::AttributeType::MultiSelect,
+    }
+}
+
+fn attribute(a: Attribute) -> crate::pb::Attribute {
+    crate::pb::Attribute {
+        id: a.id,
+        organization_id: a.organization_id,
+        name: a.name,
+        slug: a.slug,
+        r#type: wire_type(a.kind) as i32,
+        options: a
+            .options
+            .into_iter()
+            .map(|o| AttributeOption {
+                id: o.id,
+                value: o.value,
+                slug: o.slug,
+            })
+            .collect(),
+        created_at: convert::timestamp(a.created_at),
+        updated_at: convert::timestamp(a.updated_at),
+        etag: crate::domain::model::etag(a.version),
+    }
+}
+
+fn check_organization_id(v: &mut Violations, id: i64) -> i64 {
+    trace_ids!(organization_id = id);
+    v.check(validate::id("organization_id", id))
+        .unwrap_or_default()
+}
+
+fn check_attribute_id(v: &mut Violations, id: &str) -> String {
+    let id = id.trim();
+    trace_ids!(attribute_id = id);
+    if id.is_empty() {
+        v.add("attribute_id", "is required");
+    } else if id.chars().count() > MAX_ID_CHARS {
+        v.add(
+            "attribute_id",
+            format!("must be at most {MAX_ID_CHARS} characters"),
+        );
+    }
+    id.to_string()
+}
+
+/// The organization membership: its id, or its user's id.
+fn member(v: &mut Violations, target: Option<MembershipTarget>) -> MembershipTarget {
+    match target {
+        Some(MembershipTarget::MembershipId(id)) => {
+            trace_ids!(membership_id = id);
+            v.check(validate::id("membership_id", id));
+            MembershipTarget::MembershipId(id)
+        }
+        Some(MembershipTarget::UserId(id)) => {
+            trace_ids!(user_id = id);
+            v.check(validate::id("user_id", id));
+            MembershipTarget::UserId(id)
+        }
+        None => {
+            v.add("membership_id", "set membership_id or user_id");
+            MembershipTarget::MembershipId(0)
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl AttributeService for AttributeApi {
+    async fn create_attribute(
+        &self,
+        request: Request<CreateAttributeRequest>,
+    ) -> Result<Response<crate::pb::Attribute>, Status> {
+        let caller = self
+            .0
+            .auth
+            .authorize(request.metadata(), Scope::DirectoryWrite)
+            .await
+            .status()?;
+        let r = request.into_inner();
+        let mut v = Violations::new();
+        let organization_id = check_organization_id(&mut v, r.organization_id);
+        let name = v
+            .check(validate::name("name", &r.name, rules::MAX_VALUE_CHARS))
+            .unwrap_or_default();
+        let slug = if r.slug.is_empty() {
+            let derived = validate::slugify(&name);
+            if derived.is_empty() && !name.is_empty() {
+                v.add("slug", "cannot be derived from name: set it");
+            }
+            derived
+        } else {
+            v.check(validate::slug("slug", &r.slug)).unwrap_or_default()
+        };
+        let kind = v.check(request_type(r.r#type));
+        let options = match kind {
+            Some(kind) if !kind.is_select() && !r.options.is_empty() => {
+                v.add(
+                    "options",
+                    format!(
+                        "a {} attribute has no options; only SINGLE_SELECT and MULTI_SELECT do",
+                        kind.as_str()
+                    ),
+                );
+                Vec::new()
+            }
+            _ => rules::check_new_options(&r.options).unwrap_or_else(|violations| {
+                v.extend(violations);
+                Vec::new()
+            }),
+        };
+        v.into_result().status()?;
+        let written = self
+            .0
+            .store
+            .create_attribute(
+                &caller.actor(),
+                NewAttribute {
+                    organization_id,
+                    name,
+                    slug,
+                    kind: kind.unwrap_or(AttributeType::Text),
+                    options,
+                },
+            )
+            .await
+            .status()?;
+        trace_ids!(attribute_id = written.value.id.as_str());
+        Ok(Response::new(attribute(written.value)))
+    }
+
+    async fn list_attributes(
+        &self,
+        request: Request<ListAttributesRequest>,
+    ) -> Result<Response<ListAttributesResponse>, Status> {
+        self.0
+            .auth
+            .authorize(request.metadata(), Scope::DirectoryRead)
+            .await
+            .status()?;
+        let r = request.into_inner();
+        let mut v = Violations::new();
+        let organization_id = check_organization_id(&mut v, r.organization_id);
+        let page = KeyedPageRequest::parse(r.page_size, &r.page_token).unwrap_or_else(|e| {
+            v.extend(e);
+            KeyedPageRequest {
+                after: String::new(),
+                size: 0,
+            }
+        });
+        v.into_result().status()?;
+        let result = self
+            .0
+            .store
+            .list_attributes(organization_id, page)
+            .await
+            .status()?;
+        Ok(Response::new(ListAttributesResponse {
+            attributes: result.items.into_iter().map(attribute).collect(),
+            next_page_token: result
+                .next_after
+                .as_deref()
+                .map(encode_keyed_token)
+                .unwrap_or_default(),
+        }))
+    }
+
+    async fn delete_attribute(
+        &self,
+        request: Request<DeleteAttributeRequest>,
+    ) -> Result<Response<DeleteAttributeResponse>, Status> {
+        let caller = self
+            .0
+            .auth
+            .authorize(request.metadata(), Scope::DirectoryWrite)
+            .await
+            .status()?;
+        let r = request.into_inner();
+        let mut v = Violations::new();
+        let organization_id = check_organization_id(&mut v, r.organization_id);
+        let attribute_id = check_attribute_id(&mut v, &r.attribute_id);
+        v.into_result().status()?;
+        self.0
+            .store
+            .delete_attribute(&caller.actor(), organization_id, &attribute_id)
+            .await
+            .status()?;
+        Ok(Response::new(DeleteAttributeResponse {}))
+    }
+
+    async fn add_attribute_option(
+        &self,
+        request: Request<AddAttributeOptionRequest>,
+    ) -> Result<Response<crate::pb::Attribute>, Status> {
+        let caller = self
+            .0
+            .auth
+            .authorize(request.metadata(), Scope::DirectoryWrite)
+            .await
+            .status()?;
+        let r = request.into_inner();
+        let mut v = Violations::new();
+        let organization_id = check_organization_id(&mut v, r.organization_id);
+        let attribute_id = check_attribute_id(&mut v, &r.attribute_id);
+        let value = v
+            .check(rules::option_value("value", &r.value))
+            .unwrap_or_default();
+        v.into_result().status()?;
+        let written = self
+            .0
+            .store
+            .add_attribute_option(&caller.actor(), organization_id, &attribute_id, value)
+            .await
+            .status()?;
+        Ok(Response::new(attribute(written.value)))
+    }
+
+    async fn assign_attribute(
+        &self,
+        request: Request<AssignAttributeRequest>,
+    ) -> Result<Response<Membership>, Status> {
+        use assign_attribute_request::{Member, Value};
+        let caller = self
+            .0
+            .auth
+            .authorize(request.metadata(), Scope::MembershipsWrite)
+            .await
+            .status()?;
+        let r = request.into_inner();
+        let mut v = Violations::new();
+        let organization_id = check_organization_id(&mut v, r.organization_id);
+        let attribute_id = check_attribute_id(&mut v, &r.attribute_id);
+        let target = member(
+            &mut v,
+            r.member.map(|m| match m {
+                Member::MembershipId(id) => MembershipTarget::MembershipId(id),
+                Member::UserId(id) => MembershipTarget::UserId(id),
+            }),
+        );
+        let value = r.value.map(|value| match value {
+            Value::Text(text) => ValueInput::Text(text),
+            Value::Number(n) => ValueInput::Number(n),
+            Value::OptionId(id) => ValueInput::OptionId(id),
+            Value::OptionIds(ids) => ValueInput::OptionIds(ids.ids),
+        });
+        // Shape errors now, with the others; whether it fits the attribute once it is loaded.
+        if let Some(Err(violations)) = value.clone().map(rules::normalize_value) {
+            v.extend(violations);
+        }
+        v.into_result().status()?;
+        let written = self
+            .0
+            .store
+            .assign_attribute(
+                &caller.actor(),
+                organization_id,
+                &attribute_id,
+                target,
+                value,
+            )
+            .await
+            .status()?;
+        trace_ids!(
+            membership_id = written.value.membership.id,
+            user_id = written.value.membership.user_id
+        );
+        Ok(Response::new(convert::membership(written.value)))
+    }
+
+    async fn unassign_attribute(
+        &self,
+        request: Request<UnassignAttributeRequest>,
+    ) -> Result<Response<Membership>, Status> {
+        use unassign_attribute_request::Member;
+        let caller = self
+            .0
+            .auth
+            .authorize(request.metadata(), Scope::MembershipsWrite)
+            .await
+            .status()?;
+        let r = request.into_inner();
+        let mut v = Violations::new();
+        let organization_id = check_organization_id(&mut v, r.organization_id);
+        let attribute_id = check_attribute_id(&mut v, &r.attribute_id);
+        let target = member(
+            &mut v,
+            r.member.map(|m| match m {
+                Member::MembershipId(id) => MembershipTarget::MembershipId(id),
+                Member::UserId(id) => MembershipTarget::UserId(id),
+            }),
+        );
+        v.into_result().status()?;
+        let written = self
+            .0
+            .store
+            .unassign_attribute(&caller.actor(), organization_id, &attribute_id, target)
+            .await
+            .status()?;
+        trace_ids!(
+            membership_id = written.value.membership.id,
+            user_id = written.value.membership.user_id
+        );
+        Ok(Response::new(convert::membership(written.value)))
+    }
+}

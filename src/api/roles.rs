@@ -1,0 +1,321 @@
+//! RoleService.
+
+use tonic::{Request, Response, Status};
+
+use super::errors::IntoStatus;
+use super::{Context, convert, trace_ids};
+use crate::auth::Scope;
+use crate::domain::Violations;
+use crate::domain::model::{self, RoleType as DomainRoleType};
+use crate::domain::page::{KeyedPageRequest, encode_keyed_token};
+use crate::domain::validate::{self, MAX_ROLE_DESCRIPTION_CHARS, MAX_ROLE_NAME_CHARS};
+use crate::pb::role_service_server::RoleService;
+use crate::pb::*;
+use crate::storage::roles::{NewRole, RoleAddress, RolePatch};
+
+pub struct RoleApi(pub Context);
+
+pub fn role(r: model::Role) -> Role {
+    Role {
+        id: r.id,
+        key: r.key,
+        name: r.name,
+        color: r.color,
+        description: r.description,
+        team_id: r.team_id,
+        r#type: match r.role_type {
+            DomainRoleType::System => RoleType::System,
+            DomainRoleType::Custom => RoleType::Custom,
+        } as i32,
+        permissions: r.permissions.into_iter().collect(),
+        created_at: convert::timestamp(r.created_at),
+        updated_at: convert::timestamp(r.updated_at),
+        etag: model::etag(r.version),
+    }
+}
+
+/// `role_id` (an id, or a key within `team_id`) and the optional `team_id`.
+fn address(v: &mut Violations, team_id: i64, role_id: &str) -> RoleAddress {
+    if team_id < 0 {
+        v.add("team_id", "must be a positive id");
+    }
+    let role = role_id.trim();
+    if role.is_empty() {
+        v.add("role_id", "is required");
+    } else if role.chars().count() > 100 {
+        v.add("role_id", "must be at most 100 characters");
+    }
+    trace_ids!(role_id = role);
+    if team_id > 0 {
+        trace_ids!(team_id = team_id);
+    }
+    RoleAddress {
+        team_id: (team_id > 0).then_some(team_id),
+        role: role.to_string(),
+    }
+}
+
+fn name(v: &mut Violations, value: &str) -> String {
+    v.check(validate::name("name", value, MAX_ROLE_NAME_CHARS))
+        .unwrap_or_default()
+}
+
+fn description(v: &mut Violations, value: &str) -> Option<String> {
+    let text = v.check(validate::optional_text(
+        "description",
+        value,
+        MAX_ROLE_DESCRIPTION_CHARS,
+    ))?;
+    (!text.is_empty()).then_some(text)
+}
+
+fn permissions_list(v: &mut Violations, permissions: Vec<String>) -> Vec<String> {
+    if permissions.len() > 1000 {
+        v.add("permissions", "at most 1000 permissions");
+    }
+    permissions
+        .into_iter()
+        .map(|p| p.trim().to_string())
+        .collect()
+}
+
+#[tonic::async_trait]
+impl RoleService for RoleApi {
+    async fn create_role(
+        &self,
+        request: Request<CreateRoleRequest>,
+    ) -> Result<Response<Role>, Status> {
+        let caller = self
+            .0
+            .auth
+            .authorize(request.metadata(), Scope::RolesWrite)
+            .await
+            .status()?;
+        let r = request.into_inner();
+        trace_ids!(team_id = r.team_id);
+        let mut v = Violations::new();
+        let new = NewRole {
+            team_id: v
+                .check(validate::id("team_id", r.team_id))
+                .unwrap_or_default(),
+            key: if r.key.is_empty() {
+                None
+            } else {
+                v.check(validate::role_key("key", &r.key))
+            },
+            name: name(&mut v, &r.name),
+            color: v
+                .check(validate::optional_color("color", &r.color))
+                .flatten(),
+            description: description(&mut v, &r.description),
+            permissions: permissions_list(&mut v, r.permissions),
+        };
+        v.into_result().status()?;
+        let written = self
+            .0
+            .store
+            .create_role(&caller.actor(), new)
+            .await
+            .status()?;
+        trace_ids!(role_id = written.value.id.as_str());
+        Ok(Response::new(role(written.value)))
+    }
+
+    async fn get_role(&self, request: Request<GetRoleRequest>) -> Result<Response<Role>, Status> {
+        self.0
+            .auth
+            .authorize(request.metadata(), Scope::RolesRead)
+            .await
+            .status()?;
+        let r = request.into_inner();
+        let mut v = Violations::new();
+        let address = address(&mut v, r.team_id, &r.role_id);
+        v.into_result().status()?;
+        Ok(Response::new(role(
+            self.0.store.get_role(&address).await.status()?,
+        )))
+    }
+
+    async fn update_role(
+        &self,
+        request: Request<UpdateRoleRequest>,
+    ) -> Result<Response<Role>, Status> {
+        let caller = self
+            .0
+            .auth
+            .authorize(request.metadata(), Scope::RolesWrite)
+            .await
+            .status()?;
+        let r = request.into_inner();
+        let mut v = Violations::new();
+        let address = address(&mut v, r.team_id, &r.role_id);
+        let patch = RolePatch {
+            name: r.name.map(|n| name(&mut v, &n)),
+            color: r
+                .color
+                .map(|c| v.check(validate::optional_color("color", &c)).flatten()),
+            description: r.description.map(|d| description(&mut v, &d)),
+            permissions: r
+                .permissions
+                .map(|list| permissions_list(&mut v, list.permissions)),
+            etag: r.etag,
+        };
+        v.into_result().status()?;
+        let written = self
+            .0
+            .store
+            .update_role(&caller.actor(), &address, patch)
+            .await
+            .status()?;
+        Ok(Response::new(role(written.value)))
+    }
+
+    async fn delete_role(
+        &self,
+        request: Request<DeleteRoleRequest>,
+    ) -> Result<Response<DeleteRoleResponse>, Status> {
+        let caller = self
+            .0
+            .auth
+            .authorize(request.metadata(), Scope::RolesWrite)
+            .await
+            .status()?;
+        let r = request.into_inner();
+        let mut v = Violations::new();
+        let address = address(&mut v, r.team_id, &r.role_id);
+        v.into_result().status()?;
+        let reassign = r.reassign_role_id.trim();
+        let (moved, _) = self
+            .0
+            .store
+            .delete_role(
+                &caller.actor(),
+                &address,
+                (!reassign.is_empty()).then_some(reassign),
+                r.etag.as_deref(),
+            )
+            .await
+            .status()?;
+        Ok(Response::new(DeleteRoleResponse {
+            reassigned_memberships: moved as i64,
+        }))
+    }
+
+    async fn list_roles(
+        &self,
+        request: Request<ListRolesRequest>,
+    ) -> Result<Response<ListRolesResponse>, Status> {
+        self.0
+            .auth
+            .authorize(request.metadata(), Scope::RolesRead)
+            .await
+            .status()?;
+        let r = request.into_inner();
+        trace_ids!(team_id = r.team_id);
+        let mut v = Violations::new();
+        let team_id = v
+            .check(validate::id("team_id", r.team_id))
+            .unwrap_or_default();
+        let page = KeyedPageRequest::parse(r.page_size, &r.page_token).unwrap_or_else(|errs| {
+            v.extend(errs);
+            KeyedPageRequest {
+                after: String::new(),
+                size: 0,
+            }
+        });
+        v.into_result().status()?;
+        let (roles, next) = self.0.store.list_roles(team_id, &page).await.status()?;
+        Ok(Response::new(ListRolesResponse {
+            roles: roles.into_iter().map(role).collect(),
+            next_page_token: next.as_deref().map(encode_keyed_token).unwrap_or_default(),
+        }))
+    }
+
+    async fn add_role_permissions(
+        &self,
+        request: Request<AddRolePermissionsRequest>,
+    ) -> Result<Response<Role>, Status> {
+        let caller = self
+            .0
+            .auth
+            .authorize(request.metadata(), Scope::RolesWrite)
+            .await
+            .status()?;
+        let r = request.into_inner();
+        let mut v = Violations::new();
+        let address = address(&mut v, r.team_id, &r.role_id);
+        if r.permissions.is_empty() {
+            v.add("permissions", "name at least one permission");
+        }
+        let permissions = permissions_list(&mut v, r.permissions);
+        v.into_result().status()?;
+        let written = self
+            .0
+            .store
+            .add_role_permissions(&caller.actor(), &address, permissions)
+            .await
+            .status()?;
+        Ok(Response::new(role(written.value)))
+    }
+
+    async fn remove_role_permissions(
+        &self,
+        request: Request<RemoveRolePermissionsRequest>,
+    ) -> Result<Response<Role>, Status> {
+        let caller = self
+            .0
+            .auth
+            .authorize(request.metadata(), Scope::RolesWrite)
+            .await
+            .status()?;
+        let r = request.into_inner();
+        let mut v = Violations::new();
+        let address = address(&mut v, r.team_id, &r.role_id);
+        if r.permissions.is_empty() {
+            v.add("permissions", "name at least one permission");
+        }
+        let permissions = permissions_list(&mut v, r.permissions);
+        v.into_result().status()?;
+        let written = self
+            .0
+            .store
+            .remove_role_permissions(&caller.actor(), &address, permissions)
+            .await
+            .status()?;
+        Ok(Response::new(role(written.value)))
+    }
+
+    async fn list_permission_catalog(
+        &self,
+        request: Request<ListPermissionCatalogRequest>,
+    ) -> Result<Response<ListPermissionCatalogResponse>, Status> {
+        self.0
+            .auth
+            .authorize(request.metadata(), Scope::RolesRead)
+            .await
+            .status()?;
+        let permissions = self
+            .0
+            .store
+            .policy()
+            .catalog
+            .entries()
+            .iter()
+            .map(|e| PermissionCatalogEntry {
+                permission: e.permission.clone(),
+                resource: e.resource.clone(),
+                action: e.action.clone(),
+                scopes: if e.organization_only {
+                    vec![PermissionScope::Organization as i32]
+                } else {
+                    vec![
+                        PermissionScope::Team as i32,
+                        PermissionScope::Organization as i32,
+                    ]
+                },
+                description: e.description.clone(),
+            })
+            .collect();
+        Ok(Response::new(ListPermissionCatalogResponse { permissions }))
+    }
+}

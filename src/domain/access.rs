@@ -1,0 +1,227 @@
+//! Effective permissions: what a user may do in a team, and which role says so.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use super::catalog::{PermissionCatalog, PermissionSet};
+use super::roles::{BaseRole, SYSTEM_ROLES, system_role_permissions};
+
+/// The permission catalog in force and the system roles' permission sets derived from it.
+#[derive(Debug)]
+pub struct Policy {
+    pub catalog: PermissionCatalog,
+    system: HashMap<&'static str, Arc<PermissionSet>>,
+}
+
+impl Policy {
+    pub fn new(catalog: PermissionCatalog) -> Self {
+        let system = SYSTEM_ROLES
+            .iter()
+            .map(|role| {
+                (
+                    role.id,
+                    Arc::new(PermissionSet::new(system_role_permissions(role, &catalog))),
+                )
+            })
+            .collect();
+        Self { catalog, system }
+    }
+
+    /// The permissions of a system role, by id.
+    pub fn system_permissions(&self, role_id: &str) -> Option<&Arc<PermissionSet>> {
+        self.system.get(role_id)
+    }
+
+    /// The permissions a membership's role holds: a system role's from the catalog, a custom
+    /// role's as stored.
+    pub fn role_permissions(&self, role_id: &str, custom: Option<&[String]>) -> Arc<PermissionSet> {
+        match (self.system.get(role_id), custom) {
+            (Some(system), _) => Arc::clone(system),
+            (None, Some(held)) => Arc::new(PermissionSet::new(held.iter().cloned())),
+            (None, None) => Arc::new(PermissionSet::default()),
+        }
+    }
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self::new(PermissionCatalog::default_catalog())
+    }
+}
+
+/// One accepted membership's contribution to a user's permissions in a team.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grant {
+    pub role_id: String,
+    pub role_key: String,
+    pub role: BaseRole,
+    /// The team whose membership holds the role (the organization for an inherited grant).
+    pub team_id: i64,
+    pub from_organization: bool,
+    pub permissions: Arc<PermissionSet>,
+}
+
+/// A user's accepted grants in one team: the team's own membership first, then the
+/// organization's. Pending memberships never appear here.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Effective {
+    pub grants: Vec<Grant>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecisionReason {
+    GrantedByTeamRole,
+    GrantedByOrganizationRole,
+    NoAcceptedMembership,
+    NotGranted,
+}
+
+impl DecisionReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecisionReason::GrantedByTeamRole => "GRANTED_BY_TEAM_ROLE",
+            DecisionReason::GrantedByOrganizationRole => "GRANTED_BY_ORGANIZATION_ROLE",
+            DecisionReason::NoAcceptedMembership => "NO_ACCEPTED_MEMBERSHIP",
+            DecisionReason::NotGranted => "NOT_GRANTED",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    pub role_id: String,
+    pub reason: DecisionReason,
+}
+
+impl Effective {
+    pub fn check(&self, permission: &str) -> Decision {
+        if self.grants.is_empty() {
+            return Decision {
+                allowed: false,
+                role_id: String::new(),
+                reason: DecisionReason::NoAcceptedMembership,
+            };
+        }
+        match self
+            .grants
+            .iter()
+            .find(|g| g.permissions.grants(permission))
+        {
+            Some(grant) => Decision {
+                allowed: true,
+                role_id: grant.role_id.clone(),
+                reason: if grant.from_organization {
+                    DecisionReason::GrantedByOrganizationRole
+                } else {
+                    DecisionReason::GrantedByTeamRole
+                },
+            },
+            None => Decision {
+                allowed: false,
+                role_id: String::new(),
+                reason: DecisionReason::NotGranted,
+            },
+        }
+    }
+
+    pub fn grants(&self, permission: &str) -> bool {
+        self.grants.iter().any(|g| g.permissions.grants(permission))
+    }
+
+    /// The concrete catalog permissions granted, sorted.
+    pub fn permissions(&self, catalog: &PermissionCatalog) -> Vec<String> {
+        let all: BTreeSet<String> = self
+            .grants
+            .iter()
+            .flat_map(|g| g.permissions.expand(catalog))
+            .collect();
+        all.into_iter().collect()
+    }
+
+    /// An accepted OWNER of the team or, for a sub-team, of its organization.
+    pub fn is_owner(&self) -> bool {
+        self.grants.iter().any(|g| g.role == BaseRole::Owner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant(policy: &Policy, role_id: &str, role: BaseRole, from_organization: bool) -> Grant {
+        Grant {
+            role_id: role_id.into(),
+            role_key: role_id.into(),
+            role,
+            team_id: if from_organization { 1 } else { 2 },
+            from_organization,
+            permissions: policy.role_permissions(role_id, None),
+        }
+    }
+
+    #[test]
+    fn no_grant_no_permission() {
+        let d = Effective::default().check("team.read");
+        assert!(!d.allowed);
+        assert_eq!(d.reason, DecisionReason::NoAcceptedMembership);
+    }
+
+    #[test]
+    fn union_of_team_and_organization_roles() {
+        let policy = Policy::default();
+        let effective = Effective {
+            grants: vec![
+                grant(&policy, "restricteduser_role", BaseRole::Member, false),
+                grant(&policy, "admin_role", BaseRole::Admin, true),
+            ],
+        };
+        let team_read = effective.check("team.read");
+        assert_eq!(
+            (team_read.allowed, team_read.role_id.as_str()),
+            (true, "restricteduser_role")
+        );
+        assert_eq!(team_read.reason, DecisionReason::GrantedByTeamRole);
+        let update = effective.check("team.update");
+        assert_eq!(
+            (update.allowed, update.role_id.as_str()),
+            (true, "admin_role")
+        );
+        assert_eq!(update.reason, DecisionReason::GrantedByOrganizationRole);
+        let billing = effective.check("organization.manageBilling");
+        assert_eq!(
+            (billing.allowed, billing.reason),
+            (false, DecisionReason::NotGranted)
+        );
+        assert!(!effective.is_owner());
+    }
+
+    #[test]
+    fn owner_holds_everything_and_lists_the_whole_catalog() {
+        let policy = Policy::default();
+        let effective = Effective {
+            grants: vec![grant(&policy, "owner_role", BaseRole::Owner, true)],
+        };
+        assert!(effective.grants("organization.manageBilling"));
+        assert!(effective.is_owner());
+        assert_eq!(
+            effective.permissions(&policy.catalog).len(),
+            policy.catalog.entries().len()
+        );
+    }
+
+    #[test]
+    fn custom_role_permissions_come_from_storage() {
+        let policy = Policy::default();
+        let held = vec!["booking.read".to_string(), "eventType.*".to_string()];
+        let set = policy.role_permissions("role_x", Some(&held));
+        assert!(set.grants("eventType.delete"));
+        assert!(!set.grants("team.read"));
+        // A system id always means the system role, whatever is stored.
+        assert!(
+            policy
+                .role_permissions("owner_role", Some(&[]))
+                .grants("team.delete")
+        );
+    }
+}
