@@ -75,6 +75,9 @@ pub struct ServeConfig {
     /// Database connections in the pool.
     #[arg(long, env = "MEMBERSHIP_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub db_max_connections: u32,
+    /// How long events are kept (`30d`, `12h`, `90m`, `45s`).
+    #[arg(long, env = "MEMBERSHIP_EVENT_RETENTION", default_value = "30d")]
+    pub event_retention: Retention,
     /// Replaces the built-in permission catalog.
     #[arg(long, env = "MEMBERSHIP_PERMISSIONS_FILE")]
     pub permissions_file: Option<PathBuf>,
@@ -93,6 +96,7 @@ impl ServeConfig {
             concurrency_limit: 1024,
             db_max_connections: 16,
             permissions_file: None,
+            event_retention: Retention(Duration::from_secs(30 * 86_400)),
         }
     }
 
@@ -105,4 +109,55 @@ impl ServeConfig {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// A retention period: a number with a unit of `d`, `h`, `m` or `s`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention(pub Duration);
+
+impl std::str::FromStr for Retention {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (number, unit) = s.split_at(split);
+        let n: u64 = number
+            .parse()
+            .map_err(|_| format!("{s:?}: expected e.g. 30d, 12h, 90m or 45s"))?;
+        let seconds = match unit {
+            "d" => n.checked_mul(86_400),
+            "h" => n.checked_mul(3_600),
+            "m" => n.checked_mul(60),
+            "s" | "" => Some(n),
+            _ => None,
+        }
+        .filter(|s| *s > 0)
+        .ok_or_else(|| format!("{s:?}: expected a positive number of d, h, m or s"))?;
+        Ok(Retention(Duration::from_secs(seconds)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retention_parses() {
+        assert_eq!(
+            "30d".parse::<Retention>().unwrap().0,
+            Duration::from_secs(2_592_000)
+        );
+        assert_eq!(
+            "90m".parse::<Retention>().unwrap().0,
+            Duration::from_secs(5_400)
+        );
+        assert_eq!(
+            "45".parse::<Retention>().unwrap().0,
+            Duration::from_secs(45)
+        );
+        for bad in ["", "0d", "3w", "d", "-1h"] {
+            assert!(bad.parse::<Retention>().is_err(), "{bad:?}");
+        }
+    }
 }

@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod domain;
+pub mod feed;
 pub mod pb;
 pub mod server;
 pub mod storage;

@@ -7,6 +7,9 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
 
 use crate::api::Context;
 use crate::api::access::AccessApi;
@@ -19,6 +22,7 @@ use crate::auth::{self, Authenticator};
 use crate::config::ServeConfig;
 use crate::domain::access::Policy;
 use crate::domain::catalog::PermissionCatalog;
+use crate::feed::Feed;
 use crate::pb;
 use crate::storage::Store;
 use crate::telemetry::RpcSpanLayer;
@@ -43,6 +47,30 @@ pub struct App {
     context: Context,
     /// A generated bootstrap key, to be shown once.
     pub bootstrap_key: Option<String>,
+    /// The feed follower and the retention task; they end with the server.
+    background: Vec<JoinHandle<()>>,
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        for task in &self.background {
+            task.abort();
+        }
+    }
+}
+
+/// Removes events older than the retention, now and then.
+async fn prune_events(store: Store, retention: Duration) {
+    let every = (retention / 10).clamp(Duration::from_secs(1), Duration::from_secs(3600));
+    loop {
+        let cutoff = chrono::Utc::now() - chrono::Duration::from_std(retention).unwrap_or_default();
+        match store.prune_events(cutoff.timestamp_micros()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "removed events past their retention"),
+            Err(e) => tracing::warn!(error = %e, "cannot remove old events"),
+        }
+        tokio::time::sleep(every).await;
+    }
 }
 
 impl App {
@@ -64,14 +92,20 @@ impl App {
         let bootstrap_key = auth::bootstrap(&store, config.bootstrap_key.as_deref())
             .await
             .map_err(|e| StartupError::Database(e.to_string()))?;
+        let (feed, follower) = Feed::start(store.clone())
+            .await
+            .map_err(|e| StartupError::Database(e.to_string()))?;
+        let retention = tokio::spawn(prune_events(store.clone(), config.event_retention.0));
         let context = Context {
             auth: Authenticator::new(store.clone()),
             store,
+            feed,
         };
         Ok(App {
             config: config.clone(),
             context,
             bootstrap_key,
+            background: vec![follower, retention],
         })
     }
 

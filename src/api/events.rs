@@ -1,18 +1,43 @@
-//! EventService: the audit log.
+//! EventService: the audit log and the change feed.
 
+use std::sync::Arc;
+
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::Context;
-use super::convert;
-use super::errors::IntoStatus;
+use super::errors::{self, IntoStatus};
+use super::{Context, convert};
 use crate::auth::Scope;
-use crate::domain::Violations;
+use crate::domain::model::{Event as DomainEvent, is_event_kind};
 use crate::domain::page::PageRequest;
+use crate::domain::{DomainError, Reason, Violations};
+use crate::feed::Feed;
 use crate::pb::event_service_server::EventService;
 use crate::pb::*;
 use crate::storage::events::EventFilter;
 
 pub struct EventApi(pub Context);
+
+/// Messages queued for one watcher; past this the replay waits for the client to read.
+const WATCH_BUFFER: usize = 256;
+const REPLAY_BATCH: u64 = 500;
+
+fn micros(t: &prost_types::Timestamp) -> i64 {
+    t.seconds
+        .saturating_mul(1_000_000)
+        .saturating_add(i64::from(t.nanos / 1000))
+}
+
+fn expired(after: i64, pruned_through: i64) -> DomainError {
+    DomainError::precondition(
+        Reason::EventsExpired,
+        format!(
+            "events after {after} are no longer retained (removed through {pruned_through}); \
+             resume from {pruned_through} or later"
+        ),
+    )
+}
 
 #[tonic::async_trait]
 impl EventService for EventApi {
@@ -36,19 +61,171 @@ impl EventService for EventApi {
         if r.actor_user_id.is_some_and(|u| u <= 0) {
             v.add("actor_user_id", "must be a positive id");
         }
+        if !r.kind.is_empty() && !is_event_kind(&r.kind) {
+            v.add(
+                "kind",
+                format!(
+                    "{:?} is not an event kind (e.g. membership.updated)",
+                    r.kind
+                ),
+            );
+        }
         let page = v.page(PageRequest::parse(r.page_size, &r.page_token));
         v.into_result().status()?;
         let filter = EventFilter {
             after_sequence: r.after_sequence,
             team_id: r.team_id,
-            kind: (!r.kind.is_empty()).then_some(r.kind),
+            kinds: if r.kind.is_empty() {
+                Vec::new()
+            } else {
+                vec![r.kind]
+            },
             actor_key_id: (!r.actor_key_id.is_empty()).then_some(r.actor_key_id),
             actor_user_id: r.actor_user_id,
+            occurred_after: r.occurred_after.as_ref().map(micros),
+            occurred_before: r.occurred_before.as_ref().map(micros),
+            up_to: None,
         };
         let result = self.0.store.list_events(&filter, page).await.status()?;
         Ok(Response::new(ListEventsResponse {
             events: result.items.into_iter().map(convert::event).collect(),
             next_page_token: convert::page_token(result.next_after),
         }))
+    }
+
+    type WatchEventsStream = ReceiverStream<Result<WatchEventsResponse, Status>>;
+
+    async fn watch_events(
+        &self,
+        request: Request<WatchEventsRequest>,
+    ) -> Result<Response<Self::WatchEventsStream>, Status> {
+        self.0
+            .auth
+            .authorize(request.metadata(), Scope::EventsRead)
+            .await
+            .status()?;
+        let r = request.into_inner();
+        let mut v = Violations::new();
+        if r.after_sequence < 0 {
+            v.add("after_sequence", "must not be negative");
+        }
+        if r.team_id.is_some_and(|t| t <= 0) {
+            v.add("team_id", "must be a positive id");
+        }
+        for (i, kind) in r.kinds.iter().enumerate() {
+            if !is_event_kind(kind) {
+                v.add(
+                    format!("kinds[{i}]"),
+                    format!("{kind:?} is not an event kind"),
+                );
+            }
+        }
+        v.into_result().status()?;
+        let head = self.0.store.feed_head().await.status()?;
+        if r.after_sequence > 0 && r.after_sequence < head.pruned_through {
+            return Err(errors::status(expired(
+                r.after_sequence,
+                head.pruned_through,
+            )));
+        }
+        let filter = EventFilter {
+            team_id: r.team_id,
+            kinds: r.kinds,
+            ..Default::default()
+        };
+        let (sender, receiver) = mpsc::channel(WATCH_BUFFER);
+        // Subscribe before replaying, so nothing committed meanwhile falls between the two.
+        let subscription = self.0.feed.subscribe();
+        let start = r.after_sequence.max(head.pruned_through);
+        tokio::spawn(watch(
+            Arc::clone(&self.0.feed),
+            filter,
+            start,
+            subscription,
+            sender,
+        ));
+        Ok(Response::new(ReceiverStream::new(receiver)))
+    }
+}
+
+type Sink = mpsc::Sender<Result<WatchEventsResponse, Status>>;
+
+/// Sends one event; false when the client has gone.
+async fn send(sink: &Sink, event: DomainEvent) -> bool {
+    sink.send(Ok(WatchEventsResponse {
+        event: Some(convert::event(event)),
+    }))
+    .await
+    .is_ok()
+}
+
+/// Replays from the database up to what the feed has delivered, then follows the feed. A watcher
+/// that falls behind the broadcast (or sees a jump) re-reads from the database: memory stays
+/// bounded and no event is skipped.
+async fn watch(
+    feed: Arc<Feed>,
+    filter: EventFilter,
+    mut cursor: i64,
+    mut subscription: broadcast::Receiver<Arc<DomainEvent>>,
+    sink: Sink,
+) {
+    loop {
+        let target = feed.head();
+        while cursor < target {
+            let page = EventFilter {
+                up_to: Some(target),
+                ..filter.clone()
+            };
+            let batch = match feed.store().events_after(&page, cursor, REPLAY_BATCH).await {
+                Ok(batch) => batch,
+                Err(e) => {
+                    let _ = sink.send(Err(errors::status(e))).await;
+                    return;
+                }
+            };
+            match feed.store().feed_head().await {
+                Ok(head) if cursor < head.pruned_through => {
+                    let _ = sink
+                        .send(Err(errors::status(expired(cursor, head.pruned_through))))
+                        .await;
+                    return;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let _ = sink.send(Err(errors::status(e))).await;
+                    return;
+                }
+            }
+            let done = (batch.len() as u64) < REPLAY_BATCH;
+            for event in batch {
+                cursor = event.sequence;
+                if !send(&sink, event).await {
+                    return;
+                }
+            }
+            if done {
+                cursor = target;
+            }
+        }
+        loop {
+            match subscription.recv().await {
+                Ok(event) if event.sequence <= cursor => continue,
+                Ok(event) if event.sequence == cursor + 1 => {
+                    cursor = event.sequence;
+                    if filter.matches(&event) && !send(&sink, (*event).clone()).await {
+                        return;
+                    }
+                }
+                // A jump or a lag: catch up from the database.
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                    subscription = subscription.resubscribe();
+                    break;
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+            if sink.is_closed() {
+                return;
+            }
+        }
     }
 }

@@ -12,6 +12,7 @@ pub mod roles;
 use std::sync::Arc;
 
 use crate::auth::Authenticator;
+use crate::feed::Feed;
 use crate::storage::Store;
 
 /// What every service needs.
@@ -19,6 +20,7 @@ use crate::storage::Store;
 pub struct Context {
     pub store: Store,
     pub auth: Arc<Authenticator>,
+    pub feed: Arc<Feed>,
 }
 
 /// Records ids on the current RPC span (declared by the tracing layer).

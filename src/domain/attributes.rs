@@ -251,24 +251,25 @@ pub fn same_option_value(a: &str, b: &str) -> bool {
 /// The violations of a create request's option values: bad values and repeats.
 pub fn check_new_options(values: &[String]) -> Result<Vec<String>, Vec<FieldViolation>> {
     let mut violations = Vec::new();
-    let mut accepted: Vec<String> = Vec::with_capacity(values.len());
+    // With their request positions, which violations name.
+    let mut accepted: Vec<(usize, String)> = Vec::with_capacity(values.len());
     for (i, raw) in values.iter().enumerate() {
         let field = format!("options[{i}]");
         match option_value(&field, raw) {
             Err(v) => violations.push(v),
             Ok(value) => {
-                if let Some(j) = accepted.iter().position(|a| same_option_value(a, &value)) {
+                if let Some((j, _)) = accepted.iter().find(|(_, a)| same_option_value(a, &value)) {
                     violations.push(FieldViolation::new(
                         field,
                         format!("repeats options[{j}] ({value:?})"),
                     ));
                 }
-                accepted.push(value);
+                accepted.push((i, value));
             }
         }
     }
     if violations.is_empty() {
-        Ok(accepted)
+        Ok(accepted.into_iter().map(|(_, value)| value).collect())
     } else {
         Err(violations)
     }
@@ -411,9 +412,14 @@ mod tests {
             check_new_options(&[" Sales ".into(), "Support".into()]).unwrap(),
             ["Sales", "Support"]
         );
-        let errs = check_new_options(&["Sales".into(), "".into(), "SALES".into()]).unwrap_err();
+        let errs = check_new_options(&["".into(), "Sales".into(), "SALES".into()]).unwrap_err();
         let names: Vec<_> = errs.iter().map(|v| v.field.as_str()).collect();
-        assert_eq!(names, ["options[1]", "options[2]"]);
+        assert_eq!(names, ["options[0]", "options[2]"]);
+        assert!(
+            errs[1].description.contains("options[1]"),
+            "{}",
+            errs[1].description
+        );
         assert_eq!(option_slug("Customer Success", 0), "customer-success");
         assert_eq!(option_slug("日本", 2), "option-3");
     }

@@ -217,3 +217,22 @@ pub struct Page<T> {
     pub items: Vec<T>,
     pub next_after: Option<i64>,
 }
+
+/// Whether `kind` is one of the event kinds writes record.
+pub fn is_event_kind(kind: &str) -> bool {
+    match kind.split_once('.') {
+        Some((resource, action)) => {
+            [
+                "user",
+                "organization",
+                "team",
+                "membership",
+                "role",
+                "attribute",
+            ]
+            .contains(&resource)
+                && ["created", "updated", "deleted"].contains(&action)
+        }
+        None => false,
+    }
+}

@@ -1,15 +1,15 @@
 //! The event rows every write records in its own transaction, and the audit-log reads.
 
-use sea_orm::sea_query::ExprTrait;
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Statement,
 };
 use serde::Serialize;
 use serde_json::Value;
 
 use super::convert;
-use super::entities::event;
+use super::entities::{event, event_sequence};
 use super::{Store, db_error};
 use crate::domain::model::{Actor, Event, JsonObject, Page};
 use crate::domain::page::PageRequest;
@@ -36,14 +36,47 @@ pub fn snapshot<T: Serialize>(value: &T) -> Option<JsonObject> {
     }
 }
 
+/// Takes the next event sequence. The counter row stays locked until the caller's transaction
+/// ends, so transactions commit in sequence order and a rolled-back one gives its number back:
+/// sequences are contiguous and never become visible out of order.
+async fn next_sequence<C: ConnectionTrait>(conn: &C) -> DomainResult<i64> {
+    let backend = conn.get_database_backend();
+    let row = match backend {
+        DbBackend::MySql => {
+            conn.execute_unprepared(
+                "UPDATE event_sequence SET value = LAST_INSERT_ID(value + 1) WHERE id = 1",
+            )
+            .await
+            .map_err(db_error)?;
+            conn.query_one_raw(Statement::from_string(
+                backend,
+                "SELECT CAST(LAST_INSERT_ID() AS SIGNED) AS value",
+            ))
+            .await
+        }
+        _ => {
+            conn.query_one_raw(Statement::from_string(
+                backend,
+                "UPDATE event_sequence SET value = value + 1 WHERE id = 1 RETURNING value",
+            ))
+            .await
+        }
+    }
+    .map_err(db_error)?
+    .ok_or_else(|| DomainError::Internal("the event_sequence row is missing".into()))?;
+    row.try_get::<i64>("", "value").map_err(db_error)
+}
+
 /// Inserts the event inside the caller's transaction and returns its sequence.
 pub async fn record<C: ConnectionTrait>(
     conn: &C,
     actor: &Actor,
     draft: EventDraft,
 ) -> DomainResult<i64> {
+    let sequence = next_sequence(conn).await?;
     let text = |o: Option<JsonObject>| o.map(|o| convert::object_text(&o));
-    let result = event::Entity::insert(event::ActiveModel {
+    event::Entity::insert(event::ActiveModel {
+        sequence: Set(sequence),
         occurred_at: Set(convert::now_micros()),
         kind: Set(draft.kind.to_string()),
         actor_key_id: Set(actor.key_id.clone()),
@@ -55,34 +88,74 @@ pub async fn record<C: ConnectionTrait>(
         role_id: Set(draft.role_id),
         before: Set(text(draft.before)),
         after: Set(text(draft.after)),
-        ..Default::default()
     })
-    .exec(conn)
+    .exec_without_returning(conn)
     .await
     .map_err(db_error)?;
-    Ok(result.last_insert_id)
+    if conn.get_database_backend() == DbBackend::Postgres {
+        // Delivered at commit, once per transaction (equal payloads are folded).
+        conn.execute_unprepared("SELECT pg_notify('membership_events', '')")
+            .await
+            .map_err(db_error)?;
+    }
+    Ok(sequence)
 }
 
 #[derive(Debug, Default, Clone)]
 pub struct EventFilter {
     pub after_sequence: i64,
+    /// Events up to this sequence only.
+    pub up_to: Option<i64>,
     /// Events of this team, or of this organization and its teams.
     pub team_id: Option<i64>,
-    pub kind: Option<String>,
+    /// Any of these kinds; empty: every kind.
+    pub kinds: Vec<String>,
     pub actor_key_id: Option<String>,
     pub actor_user_id: Option<i64>,
+    /// Microseconds since the epoch: at or after.
+    pub occurred_after: Option<i64>,
+    /// Microseconds since the epoch: strictly before.
+    pub occurred_before: Option<i64>,
+}
+
+impl EventFilter {
+    /// Whether an event passes the filters a watcher gives (team and kinds).
+    pub fn matches(&self, e: &Event) -> bool {
+        self.team_id
+            .is_none_or(|t| e.team_id == Some(t) || e.organization_id == Some(t))
+            && (self.kinds.is_empty() || self.kinds.iter().any(|k| *k == e.kind))
+            && self
+                .actor_key_id
+                .as_ref()
+                .is_none_or(|k| e.actor_key_id.as_ref() == Some(k))
+            && self
+                .actor_user_id
+                .is_none_or(|u| e.actor_user_id == Some(u))
+    }
+}
+
+/// Where the feed stands: the last sequence handed out, and how far retention has removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeedHead {
+    pub last: i64,
+    pub pruned_through: i64,
 }
 
 impl Store {
-    pub async fn list_events(
+    /// Events after `after` (ascending), at most `limit`, with the filter applied in the query.
+    pub async fn events_after(
         &self,
         filter: &EventFilter,
-        page: PageRequest,
-    ) -> DomainResult<Page<Event>> {
+        after: i64,
+        limit: u64,
+    ) -> DomainResult<Vec<Event>> {
         let mut query = event::Entity::find()
-            .filter(event::Column::Sequence.gt(std::cmp::max(page.after, filter.after_sequence)))
+            .filter(event::Column::Sequence.gt(std::cmp::max(after, filter.after_sequence)))
             .order_by_asc(event::Column::Sequence)
-            .limit(page.size + 1);
+            .limit(limit);
+        if let Some(up_to) = filter.up_to {
+            query = query.filter(event::Column::Sequence.lte(up_to));
+        }
         if let Some(team_id) = filter.team_id {
             query = query.filter(
                 event::Column::TeamId
@@ -90,8 +163,9 @@ impl Store {
                     .or(event::Column::OrganizationId.eq(team_id)),
             );
         }
-        if let Some(kind) = &filter.kind {
-            query = query.filter(event::Column::Kind.eq(kind.as_str()));
+        if !filter.kinds.is_empty() {
+            query =
+                query.filter(event::Column::Kind.is_in(filter.kinds.iter().map(String::as_str)));
         }
         if let Some(key) = &filter.actor_key_id {
             query = query.filter(event::Column::ActorKeyId.eq(key.as_str()));
@@ -99,8 +173,64 @@ impl Store {
         if let Some(user) = filter.actor_user_id {
             query = query.filter(event::Column::ActorUserId.eq(user));
         }
+        if let Some(t) = filter.occurred_after {
+            query = query.filter(event::Column::OccurredAt.gte(t));
+        }
+        if let Some(t) = filter.occurred_before {
+            query = query.filter(event::Column::OccurredAt.lt(t));
+        }
         let rows = query.all(self.conn()).await.map_err(db_error)?;
-        Ok(page_of(rows, page.size, |r| r.sequence, convert::event))
+        Ok(rows.into_iter().map(convert::event).collect())
+    }
+
+    pub async fn list_events(
+        &self,
+        filter: &EventFilter,
+        page: PageRequest,
+    ) -> DomainResult<Page<Event>> {
+        let rows = self.events_after(filter, page.after, page.size + 1).await?;
+        Ok(page_of(rows, page.size, |e| e.sequence, |e| e))
+    }
+
+    pub async fn feed_head(&self) -> DomainResult<FeedHead> {
+        let row = event_sequence::Entity::find_by_id(1)
+            .one(self.conn())
+            .await
+            .map_err(db_error)?
+            .ok_or_else(|| DomainError::Internal("the event_sequence row is missing".into()))?;
+        Ok(FeedHead {
+            last: row.value,
+            pruned_through: row.pruned_through,
+        })
+    }
+
+    /// Removes events that occurred before `cutoff` (microseconds since the epoch). Watchers
+    /// asking for them afterwards get EVENTS_EXPIRED. Returns how many were removed.
+    pub async fn prune_events(&self, cutoff: i64) -> DomainResult<u64> {
+        let newest_expired = event::Entity::find()
+            .filter(event::Column::OccurredAt.lt(cutoff))
+            .order_by_desc(event::Column::Sequence)
+            .one(self.conn())
+            .await
+            .map_err(db_error)?;
+        let Some(newest_expired) = newest_expired else {
+            return Ok(0);
+        };
+        let through = newest_expired.sequence;
+        // Mark first, so that no watcher starts a replay that the delete then cuts short.
+        event_sequence::Entity::update_many()
+            .col_expr(event_sequence::Column::PrunedThrough, Expr::value(through))
+            .filter(event_sequence::Column::Id.eq(1))
+            .filter(event_sequence::Column::PrunedThrough.lt(through))
+            .exec(self.conn())
+            .await
+            .map_err(db_error)?;
+        let deleted = event::Entity::delete_many()
+            .filter(event::Column::Sequence.lte(through))
+            .exec(self.conn())
+            .await
+            .map_err(db_error)?;
+        Ok(deleted.rows_affected)
     }
 }
 

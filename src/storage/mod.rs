@@ -20,7 +20,7 @@ use sea_orm::{
     IsolationLevel, SqlErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
-use tokio::sync::{Mutex, OwnedMutexGuard};
+use tokio::sync::{Mutex, Notify, OwnedMutexGuard};
 
 use crate::domain::access::Policy;
 use crate::domain::{DomainError, DomainResult};
@@ -33,12 +33,15 @@ pub struct Store {
     /// sleep-and-retry busy handler.
     sqlite_writer: Option<Arc<Mutex<()>>>,
     policy: Arc<Policy>,
+    /// Signalled after each commit of this process, so the feed reads it without waiting a poll.
+    committed: Arc<Notify>,
 }
 
 /// A write transaction: commit it, or drop it to roll back.
 pub struct WriteTx {
     pub txn: DatabaseTransaction,
     _writer: Option<OwnedMutexGuard<()>>,
+    committed: Arc<Notify>,
 }
 
 impl std::ops::Deref for WriteTx {
@@ -50,7 +53,9 @@ impl std::ops::Deref for WriteTx {
 
 impl WriteTx {
     pub async fn commit(self) -> DomainResult<()> {
-        self.txn.commit().await.map_err(db_error)
+        self.txn.commit().await.map_err(db_error)?;
+        self.committed.notify_one();
+        Ok(())
     }
 }
 
@@ -80,6 +85,7 @@ impl Store {
             db,
             sqlite_writer,
             policy: Arc::new(Policy::default()),
+            committed: Arc::new(Notify::new()),
         })
     }
 
@@ -87,6 +93,11 @@ impl Store {
     pub fn with_policy(mut self, policy: Arc<Policy>) -> Self {
         self.policy = policy;
         self
+    }
+
+    /// Notified after each commit of this process.
+    pub fn committed(&self) -> &Arc<Notify> {
+        &self.committed
     }
 
     pub fn policy(&self) -> &Arc<Policy> {
@@ -131,6 +142,7 @@ impl Store {
         Ok(WriteTx {
             txn,
             _writer: writer,
+            committed: Arc::clone(&self.committed),
         })
     }
 

@@ -32,6 +32,7 @@ use tonic_types::StatusExt;
 
 pub use membership_service::pb;
 use pb::access_service_client::AccessServiceClient;
+use pb::attribute_service_client::AttributeServiceClient;
 use pb::directory_service_client::DirectoryServiceClient;
 use pb::event_service_client::EventServiceClient;
 use pb::membership_service_client::MembershipServiceClient;
@@ -563,6 +564,10 @@ impl TestServer {
 
     pub fn access(&self) -> AccessServiceClient<AuthChannel> {
         self.client(AccessServiceClient::new)
+    }
+
+    pub fn attributes(&self) -> AttributeServiceClient<AuthChannel> {
+        self.client(AttributeServiceClient::new)
     }
 }
 

@@ -6,6 +6,7 @@ pub mod attribute;
 pub mod attribute_assignment;
 pub mod attribute_option;
 pub mod event;
+pub mod event_sequence;
 pub mod membership;
 pub mod role;
 pub mod team;

@@ -4,6 +4,7 @@
 mod m0001_initial;
 mod m0002_system_roles;
 mod m0003_attributes;
+mod m0004_event_sequence;
 
 use sea_orm_migration::prelude::*;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0001_initial::Migration),
             Box::new(m0002_system_roles::Migration),
             Box::new(m0003_attributes::Migration),
+            Box::new(m0004_event_sequence::Migration),
         ]
     }
 }

@@ -1,0 +1,807 @@
+//! The actor rules of DESIGN.md section 4 (`x-actor-user-id`) through the real server on every
+//! engine: who may change a membership's role, grant or touch OWNER, raise their own role, write
+//! roles, and hand out permissions.
+
+mod common;
+
+use common::{AuthChannel, Engine, TestServer, auth, error_info, expect_err, pb, reason};
+use pb::membership_service_client::MembershipServiceClient;
+use pb::role_service_client::RoleServiceClient;
+use pb::{MembershipRole, Role};
+use tonic::{Code, Status};
+
+engine_tests!(
+    admin_changes_a_member_to_superuser,
+    members_cannot_change_roles,
+    only_owners_grant_or_change_owner,
+    organization_owner_counts_for_sub_teams,
+    nobody_raises_their_own_role,
+    no_escalation_through_a_granted_role,
+    role_writes_need_role_permissions,
+    permission_denied_wins_over_last_owner,
+    denied_writes_change_nothing,
+);
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+async fn user(srv: &TestServer, email: &str) -> i64 {
+    srv.directory()
+        .create_user(pb::CreateUserRequest {
+            email: email.into(),
+            name: email.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|s| panic!("create user {email}: {s:?}"))
+        .into_inner()
+        .id
+}
+
+async fn org(srv: &TestServer, slug: &str) -> i64 {
+    srv.directory()
+        .create_organization(pb::CreateOrganizationRequest {
+            name: format!("Org {slug}"),
+            slug: slug.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|s| panic!("create organization {slug}: {s:?}"))
+        .into_inner()
+        .id
+}
+
+async fn team(srv: &TestServer, organization_id: i64, slug: &str) -> i64 {
+    srv.directory()
+        .create_team(pb::CreateTeamRequest {
+            organization_id,
+            name: format!("Team {slug}"),
+            slug: slug.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|s| panic!("create team {slug}: {s:?}"))
+        .into_inner()
+        .id
+}
+
+/// An accepted membership, written without an actor.
+async fn member(srv: &TestServer, team_id: i64, user_id: i64, role_id: &str) -> pb::Membership {
+    srv.memberships()
+        .create_membership(pb::CreateMembershipRequest {
+            team_id,
+            user_id,
+            role_id: role_id.into(),
+            accepted: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|s| panic!("membership of {user_id} in {team_id} as {role_id}: {s:?}"))
+        .into_inner()
+}
+
+async fn get_membership(srv: &TestServer, team_id: i64, user_id: i64) -> pb::Membership {
+    srv.memberships()
+        .get_membership(pb::GetMembershipRequest {
+            team_id,
+            member: Some(pb::get_membership_request::Member::UserId(user_id)),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|s| panic!("get membership of {user_id} in {team_id}: {s:?}"))
+        .into_inner()
+}
+
+async fn create_role(srv: &TestServer, team_id: i64, name: &str, permissions: &[&str]) -> Role {
+    srv.roles()
+        .create_role(pb::CreateRoleRequest {
+            team_id,
+            name: name.into(),
+            permissions: strings(permissions),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|s| panic!("create role {name} in {team_id}: {s:?}"))
+        .into_inner()
+}
+
+/// MembershipService acting for `actor`.
+fn memberships_as(srv: &TestServer, actor: i64) -> MembershipServiceClient<AuthChannel> {
+    srv.client_with(
+        auth(&srv.admin_key).actor(actor),
+        MembershipServiceClient::new,
+    )
+}
+
+/// RoleService acting for `actor`.
+fn roles_as(srv: &TestServer, actor: i64) -> RoleServiceClient<AuthChannel> {
+    srv.client_with(auth(&srv.admin_key).actor(actor), RoleServiceClient::new)
+}
+
+/// `actor` changes `user_id`'s membership in `team_id` to the role reference `role_id`.
+async fn set_role_as(
+    srv: &TestServer,
+    actor: i64,
+    team_id: i64,
+    user_id: i64,
+    role_id: &str,
+) -> Result<pb::Membership, Status> {
+    memberships_as(srv, actor)
+        .update_membership(pb::UpdateMembershipRequest {
+            team_id,
+            member: Some(pb::update_membership_request::Member::UserId(user_id)),
+            role_id: Some(role_id.into()),
+            ..Default::default()
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+/// `actor` creates an accepted membership of `user_id` in `team_id` with `role_id`.
+async fn add_member_as(
+    srv: &TestServer,
+    actor: i64,
+    team_id: i64,
+    user_id: i64,
+    role_id: &str,
+) -> Result<pb::Membership, Status> {
+    memberships_as(srv, actor)
+        .create_membership(pb::CreateMembershipRequest {
+            team_id,
+            user_id,
+            role_id: role_id.into(),
+            accepted: true,
+            ..Default::default()
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+fn denied<T: std::fmt::Debug>(result: Result<T, Status>) -> Status {
+    match result {
+        Ok(value) => panic!("expected PERMISSION_DENIED, got {value:?}"),
+        Err(status) => status,
+    }
+}
+
+/// PERMISSION_DENIED, ACTOR_LACKS_PERMISSION, naming `permission` in the ErrorInfo metadata.
+fn assert_lacks(status: &Status, permission: &str) {
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    let info = error_info(status).unwrap_or_else(|| panic!("ErrorInfo in {status:?}"));
+    assert_eq!(info.reason, "ACTOR_LACKS_PERMISSION", "{status:?}");
+    assert_eq!(info.domain, "membership.v1");
+    assert_eq!(
+        info.metadata.get("permission").map(String::as_str),
+        Some(permission),
+        "{status:?}"
+    );
+}
+
+/// PERMISSION_DENIED, ACTOR_LACKS_PERMISSION, whatever permission is named (non-empty).
+fn assert_actor_denied(status: &Status) {
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    let info = error_info(status).unwrap_or_else(|| panic!("ErrorInfo in {status:?}"));
+    assert_eq!(info.reason, "ACTOR_LACKS_PERMISSION", "{status:?}");
+    assert!(
+        info.metadata
+            .get("permission")
+            .is_some_and(|p| !p.is_empty()),
+        "{status:?}"
+    );
+}
+
+async fn all_events(srv: &TestServer) -> Vec<pb::Event> {
+    let mut out = Vec::new();
+    let mut token = String::new();
+    for _ in 0..1000 {
+        let page = srv
+            .events()
+            .list_events(pb::ListEventsRequest {
+                page_size: 1000,
+                page_token: token.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("list events")
+            .into_inner();
+        out.extend(page.events);
+        if page.next_page_token.is_empty() {
+            return out;
+        }
+        token = page.next_page_token;
+    }
+    panic!("ListEvents did not finish");
+}
+
+async fn last_sequence(srv: &TestServer) -> i64 {
+    all_events(srv)
+        .await
+        .last()
+        .map(|e| e.sequence)
+        .unwrap_or(0)
+}
+
+/// An organization with an owner, a second owner, an admin, a member, a superuser and a plain
+/// target member.
+struct Org {
+    id: i64,
+    owner: i64,
+    owner2: i64,
+    admin: i64,
+    member: i64,
+    superuser: i64,
+    target: i64,
+}
+
+async fn setup(srv: &TestServer, slug: &str) -> Org {
+    let id = org(srv, slug).await;
+    let mut users = Vec::new();
+    for (name, role) in [
+        ("owner", "owner"),
+        ("owner2", "owner"),
+        ("admin", "admin"),
+        ("member", "member"),
+        ("superuser", "superuser"),
+        ("target", "member"),
+    ] {
+        let u = user(srv, &format!("{name}@{slug}.test")).await;
+        member(srv, id, u, role).await;
+        users.push(u);
+    }
+    Org {
+        id,
+        owner: users[0],
+        owner2: users[1],
+        admin: users[2],
+        member: users[3],
+        superuser: users[4],
+        target: users[5],
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+
+async fn admin_changes_a_member_to_superuser(engine: Engine) {
+    let Some(srv) = TestServer::start(engine).await else {
+        return;
+    };
+    let o = setup(&srv, "acme").await;
+    let before = last_sequence(&srv).await;
+    let changed = set_role_as(&srv, o.admin, o.id, o.target, "superuser")
+        .await
+        .expect("an ADMIN makes a MEMBER superuser");
+    assert_eq!(changed.role_id, "superuser_role");
+    assert_eq!(changed.role(), MembershipRole::Admin);
+    let events = all_events(&srv).await;
+    let event = events
+        .iter()
+        .find(|e| e.sequence > before && e.kind == "membership.updated")
+        .expect("a membership.updated event");
+    assert_eq!(
+        event.actor_user_id,
+        Some(o.admin),
+        "the event records the actor"
+    );
+
+    // And back down, and to a custom role the admin's permissions cover.
+    set_role_as(&srv, o.admin, o.id, o.target, "member")
+        .await
+        .expect("back to member");
+    let custom = create_role(&srv, o.id, "Booker", &["booking.*", "team.read"]).await;
+    let m = set_role_as(&srv, o.admin, o.id, o.target, &custom.key)
+        .await
+        .expect("a custom role within the admin's permissions");
+    assert_eq!(m.role_id, custom.id);
+    srv.stop().await;
+}
+
+async fn members_cannot_change_roles(engine: Engine) {
+    let Some(srv) = TestServer::start(engine).await else {
+        return;
+    };
+    let o = setup(&srv, "acme").await;
+    let sub = team(&srv, o.id, "sales").await;
+
+    let status = denied(set_role_as(&srv, o.member, o.id, o.target, "restricteduser").await);
+    assert_lacks(&status, "organization.changeMemberRole");
+    // Also with the enum instead of role_id.
+    let status = denied(
+        memberships_as(&srv, o.member)
+            .update_membership(pb::UpdateMembershipRequest {
+                team_id: o.id,
+                member: Some(pb::update_membership_request::Member::UserId(o.target)),
+                role: Some(MembershipRole::Admin as i32),
+                ..Default::default()
+            })
+            .await,
+    );
+    assert_lacks(&status, "organization.changeMemberRole");
+    // The superuser lacks it too.
+    let status = denied(set_role_as(&srv, o.superuser, o.id, o.target, "restricteduser").await);
+    assert_lacks(&status, "organization.changeMemberRole");
+
+    // In a sub-team, where the actor is a plain member of both, the team permission is named.
+    member(&srv, sub, o.member, "member").await;
+    member(&srv, sub, o.target, "member").await;
+    let status = denied(set_role_as(&srv, o.member, sub, o.target, "restricteduser").await);
+    assert_lacks(&status, "team.changeMemberRole");
+
+    // An actor with no membership at all.
+    let stranger = user(&srv, "stranger@acme.test").await;
+    let status = denied(set_role_as(&srv, stranger, o.id, o.target, "restricteduser").await);
+    assert_lacks(&status, "organization.changeMemberRole");
+
+    assert_eq!(
+        get_membership(&srv, o.id, o.target).await.role_id,
+        "member_role"
+    );
+    assert_eq!(
+        get_membership(&srv, sub, o.target).await.role_id,
+        "member_role"
+    );
+    srv.stop().await;
+}
+
+async fn only_owners_grant_or_change_owner(engine: Engine) {
+    let Some(srv) = TestServer::start(engine).await else {
+        return;
+    };
+    let o = setup(&srv, "acme").await;
+
+    let status = denied(set_role_as(&srv, o.admin, o.id, o.target, "owner").await);
+    assert_lacks(&status, "OWNER");
+    let status = denied(
+        memberships_as(&srv, o.admin)
+            .update_membership(pb::UpdateMembershipRequest {
+                team_id: o.id,
+                member: Some(pb::update_membership_request::Member::UserId(o.target)),
+                role: Some(MembershipRole::Owner as i32),
+                ..Default::default()
+            })
+            .await,
+    );
+    assert_lacks(&status, "OWNER");
+    let status = denied(set_role_as(&srv, o.admin, o.id, o.owner2, "member").await);
+    assert_lacks(&status, "OWNER");
+    let status = denied(set_role_as(&srv, o.admin, o.id, o.owner2, "admin").await);
+    assert_lacks(&status, "OWNER");
+    // Creating an OWNER membership is granting OWNER too.
+    let newcomer = user(&srv, "newcomer@acme.test").await;
+    let status = denied(add_member_as(&srv, o.admin, o.id, newcomer, "owner_role").await);
+    assert_lacks(&status, "OWNER");
+
+    // An OWNER can do all of it.
+    let promoted = set_role_as(&srv, o.owner, o.id, o.target, "owner")
+        .await
+        .expect("an OWNER grants OWNER");
+    assert_eq!(promoted.role(), MembershipRole::Owner);
+    let demoted = set_role_as(&srv, o.owner, o.id, o.owner2, "admin")
+        .await
+        .expect("an OWNER demotes another OWNER");
+    assert_eq!(demoted.role(), MembershipRole::Admin);
+    add_member_as(&srv, o.owner, o.id, newcomer, "owner")
+        .await
+        .expect("an OWNER creates an OWNER membership");
+    srv.stop().await;
+}
+
+async fn organization_owner_counts_for_sub_teams(engine: Engine) {
+    let Some(srv) = TestServer::start(engine).await else {
+        return;
+    };
+    let o = setup(&srv, "acme").await;
+    let sub = team(&srv, o.id, "sales").await;
+    member(&srv, sub, o.target, "member").await;
+    // The member is a sub-team ADMIN: enough to change roles there, not to grant OWNER.
+    member(&srv, sub, o.member, "admin").await;
+
+    let status = denied(set_role_as(&srv, o.member, sub, o.target, "owner").await);
+    assert_lacks(&status, "OWNER");
+    let status = denied(set_role_as(&srv, o.admin, sub, o.target, "owner").await);
+    assert_lacks(&status, "OWNER");
+    set_role_as(&srv, o.member, sub, o.target, "superuser")
+        .await
+        .expect("a sub-team ADMIN changes a sub-team role");
+
+    // The organization OWNER, with no sub-team membership, is an OWNER of the sub-team.
+    let promoted = set_role_as(&srv, o.owner, sub, o.target, "owner")
+        .await
+        .expect("an org OWNER grants OWNER in a sub-team");
+    assert_eq!(promoted.role(), MembershipRole::Owner);
+    let status = denied(set_role_as(&srv, o.member, sub, o.target, "member").await);
+    assert_lacks(&status, "OWNER");
+    // A second sub-team OWNER, so that demoting the first keeps the sub-team's last owner.
+    set_role_as(&srv, o.owner, sub, o.member, "owner")
+        .await
+        .expect("an org OWNER grants OWNER in a sub-team again");
+    let demoted = set_role_as(&srv, o.owner, sub, o.target, "member")
+        .await
+        .expect("an org OWNER demotes a sub-team OWNER");
+    assert_eq!(demoted.role(), MembershipRole::Member);
+    // Now a sub-team OWNER (an org MEMBER) counts as OWNER there.
+    set_role_as(&srv, o.member, sub, o.target, "owner")
+        .await
+        .expect("a sub-team OWNER grants OWNER in the sub-team");
+    srv.stop().await;
+}
+
+async fn nobody_raises_their_own_role(engine: Engine) {
+    let Some(srv) = TestServer::start(engine).await else {
+        return;
+    };
+    let o = setup(&srv, "acme").await;
+    let sub = team(&srv, o.id, "sales").await;
+
+    let status = denied(set_role_as(&srv, o.admin, o.id, o.admin, "owner").await);
+    assert_lacks(&status, "OWNER");
+    let status = denied(set_role_as(&srv, o.superuser, o.id, o.superuser, "admin").await);
+    assert_actor_denied(&status);
+    assert_eq!(
+        get_membership(&srv, o.id, o.superuser).await.role_id,
+        "superuser_role"
+    );
+
+    // The self rule on its own: an org ADMIN (who may change sub-team roles and holds every
+    // admin permission) cannot raise their own sub-team membership.
+    member(&srv, sub, o.admin, "member").await;
+    let status = denied(set_role_as(&srv, o.admin, sub, o.admin, "admin").await);
+    assert_actor_denied(&status);
+    let status = denied(set_role_as(&srv, o.admin, sub, o.admin, "superuser").await);
+    assert_actor_denied(&status);
+    assert_eq!(
+        get_membership(&srv, sub, o.admin).await.role_id,
+        "member_role"
+    );
+    // ... while raising somebody else's is fine.
+    member(&srv, sub, o.target, "member").await;
+    set_role_as(&srv, o.admin, sub, o.target, "admin")
+        .await
+        .expect("an org ADMIN raises another sub-team member");
+
+    // Lowering one's own role is fine.
+    let lowered = set_role_as(&srv, o.admin, o.id, o.admin, "superuser")
+        .await
+        .expect("an ADMIN lowers their own role");
+    assert_eq!(lowered.role_id, "superuser_role");
+    let lowered = set_role_as(&srv, o.owner2, o.id, o.owner2, "admin")
+        .await
+        .expect("an OWNER steps down while another OWNER remains");
+    assert_eq!(lowered.role(), MembershipRole::Admin);
+    srv.stop().await;
+}
+
+async fn no_escalation_through_a_granted_role(engine: Engine) {
+    let Some(srv) = TestServer::start(engine).await else {
+        return;
+    };
+    let o = setup(&srv, "acme").await;
+    let updater = create_role(&srv, o.id, "Updater", &["organization.update"]).await;
+    let reader = create_role(&srv, o.id, "Reader", &["booking.read", "team.read"]).await;
+    let billing = create_role(&srv, o.id, "Billing", &["organization.manageBilling"]).await;
+    let everything = create_role(&srv, o.id, "Everything", &["*.*"]).await;
+
+    // The superuser lacks organization.update: it cannot hand it out through a new membership.
+    let newcomer = user(&srv, "newcomer@acme.test").await;
+    let status = denied(add_member_as(&srv, o.superuser, o.id, newcomer, &updater.id).await);
+    assert_lacks(&status, "organization.update");
+    let m = add_member_as(&srv, o.superuser, o.id, newcomer, &reader.key)
+        .await
+        .expect("a role within the superuser's permissions");
+    assert_eq!(m.role_id, reader.id);
+
+    // The admin lacks manageBilling: not through a custom role, nor through `*.*`.
+    let status = denied(set_role_as(&srv, o.admin, o.id, o.target, &billing.id).await);
+    assert_lacks(&status, "organization.manageBilling");
+    let status = denied(set_role_as(&srv, o.admin, o.id, o.target, &everything.id).await);
+    assert_actor_denied(&status);
+    let missing = error_info(&status).unwrap().metadata["permission"].clone();
+    assert!(missing.ends_with(".manageBilling"), "{missing}");
+    assert_eq!(
+        get_membership(&srv, o.id, o.target).await.role_id,
+        "member_role"
+    );
+
+    // The owner holds everything.
+    set_role_as(&srv, o.owner, o.id, o.target, &billing.id)
+        .await
+        .expect("an OWNER grants a billing role");
+    srv.stop().await;
+}
+
+async fn role_writes_need_role_permissions(engine: Engine) {
+    let Some(srv) = TestServer::start(engine).await else {
+        return;
+    };
+    let o = setup(&srv, "acme").await;
+    let sub = team(&srv, o.id, "sales").await;
+    let existing = create_role(&srv, o.id, "Existing", &["team.read"]).await;
+    let new = |name: &str, permissions: &[&str]| pb::CreateRoleRequest {
+        team_id: o.id,
+        name: name.into(),
+        permissions: strings(permissions),
+        ..Default::default()
+    };
+
+    // The superuser holds no role.* permission.
+    let mut su = roles_as(&srv, o.superuser);
+    let status = denied(su.create_role(new("By superuser", &["team.read"])).await);
+    assert_lacks(&status, "role.create");
+    let status = denied(
+        su.update_role(pb::UpdateRoleRequest {
+            team_id: o.id,
+            role_id: existing.id.clone(),
+            name: Some("Renamed".into()),
+            ..Default::default()
+        })
+        .await,
+    );
+    assert_lacks(&status, "role.update");
+    let status = denied(
+        su.add_role_permissions(pb::AddRolePermissionsRequest {
+            team_id: o.id,
+            role_id: existing.id.clone(),
+            permissions: strings(&["booking.read"]),
+        })
+        .await,
+    );
+    assert_lacks(&status, "role.update");
+    let status = denied(
+        su.remove_role_permissions(pb::RemoveRolePermissionsRequest {
+            team_id: o.id,
+            role_id: existing.id.clone(),
+            permissions: strings(&["team.read"]),
+        })
+        .await,
+    );
+    assert_lacks(&status, "role.update");
+    let status = denied(
+        su.delete_role(pb::DeleteRoleRequest {
+            team_id: o.id,
+            role_id: existing.id.clone(),
+            ..Default::default()
+        })
+        .await,
+    );
+    assert_lacks(&status, "role.delete");
+    let status = denied(
+        roles_as(&srv, o.member)
+            .create_role(new("By member", &[]))
+            .await,
+    );
+    assert_lacks(&status, "role.create");
+
+    // The admin writes roles, but cannot hand out what it lacks.
+    let mut admin = roles_as(&srv, o.admin);
+    let status = denied(
+        admin
+            .create_role(new("Billing", &["team.read", "organization.manageBilling"]))
+            .await,
+    );
+    assert_lacks(&status, "organization.manageBilling");
+    let status = denied(admin.create_role(new("All", &["*.*"])).await);
+    assert_actor_denied(&status);
+    let status = denied(
+        admin
+            .add_role_permissions(pb::AddRolePermissionsRequest {
+                team_id: o.id,
+                role_id: existing.id.clone(),
+                permissions: strings(&["team.manageBilling"]),
+            })
+            .await,
+    );
+    assert_lacks(&status, "team.manageBilling");
+    let status = denied(
+        admin
+            .update_role(pb::UpdateRoleRequest {
+                team_id: o.id,
+                role_id: existing.id.clone(),
+                permissions: Some(pb::PermissionList {
+                    permissions: strings(&["team.read", "organization.manageBilling"]),
+                }),
+                ..Default::default()
+            })
+            .await,
+    );
+    assert_lacks(&status, "organization.manageBilling");
+    let created = admin
+        .create_role(new("Bookings", &["booking.*", "team.read"]))
+        .await
+        .expect("an ADMIN creates a role within its permissions")
+        .into_inner();
+    admin
+        .update_role(pb::UpdateRoleRequest {
+            team_id: o.id,
+            role_id: created.id.clone(),
+            name: Some("Bookings 2".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("an ADMIN updates a role");
+    admin
+        .delete_role(pb::DeleteRoleRequest {
+            team_id: o.id,
+            role_id: created.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("an ADMIN deletes a role");
+
+    // The owner may hand out billing.
+    roles_as(&srv, o.owner)
+        .create_role(new("Billing", &["organization.manageBilling"]))
+        .await
+        .expect("an OWNER creates a billing role");
+
+    // In a sub-team, a sub-team ADMIN (org MEMBER) writes the sub-team's roles only.
+    member(&srv, sub, o.member, "admin").await;
+    let mut sub_admin = roles_as(&srv, o.member);
+    sub_admin
+        .create_role(pb::CreateRoleRequest {
+            team_id: sub,
+            name: "Sub role".into(),
+            permissions: strings(&["booking.update"]),
+            ..Default::default()
+        })
+        .await
+        .expect("a sub-team ADMIN creates a sub-team role");
+    let status = denied(sub_admin.create_role(new("Org role", &["team.read"])).await);
+    assert_lacks(&status, "role.create");
+    srv.stop().await;
+}
+
+async fn permission_denied_wins_over_last_owner(engine: Engine) {
+    let Some(srv) = TestServer::start(engine).await else {
+        return;
+    };
+    let org_id = org(&srv, "solo").await;
+    let owner = user(&srv, "owner@solo.test").await;
+    let plain = user(&srv, "plain@solo.test").await;
+    let admin = user(&srv, "admin@solo.test").await;
+    member(&srv, org_id, owner, "owner").await;
+    member(&srv, org_id, plain, "member").await;
+    member(&srv, org_id, admin, "admin").await;
+
+    // Without an actor, the invariant answers.
+    let status = expect_err(
+        srv.memberships()
+            .update_membership(pb::UpdateMembershipRequest {
+                team_id: org_id,
+                member: Some(pb::update_membership_request::Member::UserId(owner)),
+                role_id: Some("member".into()),
+                ..Default::default()
+            })
+            .await,
+    );
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert_eq!(reason(&status).as_deref(), Some("LAST_OWNER"));
+
+    // Both fail: PERMISSION_DENIED wins.
+    let status = denied(set_role_as(&srv, plain, org_id, owner, "member").await);
+    assert_lacks(&status, "organization.changeMemberRole");
+    let status = denied(set_role_as(&srv, admin, org_id, owner, "admin").await);
+    assert_lacks(&status, "OWNER");
+    assert_eq!(
+        get_membership(&srv, org_id, owner).await.role(),
+        MembershipRole::Owner
+    );
+    srv.stop().await;
+}
+
+async fn denied_writes_change_nothing(engine: Engine) {
+    let Some(srv) = TestServer::start(engine).await else {
+        return;
+    };
+    let o = setup(&srv, "acme").await;
+    let role = create_role(&srv, o.id, "Kept", &["team.read"]).await;
+    let target_before = get_membership(&srv, o.id, o.target).await;
+    let before = all_events(&srv).await;
+
+    denied(set_role_as(&srv, o.member, o.id, o.target, "admin").await);
+    denied(set_role_as(&srv, o.admin, o.id, o.target, "owner").await);
+    denied(
+        memberships_as(&srv, o.member)
+            .update_membership(pb::UpdateMembershipRequest {
+                team_id: o.id,
+                member: Some(pb::update_membership_request::Member::UserId(o.target)),
+                role_id: Some("admin".into()),
+                disable_impersonation: Some(true),
+                public_metadata: Some(common::to_struct(serde_json::json!({"x": 1}))),
+                ..Default::default()
+            })
+            .await,
+    );
+    let newcomer = user(&srv, "newcomer@acme.test").await;
+    let after_user = all_events(&srv).await;
+    denied(add_member_as(&srv, o.admin, o.id, newcomer, "owner").await);
+    let mut su = roles_as(&srv, o.superuser);
+    denied(
+        su.create_role(pb::CreateRoleRequest {
+            team_id: o.id,
+            name: "Sneaky".into(),
+            ..Default::default()
+        })
+        .await,
+    );
+    denied(
+        su.update_role(pb::UpdateRoleRequest {
+            team_id: o.id,
+            role_id: role.id.clone(),
+            name: Some("Changed".into()),
+            ..Default::default()
+        })
+        .await,
+    );
+    denied(
+        su.delete_role(pb::DeleteRoleRequest {
+            team_id: o.id,
+            role_id: role.id.clone(),
+            ..Default::default()
+        })
+        .await,
+    );
+    denied(
+        roles_as(&srv, o.admin)
+            .add_role_permissions(pb::AddRolePermissionsRequest {
+                team_id: o.id,
+                role_id: role.id.clone(),
+                permissions: strings(&["organization.manageBilling"]),
+            })
+            .await,
+    );
+
+    let target_after = get_membership(&srv, o.id, o.target).await;
+    assert_eq!(target_after.etag, target_before.etag, "etag unchanged");
+    assert_eq!(target_after, target_before, "membership unchanged");
+    let role_after = srv
+        .roles()
+        .get_role(pb::GetRoleRequest {
+            team_id: o.id,
+            role_id: role.id.clone(),
+        })
+        .await
+        .expect("role still there")
+        .into_inner();
+    assert_eq!(role_after, role, "role unchanged");
+    let status = expect_err(
+        srv.memberships()
+            .get_membership(pb::GetMembershipRequest {
+                team_id: o.id,
+                member: Some(pb::get_membership_request::Member::UserId(newcomer)),
+                ..Default::default()
+            })
+            .await,
+    );
+    assert_eq!(status.code(), Code::NotFound, "no membership was created");
+    let roles = srv
+        .roles()
+        .list_roles(pb::ListRolesRequest {
+            team_id: o.id,
+            ..Default::default()
+        })
+        .await
+        .expect("list roles")
+        .into_inner()
+        .roles;
+    assert!(
+        !roles.iter().any(|r| r.name == "Sneaky"),
+        "no role was created"
+    );
+
+    let after = all_events(&srv).await;
+    assert_eq!(
+        after_user.len(),
+        before.len() + 1,
+        "only user.created in between"
+    );
+    assert_eq!(
+        after.iter().map(|e| e.sequence).collect::<Vec<_>>(),
+        after_user.iter().map(|e| e.sequence).collect::<Vec<_>>(),
+        "no event for a denied write"
+    );
+    srv.stop().await;
+}

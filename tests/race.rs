@@ -1,0 +1,560 @@
+//! The concurrency proof of the rules that span rows (DESIGN.md section 3): "two requests that
+//! each demote one of an organization's two owners at the same moment must never leave it with
+//! none". Every race is fired many times, on every engine, with the two requests going to two
+//! server instances (two processes' worth of pools) over one database, released together by a
+//! barrier.
+
+mod common;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use common::{Engine, TestServer, pb, reason};
+use pb::MembershipRole;
+use pb::directory_service_client::DirectoryServiceClient;
+use pb::membership_service_client::MembershipServiceClient;
+use tokio::sync::Barrier;
+use tonic::{Code, Status};
+
+engine_tests!(
+    concurrent_demotions_leave_one_owner,
+    concurrent_deletions_leave_one_owner,
+    demotion_racing_deletion_leaves_one_owner,
+    mixed_owner_removals_leave_one_owner,
+    concurrent_creates_respect_the_membership_limit,
+    sub_team_membership_racing_org_membership_deletion,
+);
+
+/// Rounds of the headline race (two demotions).
+const DEMOTION_ROUNDS: usize = 50;
+/// Rounds of each other race.
+const ROUNDS: usize = 30;
+
+type Memberships = MembershipServiceClient<common::AuthChannel>;
+type Directory = DirectoryServiceClient<common::AuthChannel>;
+
+/// A server and a second instance on the same database.
+struct Replicas {
+    first: TestServer,
+    second: TestServer,
+}
+
+impl Replicas {
+    async fn start(engine: Engine) -> Option<Replicas> {
+        let first = TestServer::start(engine).await?;
+        let second = first.second_instance().await;
+        Some(Replicas { first, second })
+    }
+
+    /// The server that request number `i` (0 or 1) of a race goes to.
+    fn server(&self, i: usize) -> &TestServer {
+        if i == 0 { &self.first } else { &self.second }
+    }
+
+    async fn stop(self) {
+        self.second.stop().await;
+        self.first.stop().await;
+    }
+}
+
+async fn create_user(srv: &TestServer, email: &str) -> pb::User {
+    srv.directory()
+        .create_user(pb::CreateUserRequest {
+            email: email.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|s| panic!("create user {email}: {s:?}"))
+        .into_inner()
+}
+
+async fn create_org(
+    srv: &TestServer,
+    slug: &str,
+    max_allowed_memberships: i32,
+) -> pb::Organization {
+    srv.directory()
+        .create_organization(pb::CreateOrganizationRequest {
+            name: format!("Org {slug}"),
+            slug: slug.into(),
+            max_allowed_memberships,
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|s| panic!("create organization {slug}: {s:?}"))
+        .into_inner()
+}
+
+async fn add_member(
+    srv: &TestServer,
+    team_id: i64,
+    user_id: i64,
+    role: MembershipRole,
+) -> pb::Membership {
+    srv.memberships()
+        .create_membership(pb::CreateMembershipRequest {
+            team_id,
+            user_id,
+            role: role as i32,
+            accepted: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|s| panic!("membership of user {user_id} in team {team_id}: {s:?}"))
+        .into_inner()
+}
+
+/// An organization with two accepted OWNERs; both instances have read it (warm pools and
+/// channels, so the race is not decided by connection setup).
+async fn two_owner_org(
+    r: &Replicas,
+    slug: &str,
+    users: [i64; 2],
+) -> (pb::Organization, [pb::Membership; 2]) {
+    let org = create_org(&r.first, slug, 0).await;
+    let a = add_member(&r.first, org.id, users[0], MembershipRole::Owner).await;
+    let b = add_member(&r.first, org.id, users[1], MembershipRole::Owner).await;
+    for i in 0..2 {
+        r.server(i)
+            .memberships()
+            .list_memberships(pb::ListMembershipsRequest {
+                team_id: org.id,
+                ..Default::default()
+            })
+            .await
+            .expect("warm-up read");
+    }
+    (org, [a, b])
+}
+
+/// Runs two requests at the same moment, each on its own task, and returns both results.
+async fn race<A, B>(a: A, b: B) -> (Result<(), Status>, Result<(), Status>)
+where
+    A: Future<Output = Result<(), Status>> + Send + 'static,
+    B: Future<Output = Result<(), Status>> + Send + 'static,
+{
+    let barrier = Arc::new(Barrier::new(2));
+    let ta = tokio::spawn({
+        let barrier = barrier.clone();
+        async move {
+            barrier.wait().await;
+            a.await
+        }
+    });
+    let tb = tokio::spawn({
+        let barrier = barrier.clone();
+        async move {
+            barrier.wait().await;
+            b.await
+        }
+    });
+    let (ra, rb) = tokio::join!(ta, tb);
+    (ra.expect("task a"), rb.expect("task b"))
+}
+
+/// The ways a request can take an owner away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Removal {
+    /// `role = ADMIN`.
+    DemoteToAdmin,
+    /// `role_id = "member"`.
+    DemoteByRoleId,
+    /// `accepted = false`.
+    Unaccept,
+    DeleteMembership,
+    /// `DeleteUser` of the owner (refused while they are the last owner).
+    DeleteUser,
+}
+
+const REMOVALS: [Removal; 5] = [
+    Removal::DemoteToAdmin,
+    Removal::DemoteByRoleId,
+    Removal::Unaccept,
+    Removal::DeleteMembership,
+    Removal::DeleteUser,
+];
+
+fn removal(
+    srv: &TestServer,
+    kind: Removal,
+    m: &pb::Membership,
+) -> impl Future<Output = Result<(), Status>> + Send + 'static {
+    let mut memberships: Memberships = srv.memberships();
+    let mut directory: Directory = srv.directory();
+    let (id, user_id) = (m.id, m.user_id);
+    let update = move |r: pb::UpdateMembershipRequest| pb::UpdateMembershipRequest {
+        member: Some(pb::update_membership_request::Member::MembershipId(id)),
+        ..r
+    };
+    async move {
+        match kind {
+            Removal::DemoteToAdmin => memberships
+                .update_membership(update(pb::UpdateMembershipRequest {
+                    role: Some(MembershipRole::Admin as i32),
+                    ..Default::default()
+                }))
+                .await
+                .map(drop),
+            Removal::DemoteByRoleId => memberships
+                .update_membership(update(pb::UpdateMembershipRequest {
+                    role_id: Some("member".into()),
+                    ..Default::default()
+                }))
+                .await
+                .map(drop),
+            Removal::Unaccept => memberships
+                .update_membership(update(pb::UpdateMembershipRequest {
+                    accepted: Some(false),
+                    ..Default::default()
+                }))
+                .await
+                .map(drop),
+            Removal::DeleteMembership => memberships
+                .delete_membership(pb::DeleteMembershipRequest {
+                    member: Some(pb::delete_membership_request::Member::MembershipId(id)),
+                    ..Default::default()
+                })
+                .await
+                .map(drop),
+            Removal::DeleteUser => directory
+                .delete_user(pb::DeleteUserRequest {
+                    user_id,
+                    etag: None,
+                })
+                .await
+                .map(drop),
+        }
+    }
+}
+
+fn is_last_owner(status: &Status) -> bool {
+    status.code() == Code::FailedPrecondition && reason(status).as_deref() == Some("LAST_OWNER")
+}
+
+/// Exactly one of the two succeeded and the other was refused with LAST_OWNER; returns which
+/// one won (0 or 1).
+#[track_caller]
+fn one_won(what: &str, results: &(Result<(), Status>, Result<(), Status>)) -> usize {
+    match results {
+        (Ok(()), Err(s)) if is_last_owner(s) => 0,
+        (Err(s), Ok(())) if is_last_owner(s) => 1,
+        other => panic!(
+            "{what}: expected exactly one success and one FAILED_PRECONDITION LAST_OWNER, got {other:?}"
+        ),
+    }
+}
+
+/// The organization's accepted OWNER memberships, read through the first instance.
+async fn accepted_owners(r: &Replicas, org_id: i64) -> Vec<pb::Membership> {
+    r.first
+        .memberships()
+        .list_memberships(pb::ListMembershipsRequest {
+            team_id: org_id,
+            role: MembershipRole::Owner as i32,
+            accepted: Some(true),
+            ..Default::default()
+        })
+        .await
+        .expect("list owners")
+        .into_inner()
+        .memberships
+}
+
+async fn events_of(r: &Replicas, org_id: i64, after_sequence: i64) -> Vec<pb::Event> {
+    r.second
+        .events()
+        .list_events(pb::ListEventsRequest {
+            team_id: Some(org_id),
+            after_sequence,
+            page_size: 1000,
+            ..Default::default()
+        })
+        .await
+        .expect("list events")
+        .into_inner()
+        .events
+}
+
+async fn last_sequence(r: &Replicas) -> i64 {
+    let mut token = String::new();
+    let mut last = 0;
+    loop {
+        let page = r
+            .first
+            .events()
+            .list_events(pb::ListEventsRequest {
+                page_size: 1000,
+                page_token: token,
+                after_sequence: last,
+                ..Default::default()
+            })
+            .await
+            .expect("list events")
+            .into_inner();
+        if let Some(e) = page.events.last() {
+            last = e.sequence;
+        }
+        if page.next_page_token.is_empty() {
+            return last;
+        }
+        token = page.next_page_token;
+    }
+}
+
+/// One round: an org with two owners, `kinds[i]` sent to instance `i` against owner `i` at the
+/// same moment. Checks that exactly one won, that one accepted OWNER is left (the loser's), and
+/// that only the winner's write recorded events.
+async fn owner_round(r: &Replicas, round: usize, kinds: [Removal; 2], users: [i64; 2]) {
+    let what = format!(
+        "{} round {round}: {:?} vs {:?}",
+        r.first.engine.name(),
+        kinds[0],
+        kinds[1]
+    );
+    let (org, owners) = two_owner_org(r, &format!("race-{round}"), users).await;
+    let seq = last_sequence(r).await;
+    let results = race(
+        removal(r.server(0), kinds[0], &owners[0]),
+        removal(r.server(1), kinds[1], &owners[1]),
+    )
+    .await;
+    let winner = one_won(&what, &results);
+    let loser = 1 - winner;
+
+    let left = accepted_owners(r, org.id).await;
+    assert_eq!(
+        left.iter().map(|m| m.id).collect::<Vec<_>>(),
+        [owners[loser].id],
+        "{what}: exactly the loser is still an accepted OWNER"
+    );
+    assert_eq!(
+        left[0].etag, owners[loser].etag,
+        "{what}: the refused write changed nothing"
+    );
+
+    let events = events_of(r, org.id, seq).await;
+    assert!(
+        !events.is_empty()
+            && events
+                .iter()
+                .all(|e| e.membership_id == Some(owners[winner].id)),
+        "{what}: only the winner's write is recorded: {events:?}"
+    );
+}
+
+async fn fresh_users(r: &Replicas, tag: &str) -> [i64; 2] {
+    [
+        create_user(&r.first, &format!("a-{tag}@race.test"))
+            .await
+            .id,
+        create_user(&r.first, &format!("b-{tag}@race.test"))
+            .await
+            .id,
+    ]
+}
+
+async fn concurrent_demotions_leave_one_owner(engine: Engine) {
+    let Some(r) = Replicas::start(engine).await else {
+        return;
+    };
+    let started = Instant::now();
+    let users = fresh_users(&r, "demote").await;
+    for round in 0..DEMOTION_ROUNDS {
+        owner_round(
+            &r,
+            round,
+            [Removal::DemoteToAdmin, Removal::DemoteToAdmin],
+            users,
+        )
+        .await;
+    }
+    eprintln!(
+        "{}: {DEMOTION_ROUNDS} demotion races in {:?}",
+        engine.name(),
+        started.elapsed()
+    );
+    r.stop().await;
+}
+
+async fn concurrent_deletions_leave_one_owner(engine: Engine) {
+    let Some(r) = Replicas::start(engine).await else {
+        return;
+    };
+    let users = fresh_users(&r, "delete").await;
+    for round in 0..ROUNDS {
+        owner_round(
+            &r,
+            round,
+            [Removal::DeleteMembership, Removal::DeleteMembership],
+            users,
+        )
+        .await;
+    }
+    r.stop().await;
+}
+
+async fn demotion_racing_deletion_leaves_one_owner(engine: Engine) {
+    let Some(r) = Replicas::start(engine).await else {
+        return;
+    };
+    let users = fresh_users(&r, "mixed").await;
+    for round in 0..ROUNDS {
+        // Alternate which instance demotes and which deletes.
+        let kinds = if round % 2 == 0 {
+            [Removal::DemoteToAdmin, Removal::DeleteMembership]
+        } else {
+            [Removal::DeleteMembership, Removal::DemoteToAdmin]
+        };
+        owner_round(&r, round, kinds, users).await;
+    }
+    r.stop().await;
+}
+
+/// Every pair of removal kinds (unaccepting, demoting by role_id, DeleteUser too); fresh users
+/// each round, since DeleteUser takes one away.
+async fn mixed_owner_removals_leave_one_owner(engine: Engine) {
+    let Some(r) = Replicas::start(engine).await else {
+        return;
+    };
+    let mut round = 0;
+    for a in REMOVALS {
+        for b in REMOVALS {
+            let users = fresh_users(&r, &format!("m{round}")).await;
+            owner_round(&r, round, [a, b], users).await;
+            round += 1;
+        }
+    }
+    r.stop().await;
+}
+
+/// Two memberships created at once in an organization with room for one more: exactly one
+/// gets in.
+async fn concurrent_creates_respect_the_membership_limit(engine: Engine) {
+    let Some(r) = Replicas::start(engine).await else {
+        return;
+    };
+    let owner = create_user(&r.first, "owner@limit.test").await;
+    let users = fresh_users(&r, "limit").await;
+    for round in 0..ROUNDS {
+        let what = format!("{} limit round {round}", engine.name());
+        let org = create_org(&r.first, &format!("limit-{round}"), 2).await;
+        add_member(&r.first, org.id, owner.id, MembershipRole::Owner).await;
+        let create = |i: usize| {
+            let mut client = r.server(i).memberships();
+            let request = pb::CreateMembershipRequest {
+                team_id: org.id,
+                user_id: users[i],
+                ..Default::default()
+            };
+            async move { client.create_membership(request).await.map(drop) }
+        };
+        let results = race(create(0), create(1)).await;
+        let limited = |s: &Status| {
+            s.code() == Code::FailedPrecondition
+                && reason(s).as_deref() == Some("MEMBERSHIP_LIMIT_REACHED")
+        };
+        match &results {
+            (Ok(()), Err(s)) | (Err(s), Ok(())) if limited(s) => {}
+            other => panic!(
+                "{what}: expected one success and one MEMBERSHIP_LIMIT_REACHED, got {other:?}"
+            ),
+        }
+        let all = r
+            .second
+            .memberships()
+            .list_memberships(pb::ListMembershipsRequest {
+                team_id: org.id,
+                ..Default::default()
+            })
+            .await
+            .expect("list")
+            .into_inner()
+            .memberships;
+        assert_eq!(all.len(), 2, "{what}: the limit holds");
+    }
+    r.stop().await;
+}
+
+/// Creating a user's sub-team membership while their organization membership is deleted must
+/// never leave a sub-team membership without an organization membership.
+async fn sub_team_membership_racing_org_membership_deletion(engine: Engine) {
+    let Some(r) = Replicas::start(engine).await else {
+        return;
+    };
+    let owner = create_user(&r.first, "owner@orphan.test").await;
+    let ada = create_user(&r.first, "ada@orphan.test").await;
+    let mut both_ok = 0;
+    for round in 0..ROUNDS {
+        let what = format!("{} orphan round {round}", engine.name());
+        let org = create_org(&r.first, &format!("orphan-{round}"), 0).await;
+        add_member(&r.first, org.id, owner.id, MembershipRole::Owner).await;
+        let team = r
+            .first
+            .directory()
+            .create_team(pb::CreateTeamRequest {
+                organization_id: org.id,
+                name: "Eng".into(),
+                slug: "eng".into(),
+                ..Default::default()
+            })
+            .await
+            .expect("create team")
+            .into_inner();
+        let ada_org = add_member(&r.first, org.id, ada.id, MembershipRole::Member).await;
+
+        let mut creator = r.server(round % 2).memberships();
+        let create = async move {
+            creator
+                .create_membership(pb::CreateMembershipRequest {
+                    team_id: team.id,
+                    user_id: ada.id,
+                    accepted: true,
+                    ..Default::default()
+                })
+                .await
+                .map(drop)
+        };
+        let mut deleter = r.server(1 - round % 2).memberships();
+        let delete = async move {
+            deleter
+                .delete_membership(pb::DeleteMembershipRequest {
+                    member: Some(pb::delete_membership_request::Member::MembershipId(
+                        ada_org.id,
+                    )),
+                    ..Default::default()
+                })
+                .await
+                .map(drop)
+        };
+        let (created, deleted) = race(create, delete).await;
+        deleted.unwrap_or_else(|s| panic!("{what}: the org membership delete failed: {s:?}"));
+        match &created {
+            Ok(()) => both_ok += 1,
+            Err(s)
+                if s.code() == Code::FailedPrecondition
+                    && reason(s).as_deref() == Some("NOT_AN_ORGANIZATION_MEMBER") => {}
+            Err(s) => panic!("{what}: unexpected create failure {s:?}"),
+        }
+        let left = r
+            .first
+            .memberships()
+            .list_user_memberships(pb::ListUserMembershipsRequest {
+                user_id: ada.id,
+                ..Default::default()
+            })
+            .await
+            .expect("list user memberships")
+            .into_inner()
+            .memberships;
+        assert!(
+            left.iter().all(|m| m.organization_id != org.id),
+            "{what}: an orphan sub-team membership is left: {left:?}"
+        );
+    }
+    eprintln!(
+        "{}: the create came first in {both_ok} of {ROUNDS} rounds",
+        engine.name()
+    );
+    r.stop().await;
+}
