@@ -75,6 +75,9 @@ pub struct ServeConfig {
     /// Database connections in the pool.
     #[arg(long, env = "MEMBERSHIP_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub db_max_connections: u32,
+    /// Entries in each of the in-memory caches of the hot reads.
+    #[arg(long, env = "MEMBERSHIP_CACHE_CAPACITY", default_value_t = 100_000)]
+    pub cache_capacity: u64,
     /// How long events are kept (`30d`, `12h`, `90m`, `45s`).
     #[arg(long, env = "MEMBERSHIP_EVENT_RETENTION", default_value = "30d")]
     pub event_retention: Retention,
@@ -96,6 +99,7 @@ impl ServeConfig {
             concurrency_limit: 1024,
             db_max_connections: 16,
             permissions_file: None,
+            cache_capacity: 100_000,
             event_retention: Retention(Duration::from_secs(30 * 86_400)),
         }
     }

@@ -11,6 +11,7 @@ use sea_orm::DbBackend;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
+use crate::cache::AccessCache;
 use crate::domain::model::Event;
 use crate::storage::Store;
 use crate::storage::events::EventFilter;
@@ -22,6 +23,7 @@ const NOTIFY_CHANNEL: &str = "membership_events";
 
 pub struct Feed {
     store: Store,
+    cache: Arc<AccessCache>,
     sender: broadcast::Sender<Arc<Event>>,
     head: watch::Sender<i64>,
     poll_interval: Duration,
@@ -31,6 +33,7 @@ impl Feed {
     /// Starts following from the current end of the feed. The handle stops the follower.
     pub async fn start(
         store: Store,
+        cache: Arc<AccessCache>,
     ) -> Result<(Arc<Feed>, JoinHandle<()>), crate::domain::DomainError> {
         let last = store.feed_head().await?.last;
         let poll_interval = match store.backend() {
@@ -40,6 +43,7 @@ impl Feed {
         };
         let feed = Arc::new(Feed {
             store,
+            cache,
             sender: broadcast::channel(BROADCAST_CAPACITY).0,
             head: watch::channel(last).0,
             poll_interval,
@@ -121,6 +125,11 @@ impl Feed {
             let batch = self.store.events_after(&all, *last, BATCH).await?;
             let full = batch.len() as u64 == BATCH;
             for event in batch {
+                if event.sequence != *last + 1 {
+                    // Retention removed events this replica never read: trust nothing cached.
+                    self.cache.clear();
+                }
+                self.cache.apply(&event);
                 *last = event.sequence;
                 // No receiver is fine: nobody is watching.
                 let _ = self.sender.send(Arc::new(event));

@@ -3,10 +3,12 @@
 
 pub mod api;
 pub mod auth;
+pub mod cache;
 pub mod config;
 pub mod domain;
 pub mod feed;
 pub mod pb;
+pub mod reads;
 pub mod server;
 pub mod storage;
 pub mod telemetry;

@@ -19,11 +19,13 @@ use crate::api::events::EventApi;
 use crate::api::memberships::MembershipApi;
 use crate::api::roles::RoleApi;
 use crate::auth::{self, Authenticator};
+use crate::cache::AccessCache;
 use crate::config::ServeConfig;
 use crate::domain::access::Policy;
 use crate::domain::catalog::PermissionCatalog;
 use crate::feed::Feed;
 use crate::pb;
+use crate::reads::Reads;
 use crate::storage::Store;
 use crate::telemetry::RpcSpanLayer;
 
@@ -92,12 +94,14 @@ impl App {
         let bootstrap_key = auth::bootstrap(&store, config.bootstrap_key.as_deref())
             .await
             .map_err(|e| StartupError::Database(e.to_string()))?;
-        let (feed, follower) = Feed::start(store.clone())
+        let cache = Arc::new(AccessCache::new(config.cache_capacity));
+        let (feed, follower) = Feed::start(store.clone(), Arc::clone(&cache))
             .await
             .map_err(|e| StartupError::Database(e.to_string()))?;
         let retention = tokio::spawn(prune_events(store.clone(), config.event_retention.0));
         let context = Context {
             auth: Authenticator::new(store.clone()),
+            reads: Reads::new(store.clone(), cache, Arc::clone(&feed)),
             store,
             feed,
         };

@@ -27,6 +27,7 @@ fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 
+#[track_caller]
 fn assert_invalid(status: &Status, field: &str) {
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     let fields = field_violations(status);
@@ -118,36 +119,33 @@ fn req(user_id: i64, team_id: i64, permission: &str) -> CheckPermissionRequest {
         user_id,
         team_id,
         permission: permission.into(),
+        ..Default::default()
     }
 }
 
-async fn check(
-    srv: &TestServer,
-    user_id: i64,
-    team_id: i64,
-    permission: &str,
-) -> CheckPermissionResponse {
-    srv.access()
+/// (allowed, role_id, reason) of a check, whatever else the response carries.
+type Answer = (bool, String, String);
+
+fn answer(r: &CheckPermissionResponse) -> Answer {
+    (r.allowed, r.role_id.clone(), r.reason.clone())
+}
+
+async fn check(srv: &TestServer, user_id: i64, team_id: i64, permission: &str) -> Answer {
+    let response = srv
+        .access()
         .check_permission(req(user_id, team_id, permission))
         .await
         .unwrap_or_else(|s| panic!("check {permission} of {user_id} in {team_id}: {s:?}"))
-        .into_inner()
+        .into_inner();
+    answer(&response)
 }
 
-fn allowed(role_id: &str, reason: &str) -> CheckPermissionResponse {
-    CheckPermissionResponse {
-        allowed: true,
-        role_id: role_id.into(),
-        reason: reason.into(),
-    }
+fn allowed(role_id: &str, reason: &str) -> Answer {
+    (true, role_id.into(), reason.into())
 }
 
-fn denied(reason: &str) -> CheckPermissionResponse {
-    CheckPermissionResponse {
-        allowed: false,
-        role_id: String::new(),
-        reason: reason.into(),
-    }
+fn denied(reason: &str) -> Answer {
+    (false, String::new(), reason.into())
 }
 
 const BY_TEAM: &str = "GRANTED_BY_TEAM_ROLE";
@@ -161,7 +159,11 @@ async fn effective(
     team_id: i64,
 ) -> pb::ListEffectivePermissionsResponse {
     srv.access()
-        .list_effective_permissions(pb::ListEffectivePermissionsRequest { user_id, team_id })
+        .list_effective_permissions(pb::ListEffectivePermissionsRequest {
+            user_id,
+            team_id,
+            ..Default::default()
+        })
         .await
         .unwrap_or_else(|s| panic!("effective permissions of {user_id} in {team_id}: {s:?}"))
         .into_inner()
@@ -244,7 +246,7 @@ async fn organization_roles_reach_sub_teams(engine: Engine) {
         denied(NOT_GRANTED)
     );
     assert_eq!(
-        check(&srv, team_admin, sub, "team.read").await.reason,
+        check(&srv, team_admin, sub, "team.read").await.2,
         BY_TEAM,
         "the team's own role first"
     );
@@ -393,6 +395,7 @@ async fn check_validates_its_request(engine: Engine) {
             .list_effective_permissions(pb::ListEffectivePermissionsRequest {
                 user_id: u,
                 team_id: org_id + 999,
+                ..Default::default()
             })
             .await,
     );
@@ -423,13 +426,16 @@ async fn batch_checks_in_request_order(engine: Engine) {
         req(admin, org_id, "organization.manageBilling"),
     ];
     let results = access
-        .batch_check_permissions(pb::BatchCheckPermissionsRequest { checks })
+        .batch_check_permissions(pb::BatchCheckPermissionsRequest {
+            checks,
+            ..Default::default()
+        })
         .await
         .expect("batch")
         .into_inner()
         .results;
     assert_eq!(
-        results,
+        results.iter().map(answer).collect::<Vec<_>>(),
         vec![
             allowed("admin_role", BY_TEAM),
             denied(NOT_GRANTED),
@@ -452,7 +458,10 @@ async fn batch_checks_in_request_order(engine: Engine) {
         })
         .collect();
     let results = access
-        .batch_check_permissions(pb::BatchCheckPermissionsRequest { checks: hundred })
+        .batch_check_permissions(pb::BatchCheckPermissionsRequest {
+            checks: hundred,
+            ..Default::default()
+        })
         .await
         .expect("100 checks")
         .into_inner()
@@ -465,13 +474,17 @@ async fn batch_checks_in_request_order(engine: Engine) {
         access
             .batch_check_permissions(pb::BatchCheckPermissionsRequest {
                 checks: (0..101).map(|_| req(admin, org_id, "team.read")).collect(),
+                ..Default::default()
             })
             .await,
     );
     assert_invalid(&status, "checks");
     let status = expect_err(
         access
-            .batch_check_permissions(pb::BatchCheckPermissionsRequest { checks: vec![] })
+            .batch_check_permissions(pb::BatchCheckPermissionsRequest {
+                checks: vec![],
+                ..Default::default()
+            })
             .await,
     );
     assert_invalid(&status, "checks");
@@ -486,6 +499,7 @@ async fn batch_checks_in_request_order(engine: Engine) {
                     req(admin, org_id, "foo.bar"),
                     req(0, org_id, "team.read"),
                 ],
+                ..Default::default()
             })
             .await,
     );

@@ -19,6 +19,8 @@ engine_tests!(
     no_escalation_through_a_granted_role,
     role_writes_need_role_permissions,
     permission_denied_wins_over_last_owner,
+    permission_denied_wins_over_role_name_conflicts,
+    malformed_actor_header_is_invalid,
     denied_writes_change_nothing,
 );
 
@@ -169,6 +171,7 @@ fn denied<T: std::fmt::Debug>(result: Result<T, Status>) -> Status {
 }
 
 /// PERMISSION_DENIED, ACTOR_LACKS_PERMISSION, naming `permission` in the ErrorInfo metadata.
+#[track_caller]
 fn assert_lacks(status: &Status, permission: &str) {
     assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
     let info = error_info(status).unwrap_or_else(|| panic!("ErrorInfo in {status:?}"));
@@ -182,6 +185,7 @@ fn assert_lacks(status: &Status, permission: &str) {
 }
 
 /// PERMISSION_DENIED, ACTOR_LACKS_PERMISSION, whatever permission is named (non-empty).
+#[track_caller]
 fn assert_actor_denied(status: &Status) {
     assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
     let info = error_info(status).unwrap_or_else(|| panic!("ErrorInfo in {status:?}"));
@@ -692,6 +696,68 @@ async fn permission_denied_wins_over_last_owner(engine: Engine) {
     srv.stop().await;
 }
 
+/// Role names are unique within a team (a section 3 rule): an actor who may not write roles at
+/// all is told so, not that the name is taken.
+async fn permission_denied_wins_over_role_name_conflicts(engine: Engine) {
+    let Some(srv) = TestServer::start(engine).await else {
+        return;
+    };
+    let o = setup(&srv, "acme").await;
+    create_role(&srv, o.id, "Taken", &["team.read"]).await;
+    let other = create_role(&srv, o.id, "Other", &["team.read"]).await;
+    let mut su = roles_as(&srv, o.superuser);
+
+    let status = denied(
+        su.create_role(pb::CreateRoleRequest {
+            team_id: o.id,
+            name: "Taken".into(),
+            ..Default::default()
+        })
+        .await,
+    );
+    assert_lacks(&status, "role.create");
+    let status = denied(
+        su.update_role(pb::UpdateRoleRequest {
+            team_id: o.id,
+            role_id: other.id.clone(),
+            name: Some("Taken".into()),
+            ..Default::default()
+        })
+        .await,
+    );
+    assert_lacks(&status, "role.update");
+    srv.stop().await;
+}
+
+async fn malformed_actor_header_is_invalid(engine: Engine) {
+    let Some(srv) = TestServer::start(engine).await else {
+        return;
+    };
+    let o = setup(&srv, "acme").await;
+    for bad in ["abc", "0", "-3", ""] {
+        let mut client = srv.client_with(
+            auth(&srv.admin_key).header("x-actor-user-id", bad),
+            MembershipServiceClient::new,
+        );
+        let status = expect_err(
+            client
+                .update_membership(pb::UpdateMembershipRequest {
+                    team_id: o.id,
+                    member: Some(pb::update_membership_request::Member::UserId(o.target)),
+                    role_id: Some("admin".into()),
+                    ..Default::default()
+                })
+                .await,
+        );
+        assert_eq!(status.code(), Code::InvalidArgument, "{bad:?}: {status:?}");
+    }
+    assert_eq!(
+        get_membership(&srv, o.id, o.target).await.role_id,
+        "member_role"
+    );
+    srv.stop().await;
+}
+
 async fn denied_writes_change_nothing(engine: Engine) {
     let Some(srv) = TestServer::start(engine).await else {
         return;
@@ -756,7 +822,17 @@ async fn denied_writes_change_nothing(engine: Engine) {
 
     let target_after = get_membership(&srv, o.id, o.target).await;
     assert_eq!(target_after.etag, target_before.etag, "etag unchanged");
-    assert_eq!(target_after, target_before, "membership unchanged");
+    assert_eq!(
+        pb::Membership {
+            revision: 0,
+            ..target_after
+        },
+        pb::Membership {
+            revision: 0,
+            ..target_before
+        },
+        "membership unchanged"
+    );
     let role_after = srv
         .roles()
         .get_role(pb::GetRoleRequest {
@@ -766,7 +842,17 @@ async fn denied_writes_change_nothing(engine: Engine) {
         .await
         .expect("role still there")
         .into_inner();
-    assert_eq!(role_after, role, "role unchanged");
+    assert_eq!(
+        Role {
+            revision: 0,
+            ..role_after
+        },
+        Role {
+            revision: 0,
+            ..role
+        },
+        "role unchanged"
+    );
     let status = expect_err(
         srv.memberships()
             .get_membership(pb::GetMembershipRequest {

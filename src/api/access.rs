@@ -2,10 +2,10 @@
 
 use tonic::{Request, Response, Status};
 
-use super::errors::IntoStatus;
-use super::{Context, trace_ids};
+use super::errors::{self, IntoStatus};
+use super::{Context, convert, trace_ids};
 use crate::auth::Scope;
-use crate::domain::access::Decision;
+use crate::domain::access::{Decision, Effective};
 use crate::domain::validate;
 use crate::domain::{DomainError, Violations};
 use crate::pb::access_service_server::AccessService;
@@ -15,11 +15,12 @@ pub struct AccessApi(pub Context);
 
 pub const MAX_BATCH_CHECKS: usize = 100;
 
-fn decision(d: Decision) -> CheckPermissionResponse {
+fn decision(d: Decision, revision: i64) -> CheckPermissionResponse {
     CheckPermissionResponse {
         allowed: d.allowed,
         role_id: d.role_id,
         reason: d.reason.as_str().to_string(),
+        revision,
     }
 }
 
@@ -59,14 +60,21 @@ impl AccessService for AccessApi {
         trace_ids!(user_id = r.user_id, team_id = r.team_id);
         let mut v = Violations::new();
         self.validate_check(&mut v, "", &r);
+        let consistency = v
+            .check(convert::consistency("consistency", r.consistency))
+            .unwrap_or_default();
         v.into_result().status()?;
+        let source = self.0.reads.source(consistency).await.status()?;
         let effective = self
             .0
-            .store
-            .effective_permissions(r.user_id, r.team_id)
+            .reads
+            .effective(source, r.user_id, r.team_id)
             .await
             .status()?;
-        Ok(Response::new(decision(effective.check(&r.permission))))
+        Ok(Response::new(decision(
+            effective.check(&r.permission),
+            source.revision(),
+        )))
     }
 
     async fn batch_check_permissions(
@@ -92,9 +100,13 @@ impl AccessService for AccessApi {
         for (i, check) in r.checks.iter().enumerate() {
             self.validate_check(&mut v, &format!("checks[{i}]."), check);
         }
+        let consistency = v
+            .check(convert::consistency("consistency", r.consistency))
+            .unwrap_or_default();
         v.into_result().status()?;
+        let source = self.0.reads.source(consistency).await.status()?;
         // Checks of the same user and team share one lookup.
-        let mut looked_up: Vec<((i64, i64), Option<crate::domain::access::Effective>)> = Vec::new();
+        let mut looked_up: Vec<((i64, i64), Option<Effective>)> = Vec::new();
         let mut results = Vec::with_capacity(r.checks.len());
         for check in &r.checks {
             let key = (check.user_id, check.team_id);
@@ -103,28 +115,32 @@ impl AccessService for AccessApi {
                 None => {
                     let effective = match self
                         .0
-                        .store
-                        .effective_permissions(check.user_id, check.team_id)
+                        .reads
+                        .effective(source, check.user_id, check.team_id)
                         .await
                     {
                         Ok(e) => Some(e),
                         Err(DomainError::NotFound { .. }) => None,
-                        Err(e) => return Err(super::errors::status(e)),
+                        Err(e) => return Err(errors::status(e)),
                     };
                     looked_up.push((key, effective));
                     looked_up.len() - 1
                 }
             };
             results.push(match &looked_up[index].1 {
-                Some(effective) => decision(effective.check(&check.permission)),
+                Some(effective) => decision(effective.check(&check.permission), source.revision()),
                 None => CheckPermissionResponse {
                     allowed: false,
                     role_id: String::new(),
                     reason: "TEAM_NOT_FOUND".to_string(),
+                    revision: source.revision(),
                 },
             });
         }
-        Ok(Response::new(BatchCheckPermissionsResponse { results }))
+        Ok(Response::new(BatchCheckPermissionsResponse {
+            results,
+            revision: source.revision(),
+        }))
     }
 
     async fn list_effective_permissions(
@@ -141,11 +157,15 @@ impl AccessService for AccessApi {
         let mut v = Violations::new();
         v.check(validate::id("user_id", r.user_id));
         v.check(validate::id("team_id", r.team_id));
+        let consistency = v
+            .check(convert::consistency("consistency", r.consistency))
+            .unwrap_or_default();
         v.into_result().status()?;
+        let source = self.0.reads.source(consistency).await.status()?;
         let effective = self
             .0
-            .store
-            .effective_permissions(r.user_id, r.team_id)
+            .reads
+            .effective(source, r.user_id, r.team_id)
             .await
             .status()?;
         Ok(Response::new(ListEffectivePermissionsResponse {
@@ -160,6 +180,7 @@ impl AccessService for AccessApi {
                     inherited_from_organization: g.from_organization,
                 })
                 .collect(),
+            revision: source.revision(),
         }))
     }
 }

@@ -45,7 +45,7 @@ fn wire_type(kind: AttributeType) -> crate::pb::AttributeType {
     }
 }
 
-fn attribute(a: Attribute) -> crate::pb::Attribute {
+fn attribute(a: Attribute, revision: i64) -> crate::pb::Attribute {
     crate::pb::Attribute {
         id: a.id,
         organization_id: a.organization_id,
@@ -64,6 +64,7 @@ fn attribute(a: Attribute) -> crate::pb::Attribute {
         created_at: convert::timestamp(a.created_at),
         updated_at: convert::timestamp(a.updated_at),
         etag: crate::domain::model::etag(a.version),
+        revision,
     }
 }
 
@@ -167,8 +168,9 @@ impl AttributeService for AttributeApi {
             )
             .await
             .status()?;
+        self.0.reads.settle(written.revision).await;
         trace_ids!(attribute_id = written.value.id.as_str());
-        Ok(Response::new(attribute(written.value)))
+        Ok(Response::new(attribute(written.value, written.revision)))
     }
 
     async fn list_attributes(
@@ -198,7 +200,7 @@ impl AttributeService for AttributeApi {
             .await
             .status()?;
         Ok(Response::new(ListAttributesResponse {
-            attributes: result.items.into_iter().map(attribute).collect(),
+            attributes: result.items.into_iter().map(|a| attribute(a, 0)).collect(),
             next_page_token: result
                 .next_after
                 .as_deref()
@@ -222,12 +224,14 @@ impl AttributeService for AttributeApi {
         let organization_id = check_organization_id(&mut v, r.organization_id);
         let attribute_id = check_attribute_id(&mut v, &r.attribute_id);
         v.into_result().status()?;
-        self.0
+        let revision = self
+            .0
             .store
             .delete_attribute(&caller.actor(), organization_id, &attribute_id)
             .await
             .status()?;
-        Ok(Response::new(DeleteAttributeResponse {}))
+        self.0.reads.settle(revision).await;
+        Ok(Response::new(DeleteAttributeResponse { revision }))
     }
 
     async fn add_attribute_option(
@@ -254,7 +258,8 @@ impl AttributeService for AttributeApi {
             .add_attribute_option(&caller.actor(), organization_id, &attribute_id, value)
             .await
             .status()?;
-        Ok(Response::new(attribute(written.value)))
+        self.0.reads.settle(written.revision).await;
+        Ok(Response::new(attribute(written.value, written.revision)))
     }
 
     async fn assign_attribute(
@@ -302,11 +307,15 @@ impl AttributeService for AttributeApi {
             )
             .await
             .status()?;
+        self.0.reads.settle(written.revision).await;
         trace_ids!(
             membership_id = written.value.membership.id,
             user_id = written.value.membership.user_id
         );
-        Ok(Response::new(convert::membership(written.value)))
+        Ok(Response::new(convert::membership(
+            written.value,
+            written.revision,
+        )))
     }
 
     async fn unassign_attribute(
@@ -338,10 +347,14 @@ impl AttributeService for AttributeApi {
             .unassign_attribute(&caller.actor(), organization_id, &attribute_id, target)
             .await
             .status()?;
+        self.0.reads.settle(written.revision).await;
         trace_ids!(
             membership_id = written.value.membership.id,
             user_id = written.value.membership.user_id
         );
-        Ok(Response::new(convert::membership(written.value)))
+        Ok(Response::new(convert::membership(
+            written.value,
+            written.revision,
+        )))
     }
 }

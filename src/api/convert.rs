@@ -6,7 +6,8 @@ use serde_json::{Map, Number, Value};
 
 use crate::domain::FieldViolation;
 use crate::domain::model::{
-    self, AssignedAttribute, AssignedValue, AutoRecordCalls, JsonObject, MembershipView,
+    self, AssignedAttribute, AssignedValue, AutoRecordCalls, Consistency, JsonObject,
+    MembershipView,
 };
 use crate::domain::roles::BaseRole;
 use crate::domain::validate;
@@ -128,7 +129,7 @@ pub fn request_auto_record_calls(
     }
 }
 
-pub fn user(u: model::User) -> pb::User {
+pub fn user(u: model::User, revision: i64) -> pb::User {
     pb::User {
         id: u.id,
         email: u.email,
@@ -142,10 +143,11 @@ pub fn user(u: model::User) -> pb::User {
         created_at: timestamp(u.created_at),
         updated_at: timestamp(u.updated_at),
         etag: model::etag(u.version),
+        revision,
     }
 }
 
-pub fn organization(t: model::Team, members_count: i64) -> pb::Organization {
+pub fn organization(t: model::Team, members_count: i64, revision: i64) -> pb::Organization {
     pb::Organization {
         id: t.id,
         has_image: !t.image_url.is_empty(),
@@ -161,10 +163,11 @@ pub fn organization(t: model::Team, members_count: i64) -> pb::Organization {
         created_at: timestamp(t.created_at),
         updated_at: timestamp(t.updated_at),
         etag: model::etag(t.version),
+        revision,
     }
 }
 
-pub fn team(t: model::Team) -> pb::Team {
+pub fn team(t: model::Team, revision: i64) -> pb::Team {
     pb::Team {
         id: t.id,
         organization_id: t.organization_id(),
@@ -176,10 +179,11 @@ pub fn team(t: model::Team) -> pb::Team {
         created_at: timestamp(t.created_at),
         updated_at: timestamp(t.updated_at),
         etag: model::etag(t.version),
+        revision,
     }
 }
 
-pub fn membership(view: MembershipView) -> pb::Membership {
+pub fn membership(view: MembershipView, revision: i64) -> pb::Membership {
     let MembershipView {
         membership: m,
         user: u,
@@ -201,6 +205,7 @@ pub fn membership(view: MembershipView) -> pb::Membership {
         created_at: timestamp(m.created_at),
         updated_at: timestamp(m.updated_at),
         etag: model::etag(m.version),
+        revision,
         user: Some(pb::MembershipUser {
             has_image: !u.avatar_url.is_empty(),
             avatar_url: u.avatar_url,
@@ -291,4 +296,22 @@ pub fn page_token(next_after: Option<i64>) -> String {
     next_after
         .map(crate::domain::page::encode_token)
         .unwrap_or_default()
+}
+
+/// A request's consistency; absent means `minimize_latency`.
+pub fn consistency(
+    field: &str,
+    value: Option<pb::Consistency>,
+) -> Result<Consistency, FieldViolation> {
+    use pb::consistency::Requirement;
+    match value.and_then(|c| c.requirement) {
+        None | Some(Requirement::MinimizeLatency(_)) => Ok(Consistency::MinimizeLatency),
+        Some(Requirement::AtLeastAsFresh(r)) if r >= 0 => Ok(Consistency::AtLeastAsFresh(r)),
+        Some(Requirement::AtLeastAsFresh(_)) => Err(FieldViolation::new(
+            format!("{field}.at_least_as_fresh"),
+            "must be a revision (0 or more)",
+        )),
+        Some(Requirement::FullyConsistent(true)) => Ok(Consistency::FullyConsistent),
+        Some(Requirement::FullyConsistent(false)) => Ok(Consistency::MinimizeLatency),
+    }
 }

@@ -93,8 +93,12 @@ impl DirectoryService for DirectoryApi {
             .create_user(&caller.actor(), new)
             .await
             .status()?;
+        self.0.reads.settle(written.revision).await;
         trace_ids!(user_id = written.value.id);
-        Ok(Response::new(convert::user(written.value)))
+        Ok(Response::new(convert::user(
+            written.value,
+            written.revision,
+        )))
     }
 
     async fn get_user(&self, request: Request<GetUserRequest>) -> Result<Response<User>, Status> {
@@ -109,6 +113,7 @@ impl DirectoryService for DirectoryApi {
         trace_ids!(user_id = id);
         Ok(Response::new(convert::user(
             self.0.store.get_user(id).await.status()?,
+            0,
         )))
     }
 
@@ -155,7 +160,11 @@ impl DirectoryService for DirectoryApi {
             .update_user(&caller.actor(), id, patch)
             .await
             .status()?;
-        Ok(Response::new(convert::user(written.value)))
+        self.0.reads.settle(written.revision).await;
+        Ok(Response::new(convert::user(
+            written.value,
+            written.revision,
+        )))
     }
 
     async fn list_users(
@@ -177,7 +186,11 @@ impl DirectoryService for DirectoryApi {
             .await
             .status()?;
         Ok(Response::new(ListUsersResponse {
-            users: result.items.into_iter().map(convert::user).collect(),
+            users: result
+                .items
+                .into_iter()
+                .map(|u| convert::user(u, 0))
+                .collect(),
             next_page_token: convert::page_token(result.next_after),
         }))
     }
@@ -197,12 +210,14 @@ impl DirectoryService for DirectoryApi {
             .map_err(|v| DomainError::InvalidArgument(vec![v]))
             .status()?;
         trace_ids!(user_id = id);
-        self.0
+        let revision = self
+            .0
             .store
             .delete_user(&caller.actor(), id, r.etag.as_deref())
             .await
             .status()?;
-        Ok(Response::new(DeleteUserResponse {}))
+        self.0.reads.settle(revision).await;
+        Ok(Response::new(DeleteUserResponse { revision }))
     }
 
     async fn create_organization(
@@ -259,8 +274,13 @@ impl DirectoryService for DirectoryApi {
             .create_team(&caller.actor(), new)
             .await
             .status()?;
+        self.0.reads.settle(written.revision).await;
         trace_ids!(organization_id = written.value.id);
-        Ok(Response::new(convert::organization(written.value, 0)))
+        Ok(Response::new(convert::organization(
+            written.value,
+            0,
+            written.revision,
+        )))
     }
 
     async fn get_organization(
@@ -286,6 +306,7 @@ impl DirectoryService for DirectoryApi {
         Ok(Response::new(convert::organization(
             org,
             counts.get(&id).copied().unwrap_or_default(),
+            0,
         )))
     }
 
@@ -336,10 +357,12 @@ impl DirectoryService for DirectoryApi {
             .update_team(&caller.actor(), id, TeamKind::Organization, patch)
             .await
             .status()?;
+        self.0.reads.settle(written.revision).await;
         let counts = self.0.store.members_counts(&[id]).await.status()?;
         Ok(Response::new(convert::organization(
             written.value,
             counts.get(&id).copied().unwrap_or_default(),
+            written.revision,
         )))
     }
 
@@ -363,7 +386,7 @@ impl DirectoryService for DirectoryApi {
                 .into_iter()
                 .map(|t| {
                     let count = counts.get(&t.id).copied().unwrap_or_default();
-                    convert::organization(t, count)
+                    convert::organization(t, count, 0)
                 })
                 .collect(),
             next_page_token: convert::page_token(result.next_after),
@@ -385,7 +408,8 @@ impl DirectoryService for DirectoryApi {
             .map_err(|v| DomainError::InvalidArgument(vec![v]))
             .status()?;
         trace_ids!(organization_id = id);
-        self.0
+        let revision = self
+            .0
             .store
             .delete_team(
                 &caller.actor(),
@@ -395,7 +419,8 @@ impl DirectoryService for DirectoryApi {
             )
             .await
             .status()?;
-        Ok(Response::new(DeleteOrganizationResponse {}))
+        self.0.reads.settle(revision).await;
+        Ok(Response::new(DeleteOrganizationResponse { revision }))
     }
 
     async fn create_team(
@@ -444,8 +469,12 @@ impl DirectoryService for DirectoryApi {
             .create_team(&caller.actor(), new)
             .await
             .status()?;
+        self.0.reads.settle(written.revision).await;
         trace_ids!(team_id = written.value.id);
-        Ok(Response::new(convert::team(written.value)))
+        Ok(Response::new(convert::team(
+            written.value,
+            written.revision,
+        )))
     }
 
     async fn get_team(&self, request: Request<GetTeamRequest>) -> Result<Response<Team>, Status> {
@@ -465,7 +494,7 @@ impl DirectoryService for DirectoryApi {
             .get_team(id, sub_team_kind(r.organization_id))
             .await
             .status()?;
-        Ok(Response::new(convert::team(team)))
+        Ok(Response::new(convert::team(team, 0)))
     }
 
     async fn update_team(
@@ -508,7 +537,11 @@ impl DirectoryService for DirectoryApi {
             .update_team(&caller.actor(), id, sub_team_kind(r.organization_id), patch)
             .await
             .status()?;
-        Ok(Response::new(convert::team(written.value)))
+        self.0.reads.settle(written.revision).await;
+        Ok(Response::new(convert::team(
+            written.value,
+            written.revision,
+        )))
     }
 
     async fn list_teams(
@@ -530,7 +563,11 @@ impl DirectoryService for DirectoryApi {
         v.into_result().status()?;
         let result = self.0.store.list_teams(Some(org), page).await.status()?;
         Ok(Response::new(ListTeamsResponse {
-            teams: result.items.into_iter().map(convert::team).collect(),
+            teams: result
+                .items
+                .into_iter()
+                .map(|t| convert::team(t, 0))
+                .collect(),
             next_page_token: convert::page_token(result.next_after),
         }))
     }
@@ -550,7 +587,8 @@ impl DirectoryService for DirectoryApi {
             .map_err(|v| DomainError::InvalidArgument(vec![v]))
             .status()?;
         trace_ids!(team_id = id);
-        self.0
+        let revision = self
+            .0
             .store
             .delete_team(
                 &caller.actor(),
@@ -560,6 +598,7 @@ impl DirectoryService for DirectoryApi {
             )
             .await
             .status()?;
-        Ok(Response::new(DeleteTeamResponse {}))
+        self.0.reads.settle(revision).await;
+        Ok(Response::new(DeleteTeamResponse { revision }))
     }
 }

@@ -164,11 +164,15 @@ impl MembershipService for MembershipApi {
             .create_membership(&caller.actor(), new)
             .await
             .status()?;
+        self.0.reads.settle(written.revision).await;
         trace_ids!(
             membership_id = written.value.membership.id,
             role_id = written.value.membership.role_id.as_str()
         );
-        Ok(Response::new(convert::membership(written.value)))
+        Ok(Response::new(convert::membership(
+            written.value,
+            written.revision,
+        )))
     }
 
     async fn get_membership(
@@ -184,9 +188,16 @@ impl MembershipService for MembershipApi {
         let mut v = Violations::new();
         let address = address(&mut v, r.team_id, r.member.as_ref(), r.organization_id);
         trace_address(&address);
+        let consistency = v
+            .check(convert::consistency("consistency", r.consistency))
+            .unwrap_or_default();
         v.into_result().status()?;
-        let view = self.0.store.get_membership(&address).await.status()?;
-        Ok(Response::new(convert::membership(view)))
+        let source = self.0.reads.source(consistency).await.status()?;
+        let view = self.0.reads.membership(source, &address).await.status()?;
+        Ok(Response::new(convert::membership(
+            (*view).clone(),
+            source.revision(),
+        )))
     }
 
     async fn update_membership(
@@ -234,11 +245,15 @@ impl MembershipService for MembershipApi {
             .update_membership(&caller.actor(), &address, patch)
             .await
             .status()?;
+        self.0.reads.settle(written.revision).await;
         trace_ids!(
             membership_id = written.value.membership.id,
             role_id = written.value.membership.role_id.as_str()
         );
-        Ok(Response::new(convert::membership(written.value)))
+        Ok(Response::new(convert::membership(
+            written.value,
+            written.revision,
+        )))
     }
 
     async fn delete_membership(
@@ -261,12 +276,14 @@ impl MembershipService for MembershipApi {
         );
         trace_address(&address);
         v.into_result().status()?;
-        self.0
+        let revision = self
+            .0
             .store
             .delete_membership(&caller.actor(), &address, r.etag.as_deref())
             .await
             .status()?;
-        Ok(Response::new(DeleteMembershipResponse {}))
+        self.0.reads.settle(revision).await;
+        Ok(Response::new(DeleteMembershipResponse { revision }))
     }
 
     async fn list_memberships(
@@ -292,7 +309,11 @@ impl MembershipService for MembershipApi {
             accepted: r.accepted,
         };
         let page = v.page(PageRequest::parse(r.page_size, &r.page_token));
+        let consistency = v
+            .check(convert::consistency("consistency", r.consistency))
+            .unwrap_or_default();
         v.into_result().status()?;
+        let revision = self.0.reads.list_revision(consistency).await.status()?;
         let result = self
             .0
             .store
@@ -300,8 +321,13 @@ impl MembershipService for MembershipApi {
             .await
             .status()?;
         Ok(Response::new(ListMembershipsResponse {
-            memberships: result.items.into_iter().map(convert::membership).collect(),
+            memberships: result
+                .items
+                .into_iter()
+                .map(|m| convert::membership(m, revision))
+                .collect(),
             next_page_token: convert::page_token(result.next_after),
+            revision,
         }))
     }
 
@@ -321,7 +347,11 @@ impl MembershipService for MembershipApi {
             .check(validate::id("user_id", r.user_id))
             .unwrap_or_default();
         let page = v.page(PageRequest::parse(r.page_size, &r.page_token));
+        let consistency = v
+            .check(convert::consistency("consistency", r.consistency))
+            .unwrap_or_default();
         v.into_result().status()?;
+        let revision = self.0.reads.list_revision(consistency).await.status()?;
         let result = self
             .0
             .store
@@ -329,8 +359,13 @@ impl MembershipService for MembershipApi {
             .await
             .status()?;
         Ok(Response::new(ListUserMembershipsResponse {
-            memberships: result.items.into_iter().map(convert::membership).collect(),
+            memberships: result
+                .items
+                .into_iter()
+                .map(|m| convert::membership(m, revision))
+                .collect(),
             next_page_token: convert::page_token(result.next_after),
+            revision,
         }))
     }
 }

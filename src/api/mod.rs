@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use crate::auth::Authenticator;
 use crate::feed::Feed;
+use crate::reads::Reads;
 use crate::storage::Store;
 
 /// What every service needs.
@@ -21,6 +22,7 @@ pub struct Context {
     pub store: Store,
     pub auth: Arc<Authenticator>,
     pub feed: Arc<Feed>,
+    pub reads: Reads,
 }
 
 /// Records ids on the current RPC span (declared by the tracing layer).

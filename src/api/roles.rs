@@ -15,7 +15,7 @@ use crate::storage::roles::{NewRole, RoleAddress, RolePatch};
 
 pub struct RoleApi(pub Context);
 
-pub fn role(r: model::Role) -> Role {
+pub fn role(r: model::Role, revision: i64) -> Role {
     Role {
         id: r.id,
         key: r.key,
@@ -31,6 +31,7 @@ pub fn role(r: model::Role) -> Role {
         created_at: convert::timestamp(r.created_at),
         updated_at: convert::timestamp(r.updated_at),
         etag: model::etag(r.version),
+        revision,
     }
 }
 
@@ -117,8 +118,9 @@ impl RoleService for RoleApi {
             .create_role(&caller.actor(), new)
             .await
             .status()?;
+        self.0.reads.settle(written.revision).await;
         trace_ids!(role_id = written.value.id.as_str());
-        Ok(Response::new(role(written.value)))
+        Ok(Response::new(role(written.value, written.revision)))
     }
 
     async fn get_role(&self, request: Request<GetRoleRequest>) -> Result<Response<Role>, Status> {
@@ -133,6 +135,7 @@ impl RoleService for RoleApi {
         v.into_result().status()?;
         Ok(Response::new(role(
             self.0.store.get_role(&address).await.status()?,
+            0,
         )))
     }
 
@@ -167,7 +170,8 @@ impl RoleService for RoleApi {
             .update_role(&caller.actor(), &address, patch)
             .await
             .status()?;
-        Ok(Response::new(role(written.value)))
+        self.0.reads.settle(written.revision).await;
+        Ok(Response::new(role(written.value, written.revision)))
     }
 
     async fn delete_role(
@@ -185,7 +189,7 @@ impl RoleService for RoleApi {
         let address = address(&mut v, r.team_id, &r.role_id);
         v.into_result().status()?;
         let reassign = r.reassign_role_id.trim();
-        let (moved, _) = self
+        let (moved, revision) = self
             .0
             .store
             .delete_role(
@@ -196,8 +200,10 @@ impl RoleService for RoleApi {
             )
             .await
             .status()?;
+        self.0.reads.settle(revision).await;
         Ok(Response::new(DeleteRoleResponse {
             reassigned_memberships: moved as i64,
+            revision,
         }))
     }
 
@@ -226,7 +232,7 @@ impl RoleService for RoleApi {
         v.into_result().status()?;
         let (roles, next) = self.0.store.list_roles(team_id, &page).await.status()?;
         Ok(Response::new(ListRolesResponse {
-            roles: roles.into_iter().map(role).collect(),
+            roles: roles.into_iter().map(|r| role(r, 0)).collect(),
             next_page_token: next.as_deref().map(encode_keyed_token).unwrap_or_default(),
         }))
     }
@@ -255,7 +261,8 @@ impl RoleService for RoleApi {
             .add_role_permissions(&caller.actor(), &address, permissions)
             .await
             .status()?;
-        Ok(Response::new(role(written.value)))
+        self.0.reads.settle(written.revision).await;
+        Ok(Response::new(role(written.value, written.revision)))
     }
 
     async fn remove_role_permissions(
@@ -282,7 +289,8 @@ impl RoleService for RoleApi {
             .remove_role_permissions(&caller.actor(), &address, permissions)
             .await
             .status()?;
-        Ok(Response::new(role(written.value)))
+        self.0.reads.settle(written.revision).await;
+        Ok(Response::new(role(written.value, written.revision)))
     }
 
     async fn list_permission_catalog(

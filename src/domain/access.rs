@@ -4,6 +4,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use super::catalog::{PermissionCatalog, PermissionSet};
+use super::model::Membership;
 use super::roles::{BaseRole, SYSTEM_ROLES, system_role_permissions};
 
 /// The permission catalog in force and the system roles' permission sets derived from it.
@@ -95,6 +96,33 @@ pub struct Decision {
 }
 
 impl Effective {
+    /// The grants a user's memberships give in `team_id` (of `organization_id`): accepted
+    /// memberships of the team itself first, then of its organization.
+    pub fn from_memberships<'a>(
+        team_id: i64,
+        organization_id: i64,
+        memberships: impl IntoIterator<Item = &'a Membership>,
+        mut permissions: impl FnMut(&str) -> Arc<PermissionSet>,
+    ) -> Effective {
+        let mut relevant: Vec<&Membership> = memberships
+            .into_iter()
+            .filter(|m| m.accepted && (m.team_id == team_id || m.team_id == organization_id))
+            .collect();
+        relevant.sort_by_key(|m| m.team_id != team_id);
+        let grants = relevant
+            .into_iter()
+            .map(|m| Grant {
+                role_id: m.role_id.clone(),
+                role_key: m.role_key.clone(),
+                role: m.role,
+                team_id: m.team_id,
+                from_organization: m.team_id != team_id,
+                permissions: permissions(&m.role_id),
+            })
+            .collect();
+        Effective { grants }
+    }
+
     pub fn check(&self, permission: &str) -> Decision {
         if self.grants.is_empty() {
             return Decision {

@@ -236,3 +236,15 @@ pub fn is_event_kind(kind: &str) -> bool {
         None => false,
     }
 }
+
+/// How fresh a read must be (DESIGN.md section 9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Consistency {
+    /// From this replica's cache.
+    #[default]
+    MinimizeLatency,
+    /// Reflecting at least this revision.
+    AtLeastAsFresh(i64),
+    /// From the database.
+    FullyConsistent,
+}

@@ -681,6 +681,7 @@ impl Store {
         let changed = replace_rows(&*tx, &attribute.id, membership.id, existing, wanted).await?;
         let user = find_user(&*tx, membership.user_id).await?;
         if !changed {
+            let revision = events::current_revision(&*tx).await?;
             tx.commit().await?;
             return Ok(Written {
                 value: MembershipView {
@@ -688,7 +689,7 @@ impl Store {
                     user,
                     attributes: before,
                 },
-                revision: 0,
+                revision,
             });
         }
         let after = attributes_of(&*tx, &[membership.id])

@@ -67,6 +67,16 @@ async fn next_sequence<C: ConnectionTrait>(conn: &C) -> DomainResult<i64> {
     row.try_get::<i64>("", "value").map_err(db_error)
 }
 
+/// The last sequence handed out: what a write that changed nothing reports as its revision.
+pub async fn current_revision<C: ConnectionTrait>(conn: &C) -> DomainResult<i64> {
+    Ok(event_sequence::Entity::find_by_id(1)
+        .one(conn)
+        .await
+        .map_err(db_error)?
+        .map(|row| row.value)
+        .unwrap_or_default())
+}
+
 /// Inserts the event inside the caller's transaction and returns its sequence.
 pub async fn record<C: ConnectionTrait>(
     conn: &C,
@@ -123,7 +133,7 @@ impl EventFilter {
     pub fn matches(&self, e: &Event) -> bool {
         self.team_id
             .is_none_or(|t| e.team_id == Some(t) || e.organization_id == Some(t))
-            && (self.kinds.is_empty() || self.kinds.iter().any(|k| *k == e.kind))
+            && (self.kinds.is_empty() || self.kinds.contains(&e.kind))
             && self
                 .actor_key_id
                 .as_ref()

@@ -390,6 +390,7 @@ impl Store {
             .remove(&before.id)
             .unwrap_or_default();
         if after == before {
+            let revision = events::current_revision(&*tx).await?;
             tx.commit().await?;
             return Ok(Written {
                 value: MembershipView {
@@ -397,7 +398,7 @@ impl Store {
                     user,
                     attributes,
                 },
-                revision: 0,
+                revision,
             });
         }
         self.check_actor_role_change(
@@ -576,5 +577,40 @@ impl Store {
             items,
             next_after: page.next_after,
         })
+    }
+}
+
+impl MembershipAddress {
+    /// Whether `m` is the membership this address names (the checks `locate` makes in SQL).
+    pub fn matches(&self, m: &Membership) -> bool {
+        let target = match self.target {
+            MembershipTarget::MembershipId(id) => m.id == id,
+            MembershipTarget::UserId(user) => m.user_id == user && self.team_id.is_some(),
+        };
+        target
+            && self.team_id.is_none_or(|t| t == m.team_id)
+            && self.organization_id.is_none_or(|o| o == m.organization_id)
+    }
+}
+
+impl Store {
+    /// Every membership of a user, pending ones included.
+    pub async fn memberships_of_user(&self, user_id: i64) -> DomainResult<Vec<Membership>> {
+        membership::Entity::find()
+            .filter(membership::Column::UserId.eq(user_id))
+            .order_by_asc(membership::Column::Id)
+            .all(self.conn())
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(convert::membership)
+            .collect()
+    }
+
+    /// The organization a team belongs to (itself for an organization); NOT_FOUND for no team.
+    pub async fn organization_of(&self, team_id: i64) -> DomainResult<i64> {
+        Ok(find_team(self.conn(), team_id, TeamKind::Any)
+            .await?
+            .organization_id())
     }
 }

@@ -230,10 +230,11 @@ impl Store {
             after.private_metadata = m;
         }
         if after == before {
+            let revision = events::current_revision(&*tx).await?;
             tx.commit().await?;
             return Ok(Written {
                 value: before,
-                revision: 0,
+                revision,
             });
         }
         active.updated_at = Set(convert::now_micros());

@@ -15,7 +15,7 @@ use super::events::{self, EventDraft, snapshot};
 use super::organizations::{TeamKind, find_team};
 use super::users::Written;
 use super::{Store, WriteTx, convert, db_error, memberships};
-use crate::domain::access::{Effective, Grant, Policy};
+use crate::domain::access::{Effective, Policy};
 use crate::domain::actor;
 use crate::domain::catalog::PermissionSet;
 use crate::domain::model::{Actor, Role, RoleRef, RoleType, Team};
@@ -134,18 +134,21 @@ pub(crate) async fn effective<C: ConnectionTrait>(
     team: &Team,
 ) -> DomainResult<Effective> {
     let organization_id = team.organization_id();
-    let mut rows = membership::Entity::find()
+    let rows = membership::Entity::find()
         .filter(membership::Column::UserId.eq(user_id))
         .filter(membership::Column::TeamId.is_in([team.id, organization_id]))
         .filter(membership::Column::Accepted.eq(true))
         .all(conn)
         .await
         .map_err(db_error)?;
-    rows.sort_by_key(|m| m.team_id != team.id);
-    let custom: Vec<String> = rows
+    let memberships = rows
+        .into_iter()
+        .map(convert::membership)
+        .collect::<DomainResult<Vec<_>>>()?;
+    let custom: Vec<&str> = memberships
         .iter()
         .filter(|m| policy.system_permissions(&m.role_id).is_none())
-        .map(|m| m.role_id.clone())
+        .map(|m| m.role_id.as_str())
         .collect();
     let custom_rows = if custom.is_empty() {
         Vec::new()
@@ -156,22 +159,18 @@ pub(crate) async fn effective<C: ConnectionTrait>(
             .await
             .map_err(db_error)?
     };
-    let mut grants = Vec::with_capacity(rows.len());
-    for m in rows {
-        let stored = custom_rows
-            .iter()
-            .find(|r| r.id == m.role_id)
-            .map(stored_permissions);
-        grants.push(Grant {
-            permissions: policy.role_permissions(&m.role_id, stored.as_deref()),
-            role: BaseRole::parse(&m.role).unwrap_or(BaseRole::Member),
-            from_organization: m.team_id != team.id,
-            team_id: m.team_id,
-            role_id: m.role_id,
-            role_key: m.role_key,
-        });
-    }
-    Ok(Effective { grants })
+    Ok(Effective::from_memberships(
+        team.id,
+        organization_id,
+        &memberships,
+        |role_id| {
+            let stored = custom_rows
+                .iter()
+                .find(|r| r.id == role_id)
+                .map(stored_permissions);
+            policy.role_permissions(role_id, stored.as_deref())
+        },
+    ))
 }
 
 #[derive(Debug, Clone, Default)]
@@ -440,8 +439,19 @@ impl Store {
         let team = find_team(&*tx, team_id, TeamKind::Any).await?;
         let before = to_role(row.clone(), self.policy());
         let patch = change(&team, &before.permissions)?;
-        rules::check_etag(patch.etag.as_deref(), row.version)?;
         let mut after = before.clone();
+        if let Some(permissions) = &patch.permissions {
+            after.permissions = self.validate_permissions("permissions", &team, permissions)?;
+        }
+        // Actor rules come before the invariants: PERMISSION_DENIED wins.
+        let grants = self.actor_effective(&tx, actor, &team).await?;
+        let added: BTreeSet<String> = after
+            .permissions
+            .difference(&before.permissions)
+            .cloned()
+            .collect();
+        self.check_actor_role_write(grants.as_ref(), "update", &added)?;
+        rules::check_etag(patch.etag.as_deref(), row.version)?;
         if let Some(name) = patch.name {
             ensure_name_free(&*tx, team.id, &name, Some(&row.id)).await?;
             after.name = name;
@@ -452,21 +462,12 @@ impl Store {
         if let Some(description) = patch.description {
             after.description = description;
         }
-        if let Some(permissions) = &patch.permissions {
-            after.permissions = self.validate_permissions("permissions", &team, permissions)?;
-        }
-        let grants = self.actor_effective(&tx, actor, &team).await?;
-        let added: BTreeSet<String> = after
-            .permissions
-            .difference(&before.permissions)
-            .cloned()
-            .collect();
-        self.check_actor_role_write(grants.as_ref(), "update", &added)?;
         if after == before {
+            let revision = events::current_revision(&*tx).await?;
             tx.commit().await?;
             return Ok(Written {
                 value: before,
-                revision: 0,
+                revision,
             });
         }
         let mut active = row.into_active_model();
@@ -671,5 +672,19 @@ impl Store {
     ) -> DomainResult<Effective> {
         let team = find_team(self.conn(), team_id, TeamKind::Any).await?;
         effective(self.conn(), self.policy(), user_id, &team).await
+    }
+}
+
+impl Store {
+    /// A custom role's stored permissions; None when there is no such role.
+    pub async fn custom_role_permissions(
+        &self,
+        role_id: &str,
+    ) -> DomainResult<Option<Vec<String>>> {
+        Ok(role::Entity::find_by_id(role_id)
+            .one(self.conn())
+            .await
+            .map_err(db_error)?
+            .map(|row| stored_permissions(&row)))
     }
 }

@@ -179,10 +179,11 @@ impl Store {
             after.metadata = metadata;
         }
         if after == before {
+            let revision = events::current_revision(&*tx).await?;
             tx.commit().await?;
             return Ok(Written {
                 value: before,
-                revision: 0,
+                revision,
             });
         }
         let now = convert::now_micros();

@@ -1,0 +1,183 @@
+//! The hot reads (membership lookups and permission checks) with their consistency: from the
+//! cache, from the cache once it has caught up with a revision, or from the database.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cache::AccessCache;
+use crate::domain::DomainResult;
+use crate::domain::access::Effective;
+use crate::domain::model::{Consistency, MembershipView};
+use crate::feed::Feed;
+use crate::storage::Store;
+use crate::storage::memberships::{MembershipAddress, MembershipTarget};
+
+/// How long an `at_least_as_fresh` read waits for the cache before reading the database.
+const CATCH_UP_WAIT: Duration = Duration::from_millis(50);
+
+#[derive(Clone)]
+pub struct Reads {
+    store: Store,
+    cache: Arc<AccessCache>,
+    feed: Arc<Feed>,
+}
+
+/// Where a read is answered from, and the revision the answer reflects at least.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Cache(i64),
+    Database(i64),
+}
+
+impl Source {
+    pub fn revision(self) -> i64 {
+        match self {
+            Source::Cache(r) | Source::Database(r) => r,
+        }
+    }
+}
+
+impl Reads {
+    pub fn new(store: Store, cache: Arc<AccessCache>, feed: Arc<Feed>) -> Self {
+        Self { store, cache, feed }
+    }
+
+    /// Picks the source for a consistency requirement.
+    pub async fn source(&self, consistency: Consistency) -> DomainResult<Source> {
+        match consistency {
+            Consistency::MinimizeLatency => Ok(Source::Cache(self.feed.head())),
+            Consistency::AtLeastAsFresh(revision) => {
+                if self.feed.head() >= revision {
+                    return Ok(Source::Cache(self.feed.head()));
+                }
+                let mut head = self.feed.watch_head();
+                let caught_up =
+                    tokio::time::timeout(CATCH_UP_WAIT, head.wait_for(|h| *h >= revision))
+                        .await
+                        .ok()
+                        .and_then(|r| r.ok().map(|h| *h));
+                match caught_up {
+                    Some(h) => Ok(Source::Cache(h)),
+                    None => self.database().await,
+                }
+            }
+            Consistency::FullyConsistent => self.database().await,
+        }
+    }
+
+    /// Waits (briefly) until this replica's cache reflects a write of its own, so that a caller
+    /// reads its own writes here even with `minimize_latency`. The commit wakes the feed, so
+    /// this is one feed read; if the feed is slow the answer goes out anyway.
+    pub async fn settle(&self, revision: i64) {
+        if revision <= 0 || self.feed.head() >= revision {
+            return;
+        }
+        let mut head = self.feed.watch_head();
+        let _ =
+            tokio::time::timeout(Duration::from_secs(1), head.wait_for(|h| *h >= revision)).await;
+    }
+
+    /// The revision a list answer reflects: lists always read the database, which holds every
+    /// committed write, so the revision only needs a lower bound that costs nothing unless the
+    /// caller asked for full consistency.
+    pub async fn list_revision(&self, consistency: Consistency) -> DomainResult<i64> {
+        Ok(match consistency {
+            Consistency::MinimizeLatency => self.feed.head(),
+            Consistency::AtLeastAsFresh(revision) => revision.max(self.feed.head()),
+            Consistency::FullyConsistent => self.database().await?.revision(),
+        })
+    }
+
+    /// The database as of now: every write committed before this call is reflected.
+    async fn database(&self) -> DomainResult<Source> {
+        Ok(Source::Database(self.store.feed_head().await?.last))
+    }
+
+    pub async fn effective(
+        &self,
+        source: Source,
+        user_id: i64,
+        team_id: i64,
+    ) -> DomainResult<Effective> {
+        match source {
+            Source::Database(_) => self.store.effective_permissions(user_id, team_id).await,
+            Source::Cache(_) => self.cached_effective(user_id, team_id).await,
+        }
+    }
+
+    async fn cached_effective(&self, user_id: i64, team_id: i64) -> DomainResult<Effective> {
+        let seen = self.cache.generation();
+        let organization_id = match self.cache.organization_of(team_id) {
+            Some(org) => org,
+            None => {
+                let org = self.store.organization_of(team_id).await?;
+                self.cache.fill_organization_of(seen, team_id, org);
+                org
+            }
+        };
+        let memberships = match self.cache.user_memberships(user_id) {
+            Some(m) => m,
+            None => {
+                let m = Arc::new(self.store.memberships_of_user(user_id).await?);
+                self.cache
+                    .fill_user_memberships(seen, user_id, Arc::clone(&m));
+                m
+            }
+        };
+        let policy = self.store.policy();
+        let mut custom = Vec::new();
+        for m in memberships.iter() {
+            let relevant = m.accepted && (m.team_id == team_id || m.team_id == organization_id);
+            if relevant
+                && policy.system_permissions(&m.role_id).is_none()
+                && self.cache.role_permissions(&m.role_id).is_none()
+            {
+                let stored = self.store.custom_role_permissions(&m.role_id).await?;
+                let set = policy.role_permissions(&m.role_id, stored.as_deref());
+                self.cache
+                    .fill_role_permissions(seen, &m.role_id, Arc::clone(&set));
+                custom.push((m.role_id.clone(), set));
+            }
+        }
+        Ok(Effective::from_memberships(
+            team_id,
+            organization_id,
+            memberships.iter(),
+            |role_id| {
+                if let Some(system) = policy.system_permissions(role_id) {
+                    return Arc::clone(system);
+                }
+                custom
+                    .iter()
+                    .find(|(id, _)| id == role_id)
+                    .map(|(_, set)| Arc::clone(set))
+                    .or_else(|| self.cache.role_permissions(role_id))
+                    .unwrap_or_default()
+            },
+        ))
+    }
+
+    pub async fn membership(
+        &self,
+        source: Source,
+        address: &MembershipAddress,
+    ) -> DomainResult<Arc<MembershipView>> {
+        if let Source::Database(_) = source {
+            return Ok(Arc::new(self.store.get_membership(address).await?));
+        }
+        let id = match (address.target, address.team_id) {
+            (MembershipTarget::MembershipId(id), _) => Some(id),
+            (MembershipTarget::UserId(user), Some(team)) => self.cache.view_id(team, user),
+            (MembershipTarget::UserId(_), None) => None,
+        };
+        if let Some(view) = id.and_then(|id| self.cache.view(id))
+            && address.matches(&view.membership)
+        {
+            return Ok(view);
+        }
+        let seen = self.cache.generation();
+        let view = Arc::new(self.store.get_membership(address).await?);
+        self.cache.fill_view(seen, Arc::clone(&view));
+        Ok(view)
+    }
+}
