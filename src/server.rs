@@ -51,6 +51,7 @@ pub struct App {
     pub bootstrap_key: Option<String>,
     /// The feed follower and the retention task; they end with the server.
     background: Vec<JoinHandle<()>>,
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl Drop for App {
@@ -99,7 +100,9 @@ impl App {
             .await
             .map_err(|e| StartupError::Database(e.to_string()))?;
         let retention = tokio::spawn(prune_events(store.clone(), config.event_retention.0));
+        let (stop, stopping) = tokio::sync::watch::channel(false);
         let context = Context {
+            stopping,
             auth: Authenticator::new(store.clone()),
             reads: Reads::new(store.clone(), cache, Arc::clone(&feed)),
             store,
@@ -110,6 +113,7 @@ impl App {
             context,
             bootstrap_key,
             background: vec![follower, retention],
+            stop,
         })
     }
 
@@ -168,6 +172,7 @@ impl App {
             .set_serving::<pb::event_service_server::EventServiceServer<EventApi>>()
             .await;
 
+        let stop = self.stop.clone();
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         Server::builder()
             .timeout(self.config.request_timeout())
@@ -182,7 +187,10 @@ impl App {
             .add_service(roles)
             .add_service(access)
             .add_service(attributes)
-            .serve_with_incoming_shutdown(incoming, shutdown)
+            .serve_with_incoming_shutdown(incoming, async move {
+                shutdown.await;
+                let _ = stop.send(true);
+            })
             .await
             .map_err(|e| StartupError::Serve(e.to_string()))
     }

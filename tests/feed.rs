@@ -38,6 +38,8 @@ engine_tests!(
     expired_events_are_reported,
     many_writers_through_three_instances_leave_no_gap,
     slow_watcher_misses_nothing,
+    watch_outlives_the_request_timeout,
+    shutdown_ends_open_watches,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -422,6 +424,8 @@ async fn resumes_from_a_cursor(engine: Engine) {
     // A cursor far in the future is not an error either.
     let mut far = watch(&srv, after(now + 1_000_000)).await;
     assert_quiet(&mut far, "a cursor far past the head").await;
+    // Closed streams let the server stop promptly (see `shutdown_ends_open_watches`).
+    drop((stream, ahead, far));
     srv.stop().await;
 }
 
@@ -671,6 +675,7 @@ async fn watch_filters_by_team_and_kind(engine: Engine) {
         ],
         "membership.deleted is not among the kinds asked for"
     );
+    drop((w_a, w_a1, w_kinds, w_both));
     srv.stop().await;
 }
 
@@ -1176,6 +1181,7 @@ async fn expired_events_are_reported(engine: Engine) {
     wait_pruned(&srv, newest).await;
     let status = watch_error(&srv, after(old_last + 1)).await;
     assert_expired(&status, "resume after a sequence removed later");
+    drop((keeping_up, at_edge, from_oldest, replay));
     srv.stop().await;
 }
 
@@ -1433,8 +1439,7 @@ async fn many_writers_through_three_instances_leave_no_gap(engine: Engine) {
         last - start
     );
     drop(target_tx);
-    let mut servers = servers.into_iter().rev();
-    while let Some(srv) = servers.next() {
+    for srv in servers.into_iter().rev() {
         srv.stop().await;
     }
 }
@@ -1443,9 +1448,12 @@ async fn many_writers_through_three_instances_leave_no_gap(engine: Engine) {
 // 6. A watcher far behind the feed
 
 const SLOW_WRITERS: usize = 8;
-/// Each pair is a create and an update: 2 × 8 × 330 = 5280 events, more than the broadcast
-/// buffer of a replica (4096).
-const SLOW_PAIRS_PER_WRITER: usize = 330;
+/// Each pair is a create and an update: 2 × 8 × 350 = 5600 events. The updates carry a long
+/// bio, so that the HTTP/2 buffers (the client's 64 KiB window, hyper's 400 KiB send buffer)
+/// and the watch's queue (256) absorb only a few hundred events: the rest, well over a replica's
+/// broadcast buffer (4096 events), makes the stuck watch lag and re-read from the database.
+const SLOW_PAIRS_PER_WRITER: usize = 350;
+const LONG_BIO_CHARS: usize = 3000;
 
 async fn slow_watcher_misses_nothing(engine: Engine) {
     let Some(srv) = TestServer::start(engine).await else {
@@ -1488,7 +1496,7 @@ async fn slow_watcher_misses_nothing(engine: Engine) {
                 let user = create_user(&mut dir, &format!("s{w}-{i}@slow.test")).await;
                 dir.update_user(pb::UpdateUserRequest {
                     user_id: user.id,
-                    bio: Some(format!("writer {w}, pair {i}")),
+                    bio: Some(format!("writer {w}, pair {i} ").repeat(LONG_BIO_CHARS / 20)),
                     ..Default::default()
                 })
                 .await
@@ -1534,5 +1542,63 @@ async fn slow_watcher_misses_nothing(engine: Engine) {
     let user = create_user(&mut dir, "after@slow.test").await;
     let e = next_event(&mut everything, "slow watcher, afterwards").await;
     assert_eq!((e.sequence, e.user_id), (last + 1, Some(user.id)));
+    drop((everything, updates));
     srv.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. Lifetime of a watch
+
+/// A watch is a long-lived call: the per-request timeout bounds producing the response, not
+/// the stream that follows.
+async fn watch_outlives_the_request_timeout(engine: Engine) {
+    let Some(srv) = TestServer::start_with(engine, |cfg| cfg.request_timeout_ms = 1000).await
+    else {
+        return;
+    };
+    let start = head(&srv).await;
+    let mut stream = watch(&srv, after(start)).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let user = create_user(&mut srv.directory(), "late@feed.test").await;
+    let e = next_event(
+        &mut stream,
+        "a watch idle for longer than the request timeout",
+    )
+    .await;
+    assert_eq!((e.sequence, e.user_id), (start + 1, Some(user.id)));
+    drop(stream);
+    srv.stop().await;
+}
+
+/// Stopping a server (SIGTERM: "graceful shutdown drains in-flight calls") must end the open
+/// watches, which never end by themselves: otherwise the drain waits for them forever and the
+/// replica never exits while anyone watches.
+async fn shutdown_ends_open_watches(engine: Engine) {
+    let Some(srv) = TestServer::start(engine).await else {
+        return;
+    };
+    let start = head(&srv).await;
+    let mut stream = watch(&srv, after(start)).await;
+    create_user(&mut srv.directory(), "before-stop@feed.test").await;
+    next_event(&mut stream, "before the stop").await;
+
+    let began = Instant::now();
+    let stopping = tokio::spawn(srv.stop());
+    // The watcher learns that the stream is over: it ends, or fails (UNAVAILABLE, say).
+    let ended = timeout(Duration::from_secs(8), stream.message()).await;
+    let waited = began.elapsed();
+    stopping.await.expect("stop task");
+    let stopped_in = began.elapsed();
+    match ended {
+        Err(_) => panic!(
+            "an open watch was still open {waited:?} after the server began to stop \
+             (the server took {stopped_in:?} to stop)"
+        ),
+        Ok(Ok(Some(item))) => panic!("an event after the stop began: {item:?}"),
+        Ok(Ok(None)) | Ok(Err(_)) => {}
+    }
+    assert!(
+        stopped_in < Duration::from_secs(8),
+        "the server took {stopped_in:?} to stop with a watch open"
+    );
 }

@@ -31,6 +31,7 @@ engine_tests!(
     role_references_resolve,
     role_references_are_exact,
     bad_input_names_every_bad_field,
+    odd_input_is_never_internal,
     duplicates_already_exist,
     pagination_is_keyset_and_stable,
     every_write_records_one_event,
@@ -1060,13 +1061,14 @@ async fn membership_addressing_forms_agree(engine: Engine) {
             },
         ];
         for request in forms {
+            let what = format!("{request:?}");
             let got = srv
                 .memberships()
-                .get_membership(request.clone())
+                .get_membership(request)
                 .await
-                .unwrap_or_else(|s| panic!("{request:?}: {s:?}"))
+                .unwrap_or_else(|s| panic!("{what}: {s:?}"))
                 .into_inner();
-            assert_eq!(got.id, m.id, "{request:?}");
+            assert_eq!(got.id, m.id, "{what}");
             assert_eq!(got.etag, m.etag);
             assert_eq!(got.team_id, team_id);
             assert_eq!(got.organization_id, org.id);
@@ -1993,6 +1995,166 @@ fn status_mentions_sql(status: &Status) -> bool {
     ]
     .iter()
     .any(|needle| m.contains(needle))
+}
+
+/// Strings that reach a query unvalidated (role references, list filters) with a NUL byte, and
+/// ids far out of range, are client errors or empty answers on every engine, never INTERNAL
+/// (DESIGN.md 6: "never INTERNAL for anything a client can cause").
+async fn odd_input_is_never_internal(engine: Engine) {
+    let Some(srv) = TestServer::start(engine).await else {
+        return;
+    };
+    let org = create_org(&srv, "acme").await;
+    let ada = create_user(&srv, "ada@acme.test").await;
+    let bob = create_user(&srv, "bob@acme.test").await;
+    add_member(&srv, org.id, ada.id, MembershipRole::Owner, true).await;
+    let m = add_member(&srv, org.id, bob.id, MembershipRole::Member, true).await;
+    let events_before = event_count(&srv).await;
+    let mut internal = Vec::new();
+    let mut note = |what: &str, status: &Status| {
+        if matches!(status.code(), Code::Internal | Code::Unknown) {
+            internal.push(format!(
+                "{what}: {:?} {:?}",
+                status.code(),
+                status.message()
+            ));
+        }
+    };
+
+    let nul_role = "ad\0min";
+    match srv
+        .memberships()
+        .update_membership(pb::UpdateMembershipRequest {
+            role_id: Some(nul_role.into()),
+            ..update(m.id)
+        })
+        .await
+    {
+        Ok(r) => panic!("role_id with NUL resolved to {:?}", r.into_inner().role_id),
+        Err(s) => note("UpdateMembership role_id with NUL", &s),
+    }
+    let carl = create_user(&srv, "carl@acme.test").await;
+    let events_before = events_before + 1;
+    if let Err(s) = srv
+        .memberships()
+        .create_membership(pb::CreateMembershipRequest {
+            team_id: org.id,
+            user_id: carl.id,
+            role_id: nul_role.into(),
+            ..Default::default()
+        })
+        .await
+    {
+        note("CreateMembership role_id with NUL", &s);
+    } else {
+        panic!("CreateMembership with a NUL role_id succeeded");
+    }
+    match srv
+        .directory()
+        .list_users(pb::ListUsersRequest {
+            email: "ada\0@acme.test".into(),
+            ..Default::default()
+        })
+        .await
+    {
+        Ok(r) => assert!(r.into_inner().users.is_empty()),
+        Err(s) => note("ListUsers email filter with NUL", &s),
+    }
+    for (what, request) in [
+        (
+            "ListEvents kind with NUL",
+            pb::ListEventsRequest {
+                kind: "membership\0.created".into(),
+                ..Default::default()
+            },
+        ),
+        (
+            "ListEvents actor_key_id with NUL",
+            pb::ListEventsRequest {
+                actor_key_id: "key_\0".into(),
+                ..Default::default()
+            },
+        ),
+    ] {
+        match srv.events().list_events(request).await {
+            Ok(r) => assert!(r.into_inner().events.is_empty(), "{what}"),
+            Err(s) => note(what, &s),
+        }
+    }
+
+    // Ids far out of range are NOT_FOUND.
+    let far = i64::MAX;
+    let status = expect_err(
+        srv.directory()
+            .get_user(pb::GetUserRequest {
+                user_id: far,
+                ..Default::default()
+            })
+            .await,
+    );
+    assert_code(&status, Code::NotFound, None, "GetUser i64::MAX");
+    let status = expect_err(
+        srv.memberships()
+            .create_membership(pb::CreateMembershipRequest {
+                team_id: org.id,
+                user_id: far,
+                ..Default::default()
+            })
+            .await,
+    );
+    assert_code(
+        &status,
+        Code::NotFound,
+        None,
+        "CreateMembership of user i64::MAX",
+    );
+    let status = expect_err(
+        srv.memberships()
+            .create_membership(pb::CreateMembershipRequest {
+                team_id: far,
+                user_id: carl.id,
+                ..Default::default()
+            })
+            .await,
+    );
+    assert_code(
+        &status,
+        Code::NotFound,
+        None,
+        "CreateMembership in team i64::MAX",
+    );
+    let status = expect_err(
+        srv.memberships()
+            .get_membership(pb::GetMembershipRequest {
+                member: Some(GMember::MembershipId(far)),
+                ..Default::default()
+            })
+            .await,
+    );
+    assert_code(&status, Code::NotFound, None, "GetMembership i64::MAX");
+
+    // Oversized metadata names the field.
+    let status = expect_err(
+        srv.memberships()
+            .update_membership(pb::UpdateMembershipRequest {
+                public_metadata: Some(to_struct(json!({"blob": "x".repeat(10_000)}))),
+                ..update(m.id)
+            })
+            .await,
+    );
+    assert_code(&status, Code::InvalidArgument, None, "oversized metadata");
+    assert_eq!(violation_set(&status), set(&["public_metadata"]));
+
+    assert!(
+        internal.is_empty(),
+        "client input gave INTERNAL: {internal:#?}"
+    );
+    assert_eq!(
+        event_count(&srv).await,
+        events_before,
+        "nothing was written"
+    );
+    srv.stop().await;
 }
 
 // ---------------------------------------------------------------------------------------------

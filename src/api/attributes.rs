@@ -75,17 +75,11 @@ fn check_organization_id(v: &mut Violations, id: i64) -> i64 {
 }
 
 fn check_attribute_id(v: &mut Violations, id: &str) -> String {
-    let id = id.trim();
-    trace_ids!(attribute_id = id);
-    if id.is_empty() {
-        v.add("attribute_id", "is required");
-    } else if id.chars().count() > MAX_ID_CHARS {
-        v.add(
-            "attribute_id",
-            format!("must be at most {MAX_ID_CHARS} characters"),
-        );
-    }
-    id.to_string()
+    let id = v
+        .check(validate::reference("attribute_id", id, MAX_ID_CHARS))
+        .unwrap_or_default();
+    trace_ids!(attribute_id = id.as_str());
+    id
 }
 
 /// The organization membership: its id, or its user's id.

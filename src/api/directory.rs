@@ -177,12 +177,18 @@ impl DirectoryService for DirectoryApi {
             .await
             .status()?;
         let r = request.into_inner();
-        let page = page(r.page_size, &r.page_token)?;
-        let email = r.email.trim().to_ascii_lowercase();
+        let mut v = Violations::new();
+        let page = v.page(PageRequest::parse(r.page_size, &r.page_token));
+        let email = if r.email.trim().is_empty() {
+            None
+        } else {
+            v.check(validate::email("email", &r.email))
+        };
+        v.into_result().status()?;
         let result = self
             .0
             .store
-            .list_users((!email.is_empty()).then_some(email.as_str()), page)
+            .list_users(email.as_deref(), page)
             .await
             .status()?;
         Ok(Response::new(ListUsersResponse {

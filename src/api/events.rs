@@ -11,7 +11,7 @@ use super::{Context, convert};
 use crate::auth::Scope;
 use crate::domain::model::{Event as DomainEvent, is_event_kind};
 use crate::domain::page::PageRequest;
-use crate::domain::{DomainError, Reason, Violations};
+use crate::domain::{DomainError, Reason, Violations, validate};
 use crate::feed::Feed;
 use crate::pb::event_service_server::EventService;
 use crate::pb::*;
@@ -69,6 +69,9 @@ impl EventService for EventApi {
                     r.kind
                 ),
             );
+        }
+        if !r.actor_key_id.is_empty() {
+            v.check(validate::reference("actor_key_id", &r.actor_key_id, 100));
         }
         let page = v.page(PageRequest::parse(r.page_size, &r.page_token));
         v.into_result().status()?;
@@ -137,14 +140,34 @@ impl EventService for EventApi {
         // Subscribe before replaying, so nothing committed meanwhile falls between the two.
         let subscription = self.0.feed.subscribe();
         let start = r.after_sequence.max(head.pruned_through);
-        tokio::spawn(watch(
-            Arc::clone(&self.0.feed),
-            filter,
-            start,
-            subscription,
-            sender,
-        ));
+        let stopping = self.0.stopping.clone();
+        let feed = Arc::clone(&self.0.feed);
+        tokio::spawn(async move {
+            let closing = sender.clone();
+            tokio::select! {
+                _ = watch(feed, filter, start, subscription, sender) => {}
+                // The stream must end for the server to finish draining; the client resumes
+                // from its last sequence on another replica or after the restart.
+                _ = stopped(stopping) => {
+                    let _ = closing
+                        .send(Err(Status::unavailable("the server is shutting down; resume from the last sequence")))
+                        .await;
+                }
+            }
+        });
         Ok(Response::new(ReceiverStream::new(receiver)))
+    }
+}
+
+/// Completes when the server begins to stop.
+async fn stopped(mut stopping: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        if *stopping.borrow_and_update() {
+            return;
+        }
+        if stopping.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
     }
 }
 

@@ -100,16 +100,7 @@ fn trace_address(a: &MembershipAddress) {
 
 /// A role reference: trimmed, non-empty when present.
 fn role_reference(v: &mut Violations, value: Option<String>) -> Option<String> {
-    let value = value?.trim().to_string();
-    if value.is_empty() {
-        v.add("role_id", "must not be empty when present");
-        return None;
-    }
-    if value.chars().count() > 100 {
-        v.add("role_id", "must be at most 100 characters");
-        return None;
-    }
-    Some(value)
+    v.check(validate::reference("role_id", &value?, 100))
 }
 
 #[tonic::async_trait]

@@ -23,6 +23,8 @@ pub struct Context {
     pub auth: Arc<Authenticator>,
     pub feed: Arc<Feed>,
     pub reads: Reads,
+    /// Turns true when the server begins to stop: open streams end so that draining finishes.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Records ids on the current RPC span (declared by the tracing layer).

@@ -40,19 +40,16 @@ fn address(v: &mut Violations, team_id: i64, role_id: &str) -> RoleAddress {
     if team_id < 0 {
         v.add("team_id", "must be a positive id");
     }
-    let role = role_id.trim();
-    if role.is_empty() {
-        v.add("role_id", "is required");
-    } else if role.chars().count() > 100 {
-        v.add("role_id", "must be at most 100 characters");
-    }
-    trace_ids!(role_id = role);
+    let role = v
+        .check(validate::reference("role_id", role_id, 100))
+        .unwrap_or_default();
+    trace_ids!(role_id = role.as_str());
     if team_id > 0 {
         trace_ids!(team_id = team_id);
     }
     RoleAddress {
         team_id: (team_id > 0).then_some(team_id),
-        role: role.to_string(),
+        role,
     }
 }
 
@@ -187,15 +184,23 @@ impl RoleService for RoleApi {
         let r = request.into_inner();
         let mut v = Violations::new();
         let address = address(&mut v, r.team_id, &r.role_id);
+        let reassign = if r.reassign_role_id.is_empty() {
+            None
+        } else {
+            v.check(validate::reference(
+                "reassign_role_id",
+                &r.reassign_role_id,
+                100,
+            ))
+        };
         v.into_result().status()?;
-        let reassign = r.reassign_role_id.trim();
         let (moved, revision) = self
             .0
             .store
             .delete_role(
                 &caller.actor(),
                 &address,
-                (!reassign.is_empty()).then_some(reassign),
+                reassign.as_deref(),
                 r.etag.as_deref(),
             )
             .await

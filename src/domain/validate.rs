@@ -10,7 +10,8 @@ pub const MAX_NAME_CHARS: usize = 255;
 pub const MAX_URL_CHARS: usize = 2048;
 pub const MAX_BIO_CHARS: usize = 5000;
 pub const MAX_METADATA_BYTES: usize = 8192;
-const MAX_EMAIL_CHARS: usize = 320;
+/// The longest address SMTP can carry (RFC 5321's 256-octet path minus the brackets).
+const MAX_EMAIL_CHARS: usize = 254;
 const MAX_USERNAME_CHARS: usize = 64;
 const MAX_SLUG_CHARS: usize = 100;
 
@@ -247,6 +248,25 @@ pub fn role_key(field: &str, value: &str) -> Result<String, FieldViolation> {
             field,
             format!("{value:?} is reserved for a system role"),
         ));
+    }
+    Ok(value.to_string())
+}
+
+/// A reference to a resource by id or key (role ids, attribute ids, key ids): trimmed,
+/// non-empty, at most `max` characters, printable.
+pub fn reference(field: &str, value: &str, max: usize) -> Result<String, FieldViolation> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(violation(field, "must not be empty"));
+    }
+    if value.chars().count() > max {
+        return Err(violation(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(violation(field, "must not contain control characters"));
     }
     Ok(value.to_string())
 }

@@ -243,7 +243,14 @@ impl Store {
             return Err(DomainError::not_found(format_args!("team {}", new.team_id)));
         }
         let organization = lock_organization(&*tx, team.organization_id()).await?;
-        let user = find_user(&*tx, new.user_id).await?;
+        // Locked so that a concurrent DeleteUser cannot remove the user under the new membership.
+        let user = user::Entity::find_by_id(new.user_id)
+            .lock_exclusive()
+            .one(&*tx)
+            .await
+            .map_err(db_error)?
+            .map(convert::user)
+            .ok_or_else(|| DomainError::not_found(format_args!("user {}", new.user_id)))?;
         let reference = match &new.role_id {
             Some(r) => Some(roles::resolve_reference(&*tx, &team, r).await?),
             None => None,

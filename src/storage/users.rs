@@ -233,19 +233,27 @@ impl Store {
         id: i64,
         etag: Option<&str>,
     ) -> DomainResult<i64> {
+        // A membership created in another organization while this transaction took its locks
+        // sends it round again; creators lock the user row, so the set settles quickly.
+        for _ in 0..5 {
+            if let Some(revision) = self.try_delete_user(actor, id, etag).await? {
+                return Ok(revision);
+            }
+        }
+        Err(DomainError::Unavailable)
+    }
+
+    /// None when the user joined an organization this transaction had not locked.
+    async fn try_delete_user(
+        &self,
+        actor: &Actor,
+        id: i64,
+        etag: Option<&str>,
+    ) -> DomainResult<Option<i64>> {
         let tx = self.begin_write().await?;
         // Lock every organization the user belongs to, in id order so that writers never wait on
         // each other in a cycle, before reading the memberships the rule depends on.
-        let mut organizations: Vec<i64> = membership::Entity::find()
-            .filter(membership::Column::UserId.eq(id))
-            .all(&*tx)
-            .await
-            .map_err(db_error)?
-            .into_iter()
-            .map(|m| m.organization_id)
-            .collect();
-        organizations.sort_unstable();
-        organizations.dedup();
+        let organizations = organizations_of(&*tx, id).await?;
         for organization_id in &organizations {
             memberships::lock_organization(&*tx, *organization_id).await?;
         }
@@ -255,6 +263,9 @@ impl Store {
             .await
             .map_err(db_error)?
             .ok_or_else(|| DomainError::not_found(format_args!("user {id}")))?;
+        if organizations_of(&*tx, id).await? != organizations {
+            return Ok(None);
+        }
         rules::check_etag(etag, row.version)?;
         let user = convert::user(row);
         let rows = membership::Entity::find()
@@ -283,6 +294,21 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
-        Ok(revision)
+        Ok(Some(revision))
     }
+}
+
+/// The organizations a user has memberships in, ascending.
+async fn organizations_of<C: ConnectionTrait>(conn: &C, user_id: i64) -> DomainResult<Vec<i64>> {
+    let mut organizations: Vec<i64> = membership::Entity::find()
+        .filter(membership::Column::UserId.eq(user_id))
+        .all(conn)
+        .await
+        .map_err(db_error)?
+        .into_iter()
+        .map(|m| m.organization_id)
+        .collect();
+    organizations.sort_unstable();
+    organizations.dedup();
+    Ok(organizations)
 }

@@ -5,6 +5,7 @@ mod m0001_initial;
 mod m0002_system_roles;
 mod m0003_attributes;
 mod m0004_event_sequence;
+mod m0005_exact_keys_on_mysql;
 
 use sea_orm_migration::prelude::*;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_system_roles::Migration),
             Box::new(m0003_attributes::Migration),
             Box::new(m0004_event_sequence::Migration),
+            Box::new(m0005_exact_keys_on_mysql::Migration),
         ]
     }
 }
