@@ -646,7 +646,7 @@ async fn main() {
                 pb::membership_service_client::MembershipServiceClient::with_interceptor(ch, Auth)
                     .update_membership(pb::UpdateMembershipRequest {
                         member: Some(pb::update_membership_request::Member::MembershipId(id)),
-                        disable_impersonation: Some(i % 2 == 0),
+                        disable_impersonation: Some(i.is_multiple_of(2)),
                         ..Default::default()
                     })
                     .await
@@ -708,7 +708,7 @@ async fn fresh_and_feed(a: &Server, b: &Server, ids: &[i64], tries: usize) {
     let mut rng = rand::rng();
     for i in 0..tries {
         let id = ids[rng.random_range(0..ids.len())];
-        let wanted = i % 2 == 0;
+        let wanted = i.is_multiple_of(2);
         let Ok(written) = writer
             .update_membership(pb::UpdateMembershipRequest {
                 member: Some(pb::update_membership_request::Member::MembershipId(id)),
@@ -745,12 +745,12 @@ async fn fresh_and_feed(a: &Server, b: &Server, ids: &[i64], tries: usize) {
         .await
         .expect("watch")
         .into_inner();
-    for i in 0..200 {
+    for i in 0..200u32 {
         let id = ids[rng.random_range(0..ids.len())];
         let Ok(written) = writer
             .update_membership(pb::UpdateMembershipRequest {
                 member: Some(pb::update_membership_request::Member::MembershipId(id)),
-                disable_impersonation: Some(i % 2 == 0),
+                disable_impersonation: Some(i.is_multiple_of(2)),
                 ..Default::default()
             })
             .await
