@@ -56,12 +56,16 @@ impl Reads {
                         .await
                         .ok()
                         .and_then(|r| r.ok().map(|h| *h));
-                match caught_up {
-                    Some(h) => Ok(Source::Cache(h)),
-                    None => self.database().await,
-                }
+                Ok(match caught_up {
+                    Some(h) => Source::Cache(h),
+                    // The database holds the write the caller named: it committed before the
+                    // caller could learn its revision.
+                    None => Source::Database(revision.max(self.feed.head())),
+                })
             }
-            Consistency::FullyConsistent => self.database().await,
+            // A database read reflects every commit before it, which includes everything this
+            // replica's feed has delivered: the head is a lower bound that costs no query.
+            Consistency::FullyConsistent => Ok(Source::Database(self.feed.head())),
         }
     }
 
@@ -78,19 +82,13 @@ impl Reads {
     }
 
     /// The revision a list answer reflects: lists always read the database, which holds every
-    /// committed write, so the revision only needs a lower bound that costs nothing unless the
-    /// caller asked for full consistency.
+    /// committed write, so a lower bound that costs no query will do.
     pub async fn list_revision(&self, consistency: Consistency) -> DomainResult<i64> {
         Ok(match consistency {
             Consistency::MinimizeLatency => self.feed.head(),
             Consistency::AtLeastAsFresh(revision) => revision.max(self.feed.head()),
-            Consistency::FullyConsistent => self.database().await?.revision(),
+            Consistency::FullyConsistent => self.feed.head(),
         })
-    }
-
-    /// The database as of now: every write committed before this call is reflected.
-    async fn database(&self) -> DomainResult<Source> {
-        Ok(Source::Database(self.store.feed_head().await?.last))
     }
 
     pub async fn effective(

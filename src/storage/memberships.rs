@@ -7,8 +7,10 @@
 use std::collections::HashMap;
 
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    ActiveModelTrait,
+    ActiveValue::{Set, Unchanged},
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 
 use super::entities::{membership, team, user};
@@ -102,6 +104,18 @@ fn membership_not_found(address: &MembershipAddress) -> DomainError {
             DomainError::not_found(format_args!("membership of user {user}"))
         }
     }
+}
+
+/// Finds the membership an address names and locks its organization for the rest of the
+/// transaction. SQLite serialises writers already; elsewhere the membership is read again under
+/// the lock, since a competing writer may have changed it meanwhile.
+async fn locate_locked(tx: &WriteTx, address: &MembershipAddress) -> DomainResult<Membership> {
+    let found = locate(&**tx, address).await?;
+    if tx.get_database_backend() == sea_orm::DbBackend::Sqlite {
+        return Ok(found);
+    }
+    lock_organization(&**tx, found.organization_id).await?;
+    locate(&**tx, address).await
 }
 
 /// Finds the membership an address names. A membership outside the named team, or a team outside
@@ -355,15 +369,17 @@ impl Store {
         patch: MembershipPatch,
     ) -> DomainResult<Written<MembershipView>> {
         let tx = self.begin_write().await?;
-        let found = locate(&*tx, address).await?;
-        lock_organization(&*tx, found.organization_id).await?;
-        // Read again under the lock: a competing writer may have changed it meanwhile.
-        let before = locate(&*tx, address).await?;
+        let before = locate_locked(&tx, address).await?;
         rules::check_etag(patch.etag.as_deref(), before.version)?;
-        let team = find_team(&*tx, before.team_id, TeamKind::Any).await?;
-        let reference = match &patch.role_id {
-            Some(r) => Some(roles::resolve_reference(&*tx, &team, r).await?),
-            None => None,
+        // The team is needed only to resolve a role reference or to judge an actor.
+        let team = if patch.role_id.is_some() || actor.user_id.is_some() {
+            Some(find_team(&*tx, before.team_id, TeamKind::Any).await?)
+        } else {
+            None
+        };
+        let reference = match (&patch.role_id, &team) {
+            (Some(r), Some(team)) => Some(roles::resolve_reference(&*tx, team, r).await?),
+            _ => None,
         };
         let current_ref = RoleRef {
             id: before.role_id.clone(),
@@ -391,53 +407,47 @@ impl Store {
         if let Some(v) = patch.private_metadata {
             after.private_metadata = v;
         }
-        let user = find_user(&*tx, before.user_id).await?;
-        let attributes = attributes::attributes_of(&*tx, &[before.id])
-            .await?
-            .remove(&before.id)
-            .unwrap_or_default();
         if after == before {
             let revision = events::current_revision(&*tx).await?;
             tx.commit().await?;
+            let view = self.view_of(before).await?;
             return Ok(Written {
-                value: MembershipView {
-                    membership: before,
-                    user,
-                    attributes,
-                },
+                value: view,
                 revision,
             });
         }
-        self.check_actor_role_change(
-            &tx,
-            actor,
-            &team,
-            before.user_id,
-            Some((before.role, &before.role_id)),
-            (after.role, &after.role_id),
-        )
-        .await?;
-        rules::check_last_owner(
-            &before,
-            Some(&after),
-            other_accepted_owners(&*tx, &before).await?,
-        )?;
-        let mut active = membership::Entity::find_by_id(before.id)
-            .one(&*tx)
-            .await
-            .map_err(db_error)?
-            .ok_or_else(|| membership_not_found(address))?
-            .into_active_model();
-        active.accepted = Set(after.accepted);
-        active.role = Set(after.role.as_str().to_string());
-        active.role_id = Set(after.role_id.clone());
-        active.role_key = Set(after.role_key.clone());
-        active.disable_impersonation = Set(after.disable_impersonation);
-        active.auto_record_calls = Set(after.auto_record_calls.as_str().to_string());
-        active.public_metadata = Set(convert::object_text(&after.public_metadata));
-        active.private_metadata = Set(convert::object_text(&after.private_metadata));
-        active.updated_at = Set(convert::now_micros());
-        active.version = Set(before.version + 1);
+        if let Some(team) = &team {
+            self.check_actor_role_change(
+                &tx,
+                actor,
+                team,
+                before.user_id,
+                Some((before.role, &before.role_id)),
+                (after.role, &after.role_id),
+            )
+            .await?;
+        }
+        if before.is_accepted_owner() && !after.is_accepted_owner() {
+            rules::check_last_owner(
+                &before,
+                Some(&after),
+                other_accepted_owners(&*tx, &before).await?,
+            )?;
+        }
+        let active = membership::ActiveModel {
+            id: Unchanged(before.id),
+            accepted: Set(after.accepted),
+            role: Set(after.role.as_str().to_string()),
+            role_id: Set(after.role_id.clone()),
+            role_key: Set(after.role_key.clone()),
+            disable_impersonation: Set(after.disable_impersonation),
+            auto_record_calls: Set(after.auto_record_calls.as_str().to_string()),
+            public_metadata: Set(convert::object_text(&after.public_metadata)),
+            private_metadata: Set(convert::object_text(&after.private_metadata)),
+            updated_at: Set(convert::now_micros()),
+            version: Set(before.version + 1),
+            ..Default::default()
+        };
         let updated = convert::membership(active.update(&*tx).await.map_err(db_error)?)?;
         let revision = events::record(
             &*tx,
@@ -451,13 +461,25 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        // The profile and attributes beside it are read after the commit, outside the writers'
+        // critical section.
         Ok(Written {
-            value: MembershipView {
-                membership: updated,
-                user,
-                attributes,
-            },
+            value: self.view_of(updated).await?,
             revision,
+        })
+    }
+
+    /// A membership with its user's profile and its attributes.
+    async fn view_of(&self, membership: Membership) -> DomainResult<MembershipView> {
+        let user = find_user(self.conn(), membership.user_id).await?;
+        let attributes = attributes::attributes_of(self.conn(), &[membership.id])
+            .await?
+            .remove(&membership.id)
+            .unwrap_or_default();
+        Ok(MembershipView {
+            membership,
+            user,
+            attributes,
         })
     }
 
@@ -470,9 +492,7 @@ impl Store {
         etag: Option<&str>,
     ) -> DomainResult<i64> {
         let tx = self.begin_write().await?;
-        let found = locate(&*tx, address).await?;
-        lock_organization(&*tx, found.organization_id).await?;
-        let target = locate(&*tx, address).await?;
+        let target = locate_locked(&tx, address).await?;
         rules::check_etag(etag, target.version)?;
         let mut revision = 0;
         if target.team_id == target.organization_id {
