@@ -39,7 +39,7 @@ impl Feed {
         let poll_interval = match store.backend() {
             // NOTIFY wakes the follower; the poll only covers a lost listener connection.
             DbBackend::Postgres => Duration::from_millis(500),
-            _ => Duration::from_millis(20),
+            _ => Duration::from_millis(10),
         };
         let feed = Arc::new(Feed {
             store,

@@ -50,6 +50,8 @@ impl Reads {
                 if self.feed.head() >= revision {
                     return Ok(Source::Cache(self.feed.head()));
                 }
+                // Another replica wrote it: have the feed look now rather than at its next poll.
+                self.store.committed().notify_one();
                 let mut head = self.feed.watch_head();
                 let caught_up =
                     tokio::time::timeout(CATCH_UP_WAIT, head.wait_for(|h| *h >= revision))

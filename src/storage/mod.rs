@@ -95,7 +95,8 @@ impl Store {
         self
     }
 
-    /// Notified after each commit of this process.
+    /// Notified after each commit of this process, and when a read needs a newer revision: the
+    /// feed reads new events right away instead of at its next poll.
     pub fn committed(&self) -> &Arc<Notify> {
         &self.committed
     }
