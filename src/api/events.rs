@@ -140,12 +140,13 @@ impl EventService for EventApi {
         // Subscribe before replaying, so nothing committed meanwhile falls between the two.
         let subscription = self.0.feed.subscribe();
         let start = r.after_sequence.max(head.pruned_through);
+        let from_oldest = r.after_sequence == 0;
         let stopping = self.0.stopping.clone();
         let feed = Arc::clone(&self.0.feed);
         tokio::spawn(async move {
             let closing = sender.clone();
             tokio::select! {
-                _ = watch(feed, filter, start, subscription, sender) => {}
+                _ = watch(feed, filter, from_oldest, start, subscription, sender) => {}
                 // The stream must end for the server to finish draining; the client resumes
                 // from its last sequence on another replica or after the restart.
                 _ = stopped(stopping) => {
@@ -188,6 +189,7 @@ async fn send(sink: &Sink, event: DomainEvent) -> bool {
 async fn watch(
     feed: Arc<Feed>,
     filter: EventFilter,
+    from_oldest: bool,
     mut cursor: i64,
     mut subscription: broadcast::Receiver<Arc<DomainEvent>>,
     sink: Sink,
@@ -207,6 +209,11 @@ async fn watch(
                 }
             };
             match feed.store().feed_head().await {
+                // "From the oldest retained" moves along with retention.
+                Ok(head) if cursor < head.pruned_through && from_oldest => {
+                    cursor = head.pruned_through;
+                    continue;
+                }
                 Ok(head) if cursor < head.pruned_through => {
                     let _ = sink
                         .send(Err(errors::status(expired(cursor, head.pruned_through))))
@@ -231,7 +238,12 @@ async fn watch(
             }
         }
         loop {
-            match subscription.recv().await {
+            let received = tokio::select! {
+                received = subscription.recv() => received,
+                // The client went away while nothing happened.
+                _ = sink.closed() => return,
+            };
+            match received {
                 Ok(event) if event.sequence <= cursor => continue,
                 Ok(event) if event.sequence == cursor + 1 => {
                     cursor = event.sequence;
@@ -245,9 +257,6 @@ async fn watch(
                     break;
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
-            }
-            if sink.is_closed() {
-                return;
             }
         }
     }

@@ -53,6 +53,9 @@ struct Args {
     /// Tries of the write-then-read-on-the-other-instance measurement.
     #[arg(long, default_value_t = 2_000)]
     fresh_tries: usize,
+    /// Members of one extra organization, for the first-page/last-page pagination measurement.
+    #[arg(long, default_value_t = 5_000)]
+    big_team: i64,
 }
 
 #[derive(Clone)]
@@ -185,6 +188,8 @@ async fn seed(store: &Store, args: &Args) -> DataSet {
         }
         org_teams.push((org_id, subs));
     }
+    let big_org = next_team;
+    team_rows.push((big_org, None, "big-org".to_string()));
     for chunk in team_rows.chunks(1000) {
         let rows = chunk.iter().map(|(id, parent, slug)| team::ActiveModel {
             id: Set(*id),
@@ -281,6 +286,15 @@ async fn seed(store: &Store, args: &Args) -> DataSet {
             ));
             next_id += 1;
         }
+    }
+    for u in 1..=args.big_team.min(args.users) {
+        let (role, role_id, role_key) = if u == 1 {
+            ("OWNER", "owner_role", "owner")
+        } else {
+            ("MEMBER", "member_role", "member")
+        };
+        rows.push((next_id, u, big_org, big_org, role, role_id.into(), role_key.into(), u == 1));
+        next_id += 1;
     }
     for chunk in rows.chunks(1000) {
         let models =
@@ -769,22 +783,45 @@ async fn fresh_and_feed(a: &Server, b: &Server, ids: &[i64], tries: usize) {
             stale += 1;
         }
     }
-    // Commit-to-delivery: a watcher on B, writes on A, one at a time; events before the first
-    // write are skipped by sequence.
+    // Commit-to-delivery: a watcher on B from the current end of the feed, writes on A, one at
+    // a time.
+    let start = writer
+        .update_membership(pb::UpdateMembershipRequest {
+            member: Some(pb::update_membership_request::Member::MembershipId(ids[0])),
+            disable_impersonation: Some(true),
+            ..Default::default()
+        })
+        .await
+        .map(|r| r.into_inner().revision)
+        .unwrap_or(0);
     let mut stream = watcher
         .watch_events(pb::WatchEventsRequest {
-            after_sequence: 0,
+            after_sequence: start,
             ..Default::default()
         })
         .await
         .expect("watch")
         .into_inner();
-    for i in 0..200u32 {
+    let mut last = start;
+    for _ in 0..200u32 {
         let id = ids[rng.random_range(0..ids.len())];
+        // The current value, flipped: every write records an event.
+        let Ok(current) = reader
+            .get_membership(pb::GetMembershipRequest {
+                member: Some(pb::get_membership_request::Member::MembershipId(id)),
+                consistency: Some(pb::Consistency {
+                    requirement: Some(Requirement::FullyConsistent(true)),
+                }),
+                ..Default::default()
+            })
+            .await
+        else {
+            continue;
+        };
         let Ok(written) = writer
             .update_membership(pb::UpdateMembershipRequest {
                 member: Some(pb::update_membership_request::Member::MembershipId(id)),
-                disable_impersonation: Some(i.is_multiple_of(2)),
+                disable_impersonation: Some(!current.into_inner().disable_impersonation),
                 ..Default::default()
             })
             .await
@@ -793,6 +830,10 @@ async fn fresh_and_feed(a: &Server, b: &Server, ids: &[i64], tries: usize) {
         };
         let committed = Instant::now();
         let revision = written.into_inner().revision;
+        if revision <= last {
+            continue;
+        }
+        last = revision;
         loop {
             match tokio::time::timeout(Duration::from_secs(5), stream.message()).await {
                 Ok(Ok(Some(msg))) if msg.event.as_ref().is_some_and(|e| e.sequence >= revision) => {

@@ -194,13 +194,10 @@ impl Store {
             .lock_exclusive()
             .one(&*tx)
             .await
-            .map_err(db_error)?;
-        let before = row
-            .clone()
-            .map(convert::team)
-            .filter(|t| matches_kind(t, kind))
+            .map_err(db_error)?
+            .filter(|row| matches_kind(&convert::team(row.clone()), kind))
             .ok_or_else(|| DomainError::not_found(format_args!("{} {id}", kind_name(kind))))?;
-        let row = row.expect("checked above");
+        let before = convert::team(row.clone());
         rules::check_etag(patch.etag.as_deref(), before.version)?;
         if let Some(slug) = &patch.slug {
             ensure_slug_free(&*tx, before.parent_id.unwrap_or(0), slug, Some(id)).await?;
