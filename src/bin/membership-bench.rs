@@ -293,7 +293,16 @@ async fn seed(store: &Store, args: &Args) -> DataSet {
         } else {
             ("MEMBER", "member_role", "member")
         };
-        rows.push((next_id, u, big_org, big_org, role, role_id.into(), role_key.into(), u == 1));
+        rows.push((
+            next_id,
+            u,
+            big_org,
+            big_org,
+            role,
+            role_id.into(),
+            role_key.into(),
+            u == 1,
+        ));
         next_id += 1;
     }
     for chunk in rows.chunks(1000) {
