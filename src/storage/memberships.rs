@@ -350,16 +350,7 @@ impl Store {
         address: &MembershipAddress,
     ) -> DomainResult<MembershipView> {
         let membership = locate(self.conn(), address).await?;
-        let user = find_user(self.conn(), membership.user_id).await?;
-        let attributes = attributes::attributes_of(self.conn(), &[membership.id])
-            .await?
-            .remove(&membership.id)
-            .unwrap_or_default();
-        Ok(MembershipView {
-            membership,
-            user,
-            attributes,
-        })
+        self.view_of(membership).await
     }
 
     pub async fn update_membership(
@@ -472,10 +463,15 @@ impl Store {
     /// A membership with its user's profile and its attributes.
     async fn view_of(&self, membership: Membership) -> DomainResult<MembershipView> {
         let user = find_user(self.conn(), membership.user_id).await?;
-        let attributes = attributes::attributes_of(self.conn(), &[membership.id])
-            .await?
-            .remove(&membership.id)
-            .unwrap_or_default();
+        // Attributes belong to organization memberships only: sub-team ones skip the query.
+        let attributes = if membership.team_id == membership.organization_id {
+            attributes::attributes_of(self.conn(), &[membership.id])
+                .await?
+                .remove(&membership.id)
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         Ok(MembershipView {
             membership,
             user,
