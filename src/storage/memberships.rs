@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::{Set, Unchanged},
-    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ColumnTrait, ConnectionTrait, EntityTrait, JoinType, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Select,
 };
 
 use super::entities::{membership, team, user};
@@ -118,13 +118,9 @@ async fn locate_locked(tx: &WriteTx, address: &MembershipAddress) -> DomainResul
     locate(&**tx, address).await
 }
 
-/// Finds the membership an address names. A membership outside the named team, or a team outside
-/// the named organization, is NOT_FOUND like a missing one.
-async fn locate<C: ConnectionTrait>(
-    conn: &C,
-    address: &MembershipAddress,
-) -> DomainResult<Membership> {
-    let query = match (address.target, address.team_id) {
+/// The query for the membership an address names.
+fn address_query(address: &MembershipAddress) -> DomainResult<Select<membership::Entity>> {
+    Ok(match (address.target, address.team_id) {
         (MembershipTarget::MembershipId(id), team) => {
             let q = membership::Entity::find_by_id(id);
             match team {
@@ -141,18 +137,30 @@ async fn locate<C: ConnectionTrait>(
                 "is required when addressing a membership by user_id",
             ));
         }
-    };
-    let row = query
-        .one(conn)
-        .await
-        .map_err(db_error)?
-        .ok_or_else(|| membership_not_found(address))?;
-    if address
-        .organization_id
-        .is_some_and(|org| org != row.organization_id)
-    {
-        return Err(membership_not_found(address));
-    }
+    })
+}
+
+/// A found membership outside the named organization is NOT_FOUND like a missing one.
+fn in_organization(
+    address: &MembershipAddress,
+    row: Option<membership::Model>,
+) -> DomainResult<membership::Model> {
+    row.filter(|row| {
+        address
+            .organization_id
+            .is_none_or(|org| org == row.organization_id)
+    })
+    .ok_or_else(|| membership_not_found(address))
+}
+
+/// Finds the membership an address names. A membership outside the named team, or a team outside
+/// the named organization, is NOT_FOUND like a missing one.
+async fn locate<C: ConnectionTrait>(
+    conn: &C,
+    address: &MembershipAddress,
+) -> DomainResult<Membership> {
+    let row = address_query(address)?.one(conn).await.map_err(db_error)?;
+    let row = in_organization(address, row)?;
     convert::membership(row)
 }
 
@@ -349,8 +357,30 @@ impl Store {
         &self,
         address: &MembershipAddress,
     ) -> DomainResult<MembershipView> {
-        let membership = locate(self.conn(), address).await?;
-        self.view_of(membership).await
+        // The membership and its user in one query: this is the fully consistent read path.
+        let found = address_query(address)?
+            .select_also(user::Entity)
+            .join(
+                JoinType::InnerJoin,
+                membership::Entity::belongs_to(user::Entity)
+                    .from(membership::Column::UserId)
+                    .to(user::Column::Id)
+                    .into(),
+            )
+            .one(self.conn())
+            .await
+            .map_err(db_error)?;
+        let (row, user) = match found {
+            Some((row, Some(user))) => (Some(row), user),
+            _ => return Err(membership_not_found(address)),
+        };
+        let membership = convert::membership(in_organization(address, row)?)?;
+        let attributes = self.attributes_of_one(&membership).await?;
+        Ok(MembershipView {
+            membership,
+            user: convert::user(user),
+            attributes,
+        })
     }
 
     pub async fn update_membership(
@@ -460,18 +490,24 @@ impl Store {
         })
     }
 
+    /// Attributes belong to organization memberships only: sub-team ones skip the query.
+    async fn attributes_of_one(
+        &self,
+        m: &Membership,
+    ) -> DomainResult<Vec<crate::domain::model::AssignedAttribute>> {
+        if m.team_id != m.organization_id {
+            return Ok(Vec::new());
+        }
+        Ok(attributes::attributes_of(self.conn(), &[m.id])
+            .await?
+            .remove(&m.id)
+            .unwrap_or_default())
+    }
+
     /// A membership with its user's profile and its attributes.
     async fn view_of(&self, membership: Membership) -> DomainResult<MembershipView> {
         let user = find_user(self.conn(), membership.user_id).await?;
-        // Attributes belong to organization memberships only: sub-team ones skip the query.
-        let attributes = if membership.team_id == membership.organization_id {
-            attributes::attributes_of(self.conn(), &[membership.id])
-                .await?
-                .remove(&membership.id)
-                .unwrap_or_default()
-        } else {
-            Vec::new()
-        };
+        let attributes = self.attributes_of_one(&membership).await?;
         Ok(MembershipView {
             membership,
             user,
