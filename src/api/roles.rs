@@ -77,6 +77,23 @@ fn permissions_list(v: &mut Violations, permissions: Vec<String>) -> Vec<String>
         .collect()
 }
 
+/// The request of AddRolePermissions and RemoveRolePermissions: the role and at least one
+/// permission.
+fn granular_change(
+    team_id: i64,
+    role_id: &str,
+    permissions: Vec<String>,
+) -> Result<(RoleAddress, Vec<String>), Status> {
+    let mut v = Violations::new();
+    let address = address(&mut v, team_id, role_id);
+    if permissions.is_empty() {
+        v.add("permissions", "name at least one permission");
+    }
+    let permissions = permissions_list(&mut v, permissions);
+    v.into_result().status()?;
+    Ok((address, permissions))
+}
+
 #[tonic::async_trait]
 impl RoleService for RoleApi {
     async fn create_role(
@@ -253,13 +270,7 @@ impl RoleService for RoleApi {
             .await
             .status()?;
         let r = request.into_inner();
-        let mut v = Violations::new();
-        let address = address(&mut v, r.team_id, &r.role_id);
-        if r.permissions.is_empty() {
-            v.add("permissions", "name at least one permission");
-        }
-        let permissions = permissions_list(&mut v, r.permissions);
-        v.into_result().status()?;
+        let (address, permissions) = granular_change(r.team_id, &r.role_id, r.permissions)?;
         let written = self
             .0
             .store
@@ -281,13 +292,7 @@ impl RoleService for RoleApi {
             .await
             .status()?;
         let r = request.into_inner();
-        let mut v = Violations::new();
-        let address = address(&mut v, r.team_id, &r.role_id);
-        if r.permissions.is_empty() {
-            v.add("permissions", "name at least one permission");
-        }
-        let permissions = permissions_list(&mut v, r.permissions);
-        v.into_result().status()?;
+        let (address, permissions) = granular_change(r.team_id, &r.role_id, r.permissions)?;
         let written = self
             .0
             .store
