@@ -117,10 +117,6 @@ impl App {
         })
     }
 
-    pub fn store(&self) -> &Store {
-        &self.context.store
-    }
-
     /// Serves on `listener` until `shutdown` completes, then drains in-flight calls.
     pub async fn serve(
         self,

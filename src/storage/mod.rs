@@ -146,10 +146,6 @@ impl Store {
             committed: Arc::clone(&self.committed),
         })
     }
-
-    pub async fn ping(&self) -> DomainResult<()> {
-        self.db.ping().await.map_err(db_error)
-    }
 }
 
 /// The one mapping of database errors to domain errors: constraint violations become client

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 
 use super::entities::{membership, role, team};
@@ -270,21 +270,26 @@ impl Store {
         Ok(events::page_of(rows, page.size, |r| r.id, convert::team))
     }
 
-    /// Organization-level membership counts (members_count), for a page of organizations.
+    /// Organization-level membership counts (members_count) for a page of organizations, in
+    /// one grouped query; organizations without members are absent (0).
     pub async fn members_counts(
         &self,
         organization_ids: &[i64],
     ) -> DomainResult<HashMap<i64, i64>> {
-        let mut counts = HashMap::new();
-        for id in organization_ids {
-            let n = membership::Entity::find()
-                .filter(membership::Column::TeamId.eq(*id))
-                .count(self.conn())
-                .await
-                .map_err(db_error)?;
-            counts.insert(*id, n as i64);
+        if organization_ids.is_empty() {
+            return Ok(HashMap::new());
         }
-        Ok(counts)
+        let rows: Vec<(i64, i64)> = membership::Entity::find()
+            .select_only()
+            .column(membership::Column::TeamId)
+            .column_as(membership::Column::Id.count(), "members")
+            .filter(membership::Column::TeamId.is_in(organization_ids.iter().copied()))
+            .group_by(membership::Column::TeamId)
+            .into_tuple()
+            .all(self.conn())
+            .await
+            .map_err(db_error)?;
+        Ok(rows.into_iter().collect())
     }
 
     /// Deletes a team with its memberships and custom roles; an organization also loses its
