@@ -1,6 +1,7 @@
 //! Builds the gRPC server: the services, reflection, health, and the layers around them.
 
 use std::future::Future;
+use std::path::Path;
 
 use tokio::net::TcpListener;
 use tonic::transport::Server;
@@ -22,7 +23,7 @@ use crate::auth::{self, Authenticator};
 use crate::cache::AccessCache;
 use crate::config::ServeConfig;
 use crate::domain::access::Policy;
-use crate::domain::catalog::PermissionCatalog;
+use crate::domain::catalog::{CatalogFormat, PermissionCatalog};
 use crate::feed::Feed;
 use crate::pb;
 use crate::reads::Reads;
@@ -76,6 +77,17 @@ async fn prune_events(store: Store, retention: Duration) {
     }
 }
 
+/// Reads an operator's `--permissions-file`, in the format its extension names.
+fn read_permissions_file(path: &Path) -> Result<PermissionCatalog, String> {
+    let format = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .and_then(CatalogFormat::from_extension)
+        .ok_or("unknown format, expected a .json, .toml, .yaml or .yml extension")?;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read the file: {e}"))?;
+    PermissionCatalog::parse(&text, format)
+}
+
 impl App {
     pub async fn prepare(config: &ServeConfig) -> Result<App, StartupError> {
         let store = Store::connect(&config.database.database_url, config.db_max_connections)
@@ -86,7 +98,7 @@ impl App {
             .await
             .map_err(|e| StartupError::Migration(e.to_string()))?;
         let catalog = match &config.permissions_file {
-            Some(path) => PermissionCatalog::from_file(path).map_err(|e| {
+            Some(path) => read_permissions_file(path).map_err(|e| {
                 StartupError::Config(format!("--permissions-file {}: {e}", path.display()))
             })?,
             None => PermissionCatalog::default_catalog(),
@@ -229,4 +241,59 @@ async fn shutdown_signal() {
         _ = terminate => {},
     }
     tracing::info!("shutting down; draining in-flight calls");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permissions_file_format_follows_the_extension() {
+        let dir = std::env::temp_dir().join(format!(
+            "membership-permissions-file-test-{}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let files = [
+            (
+                "c.json",
+                r#"{"permissions": [{"permission": "a.b", "organization_only": true}]}"#,
+            ),
+            (
+                "c.toml",
+                "[[permissions]]\npermission = \"a.b\"\norganization_only = true\n",
+            ),
+            (
+                "c.yaml",
+                "permissions:\n  - permission: a.b\n    organization_only: true\n",
+            ),
+            (
+                "c.YML",
+                "permissions:\n  - permission: a.b\n    organization_only: true\n",
+            ),
+        ];
+        for (name, text) in files {
+            let path = dir.join(name);
+            std::fs::write(&path, text).unwrap();
+            let catalog = read_permissions_file(&path).unwrap();
+            let names: Vec<&str> = catalog
+                .entries()
+                .iter()
+                .map(|e| e.permission.as_str())
+                .collect();
+            assert_eq!(names, ["a.b"], "{name}");
+            assert!(catalog.entries()[0].organization_only, "{name}");
+        }
+        // A TOML text under a .json name is read as JSON, and fails as such.
+        let misnamed = dir.join("toml.json");
+        std::fs::write(&misnamed, files[1].1).unwrap();
+        assert!(read_permissions_file(&misnamed).is_err());
+        let txt = dir.join("c.txt");
+        std::fs::write(&txt, "").unwrap();
+        let err = read_permissions_file(&txt).unwrap_err();
+        assert!(err.contains("unknown format"), "{err}");
+        let err = read_permissions_file(&dir.join("missing.json")).unwrap_err();
+        assert!(err.contains("cannot read"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
