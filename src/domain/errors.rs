@@ -130,6 +130,16 @@ impl DomainError {
             metadata,
         }
     }
+
+    /// An actor rule (`OWNER_ONLY`, `SELF_ONLY`, …) refused the write: metadata `rule` names it.
+    pub fn actor_breaks(rule: &str, message: impl Into<String>) -> Self {
+        let metadata = BTreeMap::from([("rule".to_string(), rule.to_string())]);
+        DomainError::PermissionDenied {
+            reason: Reason::ActorLacksPermission,
+            message: message.into(),
+            metadata,
+        }
+    }
 }
 
 /// Collects every bad field of a request before failing, so one answer names them all.

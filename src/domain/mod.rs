@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod errors;
 pub mod model;
 pub mod page;
+pub mod policy;
 pub mod roles;
 pub mod rules;
 pub mod validate;
