@@ -6,9 +6,9 @@ use std::sync::{Arc, RwLock};
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use http::HeaderMap;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use tonic::metadata::MetadataMap;
 
 use crate::domain::model::Actor;
 use crate::domain::{DomainError, DomainResult, Reason};
@@ -81,6 +81,9 @@ pub fn parse_scopes(scopes: &[String]) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
+/// The header naming the end user a calling service acts for.
+pub const ACTOR_HEADER: &str = "x-actor-user-id";
+
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
@@ -99,6 +102,20 @@ impl Caller {
 
     pub fn has(&self, scope: Scope) -> bool {
         self.scopes & (scope.bit() | Scope::Admin.bit()) != 0
+    }
+
+    /// PERMISSION_DENIED (`MISSING_SCOPE`, naming the scope) unless the key holds `scope`.
+    pub fn require(&self, scope: Scope) -> DomainResult<()> {
+        if self.has(scope) {
+            return Ok(());
+        }
+        Err(DomainError::PermissionDenied {
+            reason: Reason::MissingScope,
+            message: format!("the API key lacks the scope {:?}", scope.as_str()),
+            metadata: [("scope".to_string(), scope.as_str().to_string())]
+                .into_iter()
+                .collect(),
+        })
     }
 }
 
@@ -160,9 +177,12 @@ impl Authenticator {
         })
     }
 
-    /// The caller of a request, who must hold `scope`.
-    pub async fn authorize(&self, metadata: &MetadataMap, scope: Scope) -> DomainResult<Caller> {
-        let key = bearer_key(metadata)?;
+    /// The caller of a request: its API key and the end user it acts for. Which scope the
+    /// method needs is the auth layer's business (`api::scopes`).
+    pub async fn authenticate(&self, headers: &HeaderMap) -> DomainResult<Caller> {
+        let key = bearer_key(headers)?;
+        // Read now, reported after the key: an unknown key is UNAUTHENTICATED whatever else.
+        let actor_user_id = actor_user_id(headers);
         let hash = hash_key(&key);
         let cached = self
             .known
@@ -188,27 +208,17 @@ impl Authenticator {
                 (stored.id, bits)
             }
         };
-        let caller = Caller {
+        Ok(Caller {
             key_id,
             scopes,
-            actor_user_id: actor_user_id(metadata)?,
-        };
-        if !caller.has(scope) {
-            return Err(DomainError::PermissionDenied {
-                reason: Reason::MissingScope,
-                message: format!("the API key lacks the scope {:?}", scope.as_str()),
-                metadata: [("scope".to_string(), scope.as_str().to_string())]
-                    .into_iter()
-                    .collect(),
-            });
-        }
-        Ok(caller)
+            actor_user_id: actor_user_id?,
+        })
     }
 }
 
-fn bearer_key(metadata: &MetadataMap) -> DomainResult<String> {
+fn bearer_key(headers: &HeaderMap) -> DomainResult<String> {
     let missing = || DomainError::Unauthenticated("send `authorization: Bearer <api key>`".into());
-    let value = metadata
+    let value = headers
         .get("authorization")
         .ok_or_else(missing)?
         .to_str()
@@ -235,11 +245,20 @@ fn bearer_key(metadata: &MetadataMap) -> DomainResult<String> {
     }
 }
 
-fn actor_user_id(metadata: &MetadataMap) -> DomainResult<Option<i64>> {
-    let Some(value) = metadata.get("x-actor-user-id") else {
+/// The end user a calling service acts for, if it names one. Sent twice, the header is refused
+/// rather than one copy picked: two proxies disagreeing about the actor must not pass silently.
+fn actor_user_id(headers: &HeaderMap) -> DomainResult<Option<i64>> {
+    let mut values = headers.get_all(ACTOR_HEADER).iter();
+    let Some(value) = values.next() else {
         return Ok(None);
     };
-    let bad = || DomainError::invalid("x-actor-user-id", "must be a positive user id");
+    if values.next().is_some() {
+        return Err(DomainError::invalid(
+            ACTOR_HEADER,
+            "must be sent at most once",
+        ));
+    }
+    let bad = || DomainError::invalid(ACTOR_HEADER, "must be a positive user id");
     let id: i64 = value
         .to_str()
         .map_err(|_| bad())?
@@ -253,10 +272,11 @@ fn actor_user_id(metadata: &MetadataMap) -> DomainResult<Option<i64>> {
 mod tests {
     use super::*;
 
-    fn metadata(pairs: &[(&'static str, &str)]) -> MetadataMap {
-        let mut m = MetadataMap::new();
+    /// Headers in order; a name given twice is sent twice.
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut m = HeaderMap::new();
         for (k, v) in pairs {
-            m.insert(*k, v.parse().unwrap());
+            m.append(*k, v.parse().unwrap());
         }
         m
     }
@@ -264,16 +284,69 @@ mod tests {
     #[test]
     fn keys_from_bearer_and_basic() {
         assert_eq!(
-            bearer_key(&metadata(&[("authorization", "Bearer abc")])).unwrap(),
+            bearer_key(&headers(&[("authorization", "Bearer abc")])).unwrap(),
             "abc"
         );
         let basic = STANDARD.encode("abc:");
         assert_eq!(
-            bearer_key(&metadata(&[("authorization", &format!("Basic {basic}"))])).unwrap(),
+            bearer_key(&headers(&[("authorization", &format!("Basic {basic}"))])).unwrap(),
             "abc"
         );
-        assert!(bearer_key(&metadata(&[])).is_err());
-        assert!(bearer_key(&metadata(&[("authorization", "Token abc")])).is_err());
+        assert!(bearer_key(&headers(&[])).is_err());
+        assert!(bearer_key(&headers(&[("authorization", "Token abc")])).is_err());
+    }
+
+    #[test]
+    fn actor_header() {
+        assert_eq!(actor_user_id(&headers(&[])).unwrap(), None);
+        assert_eq!(
+            actor_user_id(&headers(&[(ACTOR_HEADER, " 42 ")])).unwrap(),
+            Some(42)
+        );
+        for bad in ["abc", "0", "-3", ""] {
+            assert!(
+                actor_user_id(&headers(&[(ACTOR_HEADER, bad)])).is_err(),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn repeated_actor_header_is_refused() {
+        // Even two copies of the same id: which one a proxy meant is not ours to guess.
+        for (first, second) in [("7", "8"), ("7", "7")] {
+            let err = actor_user_id(&headers(&[(ACTOR_HEADER, first), (ACTOR_HEADER, second)]))
+                .unwrap_err();
+            match err {
+                DomainError::InvalidArgument(violations) => {
+                    assert_eq!(violations.len(), 1);
+                    assert_eq!(violations[0].field, ACTOR_HEADER);
+                }
+                other => panic!("expected INVALID_ARGUMENT, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn missing_scope_names_it() {
+        let caller = Caller {
+            key_id: "k".into(),
+            scopes: Scope::RolesRead.bit(),
+            actor_user_id: None,
+        };
+        assert!(caller.require(Scope::RolesRead).is_ok());
+        match caller.require(Scope::RolesWrite).unwrap_err() {
+            DomainError::PermissionDenied {
+                reason, metadata, ..
+            } => {
+                assert_eq!(reason, Reason::MissingScope);
+                assert_eq!(
+                    metadata.get("scope").map(String::as_str),
+                    Some("roles.write")
+                );
+            }
+            other => panic!("expected PERMISSION_DENIED, got {other:?}"),
+        }
     }
 
     #[test]

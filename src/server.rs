@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use crate::api::Context;
 use crate::api::access::AccessApi;
 use crate::api::attributes::AttributeApi;
+use crate::api::auth_layer::AuthLayer;
 use crate::api::directory::DirectoryApi;
 use crate::api::events::EventApi;
 use crate::api::memberships::MembershipApi;
@@ -186,6 +187,8 @@ impl App {
             .timeout(self.config.request_timeout())
             .concurrency_limit_per_connection(self.config.concurrency_limit)
             .layer(RpcSpanLayer)
+            // Inside the span layer, so refusals are logged with their code.
+            .layer(AuthLayer::new(Arc::clone(&self.context.auth)))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

@@ -3,9 +3,7 @@
 use tonic::{Request, Response, Status};
 
 use super::convert;
-use super::errors::IntoStatus;
-use super::{Context, trace_ids};
-use crate::auth::Scope;
+use super::{Context, actor, trace_ids};
 use crate::domain::attributes::{self as rules, Attribute, AttributeType, ValueInput};
 use crate::domain::page::{KeyedPageRequest, encode_keyed_token};
 use crate::domain::{FieldViolation, Violations, validate};
@@ -108,12 +106,7 @@ impl AttributeService for AttributeApi {
         &self,
         request: Request<CreateAttributeRequest>,
     ) -> Result<Response<crate::pb::Attribute>, Status> {
-        let caller = self
-            .0
-            .auth
-            .authorize(request.metadata(), Scope::DirectoryWrite)
-            .await
-            .status()?;
+        let actor = actor(&request)?;
         let r = request.into_inner();
         let mut v = Violations::new();
         let organization_id = check_organization_id(&mut v, r.organization_id);
@@ -146,12 +139,12 @@ impl AttributeService for AttributeApi {
                 Vec::new()
             }),
         };
-        v.into_result().status()?;
+        v.into_result()?;
         let written = self
             .0
             .store
             .create_attribute(
-                &caller.actor(),
+                &actor,
                 NewAttribute {
                     organization_id,
                     name,
@@ -160,8 +153,7 @@ impl AttributeService for AttributeApi {
                     options,
                 },
             )
-            .await
-            .status()?;
+            .await?;
         self.0.reads.settle(written.revision).await;
         trace_ids!(attribute_id = written.value.id.as_str());
         Ok(Response::new(attribute(written.value, written.revision)))
@@ -171,11 +163,6 @@ impl AttributeService for AttributeApi {
         &self,
         request: Request<ListAttributesRequest>,
     ) -> Result<Response<ListAttributesResponse>, Status> {
-        self.0
-            .auth
-            .authorize(request.metadata(), Scope::DirectoryRead)
-            .await
-            .status()?;
         let r = request.into_inner();
         let mut v = Violations::new();
         let organization_id = check_organization_id(&mut v, r.organization_id);
@@ -186,13 +173,8 @@ impl AttributeService for AttributeApi {
                 size: 0,
             }
         });
-        v.into_result().status()?;
-        let result = self
-            .0
-            .store
-            .list_attributes(organization_id, page)
-            .await
-            .status()?;
+        v.into_result()?;
+        let result = self.0.store.list_attributes(organization_id, page).await?;
         Ok(Response::new(ListAttributesResponse {
             attributes: result.items.into_iter().map(|a| attribute(a, 0)).collect(),
             next_page_token: result
@@ -207,23 +189,17 @@ impl AttributeService for AttributeApi {
         &self,
         request: Request<DeleteAttributeRequest>,
     ) -> Result<Response<DeleteAttributeResponse>, Status> {
-        let caller = self
-            .0
-            .auth
-            .authorize(request.metadata(), Scope::DirectoryWrite)
-            .await
-            .status()?;
+        let actor = actor(&request)?;
         let r = request.into_inner();
         let mut v = Violations::new();
         let organization_id = check_organization_id(&mut v, r.organization_id);
         let attribute_id = check_attribute_id(&mut v, &r.attribute_id);
-        v.into_result().status()?;
+        v.into_result()?;
         let revision = self
             .0
             .store
-            .delete_attribute(&caller.actor(), organization_id, &attribute_id)
-            .await
-            .status()?;
+            .delete_attribute(&actor, organization_id, &attribute_id)
+            .await?;
         self.0.reads.settle(revision).await;
         Ok(Response::new(DeleteAttributeResponse { revision }))
     }
@@ -232,12 +208,7 @@ impl AttributeService for AttributeApi {
         &self,
         request: Request<AddAttributeOptionRequest>,
     ) -> Result<Response<crate::pb::Attribute>, Status> {
-        let caller = self
-            .0
-            .auth
-            .authorize(request.metadata(), Scope::DirectoryWrite)
-            .await
-            .status()?;
+        let actor = actor(&request)?;
         let r = request.into_inner();
         let mut v = Violations::new();
         let organization_id = check_organization_id(&mut v, r.organization_id);
@@ -245,13 +216,12 @@ impl AttributeService for AttributeApi {
         let value = v
             .check(rules::option_value("value", &r.value))
             .unwrap_or_default();
-        v.into_result().status()?;
+        v.into_result()?;
         let written = self
             .0
             .store
-            .add_attribute_option(&caller.actor(), organization_id, &attribute_id, value)
-            .await
-            .status()?;
+            .add_attribute_option(&actor, organization_id, &attribute_id, value)
+            .await?;
         self.0.reads.settle(written.revision).await;
         Ok(Response::new(attribute(written.value, written.revision)))
     }
@@ -261,12 +231,7 @@ impl AttributeService for AttributeApi {
         request: Request<AssignAttributeRequest>,
     ) -> Result<Response<Membership>, Status> {
         use assign_attribute_request::{Member, Value};
-        let caller = self
-            .0
-            .auth
-            .authorize(request.metadata(), Scope::MembershipsWrite)
-            .await
-            .status()?;
+        let actor = actor(&request)?;
         let r = request.into_inner();
         let mut v = Violations::new();
         let organization_id = check_organization_id(&mut v, r.organization_id);
@@ -288,19 +253,12 @@ impl AttributeService for AttributeApi {
         if let Some(Err(violations)) = value.clone().map(rules::normalize_value) {
             v.extend(violations);
         }
-        v.into_result().status()?;
+        v.into_result()?;
         let written = self
             .0
             .store
-            .assign_attribute(
-                &caller.actor(),
-                organization_id,
-                &attribute_id,
-                target,
-                value,
-            )
-            .await
-            .status()?;
+            .assign_attribute(&actor, organization_id, &attribute_id, target, value)
+            .await?;
         self.0.reads.settle(written.revision).await;
         trace_ids!(
             membership_id = written.value.membership.id,
@@ -317,12 +275,7 @@ impl AttributeService for AttributeApi {
         request: Request<UnassignAttributeRequest>,
     ) -> Result<Response<Membership>, Status> {
         use unassign_attribute_request::Member;
-        let caller = self
-            .0
-            .auth
-            .authorize(request.metadata(), Scope::MembershipsWrite)
-            .await
-            .status()?;
+        let actor = actor(&request)?;
         let r = request.into_inner();
         let mut v = Violations::new();
         let organization_id = check_organization_id(&mut v, r.organization_id);
@@ -334,13 +287,12 @@ impl AttributeService for AttributeApi {
                 Member::UserId(id) => MembershipTarget::UserId(id),
             }),
         );
-        v.into_result().status()?;
+        v.into_result()?;
         let written = self
             .0
             .store
-            .unassign_attribute(&caller.actor(), organization_id, &attribute_id, target)
-            .await
-            .status()?;
+            .unassign_attribute(&actor, organization_id, &attribute_id, target)
+            .await?;
         self.0.reads.settle(written.revision).await;
         trace_ids!(
             membership_id = written.value.membership.id,

@@ -3,9 +3,7 @@
 use tonic::{Request, Response, Status};
 
 use super::convert;
-use super::errors::IntoStatus;
-use super::{Context, trace_ids};
-use crate::auth::Scope;
+use super::{Context, actor, trace_ids};
 use crate::domain::page::PageRequest;
 use crate::domain::validate::{self, MAX_BIO_CHARS, MAX_NAME_CHARS};
 use crate::domain::{DomainError, Violations};
@@ -16,10 +14,8 @@ use crate::storage::users::{NewUser, UserPatch};
 
 pub struct DirectoryApi(pub Context);
 
-fn page(page_size: i32, page_token: &str) -> Result<PageRequest, Status> {
-    PageRequest::parse(page_size, page_token)
-        .map_err(DomainError::InvalidArgument)
-        .status()
+fn page(page_size: i32, page_token: &str) -> Result<PageRequest, DomainError> {
+    PageRequest::parse(page_size, page_token).map_err(DomainError::InvalidArgument)
 }
 
 fn optional_org(id: i64) -> Option<i64> {
@@ -36,12 +32,7 @@ impl DirectoryService for DirectoryApi {
         &self,
         request: Request<CreateUserRequest>,
     ) -> Result<Response<User>, Status> {
-        let caller = self
-            .0
-            .auth
-            .authorize(request.metadata(), Scope::DirectoryWrite)
-            .await
-            .status()?;
+        let actor = actor(&request)?;
         let r = request.into_inner();
         let mut v = Violations::new();
         let new = NewUser {
@@ -86,13 +77,8 @@ impl DirectoryService for DirectoryApi {
                 .flatten()
                 .unwrap_or_default(),
         };
-        v.into_result().status()?;
-        let written = self
-            .0
-            .store
-            .create_user(&caller.actor(), new)
-            .await
-            .status()?;
+        v.into_result()?;
+        let written = self.0.store.create_user(&actor, new).await?;
         self.0.reads.settle(written.revision).await;
         trace_ids!(user_id = written.value.id);
         Ok(Response::new(convert::user(
@@ -102,17 +88,11 @@ impl DirectoryService for DirectoryApi {
     }
 
     async fn get_user(&self, request: Request<GetUserRequest>) -> Result<Response<User>, Status> {
-        self.0
-            .auth
-            .authorize(request.metadata(), Scope::DirectoryRead)
-            .await
-            .status()?;
         let id = validate::id("user_id", request.get_ref().user_id)
-            .map_err(|v| DomainError::InvalidArgument(vec![v]))
-            .status()?;
+            .map_err(|v| DomainError::InvalidArgument(vec![v]))?;
         trace_ids!(user_id = id);
         Ok(Response::new(convert::user(
-            self.0.store.get_user(id).await.status()?,
+            self.0.store.get_user(id).await?,
             0,
         )))
     }
@@ -121,12 +101,7 @@ impl DirectoryService for DirectoryApi {
         &self,
         request: Request<UpdateUserRequest>,
     ) -> Result<Response<User>, Status> {
-        let caller = self
-            .0
-            .auth
-            .authorize(request.metadata(), Scope::DirectoryWrite)
-            .await
-            .status()?;
+        let actor = actor(&request)?;
         let r = request.into_inner();
         trace_ids!(user_id = r.user_id);
         let mut v = Violations::new();
@@ -153,13 +128,8 @@ impl DirectoryService for DirectoryApi {
             metadata: v.check(convert::metadata("metadata", r.metadata)).flatten(),
             etag: r.etag,
         };
-        v.into_result().status()?;
-        let written = self
-            .0
-            .store
-            .update_user(&caller.actor(), id, patch)
-            .await
-            .status()?;
+        v.into_result()?;
+        let written = self.0.store.update_user(&actor, id, patch).await?;
         self.0.reads.settle(written.revision).await;
         Ok(Response::new(convert::user(
             written.value,
@@ -171,11 +141,6 @@ impl DirectoryService for DirectoryApi {
         &self,
         request: Request<ListUsersRequest>,
     ) -> Result<Response<ListUsersResponse>, Status> {
-        self.0
-            .auth
-            .authorize(request.metadata(), Scope::DirectoryRead)
-            .await
-            .status()?;
         let r = request.into_inner();
         let mut v = Violations::new();
         let page = v.page(PageRequest::parse(r.page_size, &r.page_token));
@@ -184,13 +149,8 @@ impl DirectoryService for DirectoryApi {
         } else {
             v.check(validate::email("email", &r.email))
         };
-        v.into_result().status()?;
-        let result = self
-            .0
-            .store
-            .list_users(email.as_deref(), page)
-            .await
-            .status()?;
+        v.into_result()?;
+        let result = self.0.store.list_users(email.as_deref(), page).await?;
         Ok(Response::new(ListUsersResponse {
             users: result
                 .items
@@ -205,23 +165,16 @@ impl DirectoryService for DirectoryApi {
         &self,
         request: Request<DeleteUserRequest>,
     ) -> Result<Response<DeleteUserResponse>, Status> {
-        let caller = self
-            .0
-            .auth
-            .authorize(request.metadata(), Scope::DirectoryWrite)
-            .await
-            .status()?;
+        let actor = actor(&request)?;
         let r = request.into_inner();
         let id = validate::id("user_id", r.user_id)
-            .map_err(|v| DomainError::InvalidArgument(vec![v]))
-            .status()?;
+            .map_err(|v| DomainError::InvalidArgument(vec![v]))?;
         trace_ids!(user_id = id);
         let revision = self
             .0
             .store
-            .delete_user(&caller.actor(), id, r.etag.as_deref())
-            .await
-            .status()?;
+            .delete_user(&actor, id, r.etag.as_deref())
+            .await?;
         self.0.reads.settle(revision).await;
         Ok(Response::new(DeleteUserResponse { revision }))
     }
@@ -230,12 +183,7 @@ impl DirectoryService for DirectoryApi {
         &self,
         request: Request<CreateOrganizationRequest>,
     ) -> Result<Response<Organization>, Status> {
-        let caller = self
-            .0
-            .auth
-            .authorize(request.metadata(), Scope::DirectoryWrite)
-            .await
-            .status()?;
+        let actor = actor(&request)?;
         let r = request.into_inner();
         let mut v = Violations::new();
         let name = v
@@ -273,13 +221,8 @@ impl DirectoryService for DirectoryApi {
                 .flatten()
                 .unwrap_or_default(),
         };
-        v.into_result().status()?;
-        let written = self
-            .0
-            .store
-            .create_team(&caller.actor(), new)
-            .await
-            .status()?;
+        v.into_result()?;
+        let written = self.0.store.create_team(&actor, new).await?;
         self.0.reads.settle(written.revision).await;
         trace_ids!(organization_id = written.value.id);
         Ok(Response::new(convert::organization(
@@ -293,22 +236,11 @@ impl DirectoryService for DirectoryApi {
         &self,
         request: Request<GetOrganizationRequest>,
     ) -> Result<Response<Organization>, Status> {
-        self.0
-            .auth
-            .authorize(request.metadata(), Scope::DirectoryRead)
-            .await
-            .status()?;
         let id = validate::id("organization_id", request.get_ref().organization_id)
-            .map_err(|v| DomainError::InvalidArgument(vec![v]))
-            .status()?;
+            .map_err(|v| DomainError::InvalidArgument(vec![v]))?;
         trace_ids!(organization_id = id);
-        let org = self
-            .0
-            .store
-            .get_team(id, TeamKind::Organization)
-            .await
-            .status()?;
-        let counts = self.0.store.members_counts(&[id]).await.status()?;
+        let org = self.0.store.get_team(id, TeamKind::Organization).await?;
+        let counts = self.0.store.members_counts(&[id]).await?;
         Ok(Response::new(convert::organization(
             org,
             counts.get(&id).copied().unwrap_or_default(),
@@ -320,12 +252,7 @@ impl DirectoryService for DirectoryApi {
         &self,
         request: Request<UpdateOrganizationRequest>,
     ) -> Result<Response<Organization>, Status> {
-        let caller = self
-            .0
-            .auth
-            .authorize(request.metadata(), Scope::DirectoryWrite)
-            .await
-            .status()?;
+        let actor = actor(&request)?;
         let r = request.into_inner();
         trace_ids!(organization_id = r.organization_id);
         let mut v = Violations::new();
@@ -356,15 +283,14 @@ impl DirectoryService for DirectoryApi {
                 .flatten(),
             etag: r.etag,
         };
-        v.into_result().status()?;
+        v.into_result()?;
         let written = self
             .0
             .store
-            .update_team(&caller.actor(), id, TeamKind::Organization, patch)
-            .await
-            .status()?;
+            .update_team(&actor, id, TeamKind::Organization, patch)
+            .await?;
         self.0.reads.settle(written.revision).await;
-        let counts = self.0.store.members_counts(&[id]).await.status()?;
+        let counts = self.0.store.members_counts(&[id]).await?;
         Ok(Response::new(convert::organization(
             written.value,
             counts.get(&id).copied().unwrap_or_default(),
@@ -376,16 +302,11 @@ impl DirectoryService for DirectoryApi {
         &self,
         request: Request<ListOrganizationsRequest>,
     ) -> Result<Response<ListOrganizationsResponse>, Status> {
-        self.0
-            .auth
-            .authorize(request.metadata(), Scope::DirectoryRead)
-            .await
-            .status()?;
         let r = request.into_inner();
         let page = page(r.page_size, &r.page_token)?;
-        let result = self.0.store.list_teams(None, page).await.status()?;
+        let result = self.0.store.list_teams(None, page).await?;
         let ids: Vec<i64> = result.items.iter().map(|t| t.id).collect();
-        let counts = self.0.store.members_counts(&ids).await.status()?;
+        let counts = self.0.store.members_counts(&ids).await?;
         Ok(Response::new(ListOrganizationsResponse {
             organizations: result
                 .items
@@ -403,28 +324,16 @@ impl DirectoryService for DirectoryApi {
         &self,
         request: Request<DeleteOrganizationRequest>,
     ) -> Result<Response<DeleteOrganizationResponse>, Status> {
-        let caller = self
-            .0
-            .auth
-            .authorize(request.metadata(), Scope::DirectoryWrite)
-            .await
-            .status()?;
+        let actor = actor(&request)?;
         let r = request.into_inner();
         let id = validate::id("organization_id", r.organization_id)
-            .map_err(|v| DomainError::InvalidArgument(vec![v]))
-            .status()?;
+            .map_err(|v| DomainError::InvalidArgument(vec![v]))?;
         trace_ids!(organization_id = id);
         let revision = self
             .0
             .store
-            .delete_team(
-                &caller.actor(),
-                id,
-                TeamKind::Organization,
-                r.etag.as_deref(),
-            )
-            .await
-            .status()?;
+            .delete_team(&actor, id, TeamKind::Organization, r.etag.as_deref())
+            .await?;
         self.0.reads.settle(revision).await;
         Ok(Response::new(DeleteOrganizationResponse { revision }))
     }
@@ -433,12 +342,7 @@ impl DirectoryService for DirectoryApi {
         &self,
         request: Request<CreateTeamRequest>,
     ) -> Result<Response<Team>, Status> {
-        let caller = self
-            .0
-            .auth
-            .authorize(request.metadata(), Scope::DirectoryWrite)
-            .await
-            .status()?;
+        let actor = actor(&request)?;
         let r = request.into_inner();
         trace_ids!(organization_id = r.organization_id);
         let mut v = Violations::new();
@@ -468,13 +372,8 @@ impl DirectoryService for DirectoryApi {
                 .unwrap_or_default(),
             ..Default::default()
         };
-        v.into_result().status()?;
-        let written = self
-            .0
-            .store
-            .create_team(&caller.actor(), new)
-            .await
-            .status()?;
+        v.into_result()?;
+        let written = self.0.store.create_team(&actor, new).await?;
         self.0.reads.settle(written.revision).await;
         trace_ids!(team_id = written.value.id);
         Ok(Response::new(convert::team(
@@ -484,22 +383,15 @@ impl DirectoryService for DirectoryApi {
     }
 
     async fn get_team(&self, request: Request<GetTeamRequest>) -> Result<Response<Team>, Status> {
-        self.0
-            .auth
-            .authorize(request.metadata(), Scope::DirectoryRead)
-            .await
-            .status()?;
         let r = request.into_inner();
         let id = validate::id("team_id", r.team_id)
-            .map_err(|v| DomainError::InvalidArgument(vec![v]))
-            .status()?;
+            .map_err(|v| DomainError::InvalidArgument(vec![v]))?;
         trace_ids!(team_id = id);
         let team = self
             .0
             .store
             .get_team(id, sub_team_kind(r.organization_id))
-            .await
-            .status()?;
+            .await?;
         Ok(Response::new(convert::team(team, 0)))
     }
 
@@ -507,12 +399,7 @@ impl DirectoryService for DirectoryApi {
         &self,
         request: Request<UpdateTeamRequest>,
     ) -> Result<Response<Team>, Status> {
-        let caller = self
-            .0
-            .auth
-            .authorize(request.metadata(), Scope::DirectoryWrite)
-            .await
-            .status()?;
+        let actor = actor(&request)?;
         let r = request.into_inner();
         trace_ids!(team_id = r.team_id);
         let mut v = Violations::new();
@@ -536,13 +423,12 @@ impl DirectoryService for DirectoryApi {
             etag: r.etag,
             ..Default::default()
         };
-        v.into_result().status()?;
+        v.into_result()?;
         let written = self
             .0
             .store
-            .update_team(&caller.actor(), id, sub_team_kind(r.organization_id), patch)
-            .await
-            .status()?;
+            .update_team(&actor, id, sub_team_kind(r.organization_id), patch)
+            .await?;
         self.0.reads.settle(written.revision).await;
         Ok(Response::new(convert::team(
             written.value,
@@ -554,11 +440,6 @@ impl DirectoryService for DirectoryApi {
         &self,
         request: Request<ListTeamsRequest>,
     ) -> Result<Response<ListTeamsResponse>, Status> {
-        self.0
-            .auth
-            .authorize(request.metadata(), Scope::DirectoryRead)
-            .await
-            .status()?;
         let r = request.into_inner();
         trace_ids!(organization_id = r.organization_id);
         let mut v = Violations::new();
@@ -566,8 +447,8 @@ impl DirectoryService for DirectoryApi {
             .check(validate::id("organization_id", r.organization_id))
             .unwrap_or_default();
         let page = v.page(PageRequest::parse(r.page_size, &r.page_token));
-        v.into_result().status()?;
-        let result = self.0.store.list_teams(Some(org), page).await.status()?;
+        v.into_result()?;
+        let result = self.0.store.list_teams(Some(org), page).await?;
         Ok(Response::new(ListTeamsResponse {
             teams: result
                 .items
@@ -582,28 +463,21 @@ impl DirectoryService for DirectoryApi {
         &self,
         request: Request<DeleteTeamRequest>,
     ) -> Result<Response<DeleteTeamResponse>, Status> {
-        let caller = self
-            .0
-            .auth
-            .authorize(request.metadata(), Scope::DirectoryWrite)
-            .await
-            .status()?;
+        let actor = actor(&request)?;
         let r = request.into_inner();
         let id = validate::id("team_id", r.team_id)
-            .map_err(|v| DomainError::InvalidArgument(vec![v]))
-            .status()?;
+            .map_err(|v| DomainError::InvalidArgument(vec![v]))?;
         trace_ids!(team_id = id);
         let revision = self
             .0
             .store
             .delete_team(
-                &caller.actor(),
+                &actor,
                 id,
                 sub_team_kind(r.organization_id),
                 r.etag.as_deref(),
             )
-            .await
-            .status()?;
+            .await?;
         self.0.reads.settle(revision).await;
         Ok(Response::new(DeleteTeamResponse { revision }))
     }

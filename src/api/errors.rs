@@ -23,7 +23,14 @@ fn info(
     );
 }
 
-pub fn status(err: DomainError) -> Status {
+/// Handlers return domain errors with `?`; this is the only place they become statuses.
+impl From<DomainError> for Status {
+    fn from(err: DomainError) -> Status {
+        status(err)
+    }
+}
+
+fn status(err: DomainError) -> Status {
     let mut details = ErrorDetails::new();
     let (code, message) = match err {
         DomainError::InvalidArgument(violations) => {
@@ -83,15 +90,4 @@ pub fn status(err: DomainError) -> Status {
         }
     };
     Status::with_error_details(code, message, details)
-}
-
-/// `?` on domain results inside handlers.
-pub trait IntoStatus<T> {
-    fn status(self) -> Result<T, Status>;
-}
-
-impl<T> IntoStatus<T> for Result<T, DomainError> {
-    fn status(self) -> Result<T, Status> {
-        self.map_err(status)
-    }
 }

@@ -6,9 +6,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::errors::{self, IntoStatus};
 use super::{Context, convert};
-use crate::auth::Scope;
 use crate::domain::model::{Event as DomainEvent, is_event_kind};
 use crate::domain::page::PageRequest;
 use crate::domain::{DomainError, Reason, Violations, validate};
@@ -45,11 +43,6 @@ impl EventService for EventApi {
         &self,
         request: Request<ListEventsRequest>,
     ) -> Result<Response<ListEventsResponse>, Status> {
-        self.0
-            .auth
-            .authorize(request.metadata(), Scope::EventsRead)
-            .await
-            .status()?;
         let r = request.into_inner();
         let mut v = Violations::new();
         if r.after_sequence < 0 {
@@ -74,7 +67,7 @@ impl EventService for EventApi {
             v.check(validate::reference("actor_key_id", &r.actor_key_id, 100));
         }
         let page = v.page(PageRequest::parse(r.page_size, &r.page_token));
-        v.into_result().status()?;
+        v.into_result()?;
         let filter = EventFilter {
             after_sequence: r.after_sequence,
             team_id: r.team_id,
@@ -89,7 +82,7 @@ impl EventService for EventApi {
             occurred_before: r.occurred_before.as_ref().map(micros),
             up_to: None,
         };
-        let result = self.0.store.list_events(&filter, page).await.status()?;
+        let result = self.0.store.list_events(&filter, page).await?;
         Ok(Response::new(ListEventsResponse {
             events: result.items.into_iter().map(convert::event).collect(),
             next_page_token: convert::page_token(result.next_after),
@@ -102,11 +95,6 @@ impl EventService for EventApi {
         &self,
         request: Request<WatchEventsRequest>,
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
-        self.0
-            .auth
-            .authorize(request.metadata(), Scope::EventsRead)
-            .await
-            .status()?;
         let r = request.into_inner();
         let mut v = Violations::new();
         if r.after_sequence < 0 {
@@ -123,13 +111,10 @@ impl EventService for EventApi {
                 );
             }
         }
-        v.into_result().status()?;
-        let head = self.0.store.feed_head().await.status()?;
+        v.into_result()?;
+        let head = self.0.store.feed_head().await?;
         if r.after_sequence > 0 && r.after_sequence < head.pruned_through {
-            return Err(errors::status(expired(
-                r.after_sequence,
-                head.pruned_through,
-            )));
+            return Err(Status::from(expired(r.after_sequence, head.pruned_through)));
         }
         let filter = EventFilter {
             team_id: r.team_id,
@@ -204,7 +189,7 @@ async fn watch(
             let batch = match feed.store().events_after(&page, cursor, REPLAY_BATCH).await {
                 Ok(batch) => batch,
                 Err(e) => {
-                    let _ = sink.send(Err(errors::status(e))).await;
+                    let _ = sink.send(Err(Status::from(e))).await;
                     return;
                 }
             };
@@ -216,13 +201,13 @@ async fn watch(
                 }
                 Ok(head) if cursor < head.pruned_through => {
                     let _ = sink
-                        .send(Err(errors::status(expired(cursor, head.pruned_through))))
+                        .send(Err(Status::from(expired(cursor, head.pruned_through))))
                         .await;
                     return;
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    let _ = sink.send(Err(errors::status(e))).await;
+                    let _ = sink.send(Err(Status::from(e))).await;
                     return;
                 }
             }

@@ -3,9 +3,7 @@
 use tonic::{Request, Response, Status};
 
 use super::convert;
-use super::errors::IntoStatus;
-use super::{Context, trace_ids};
-use crate::auth::Scope;
+use super::{Context, actor, trace_ids};
 use crate::domain::Violations;
 use crate::domain::page::PageRequest;
 use crate::domain::validate;
@@ -109,12 +107,7 @@ impl MembershipService for MembershipApi {
         &self,
         request: Request<CreateMembershipRequest>,
     ) -> Result<Response<Membership>, Status> {
-        let caller = self
-            .0
-            .auth
-            .authorize(request.metadata(), Scope::MembershipsWrite)
-            .await
-            .status()?;
+        let actor = actor(&request)?;
         let r = request.into_inner();
         trace_ids!(team_id = r.team_id, user_id = r.user_id);
         let mut v = Violations::new();
@@ -148,13 +141,8 @@ impl MembershipService for MembershipApi {
                 .flatten()
                 .unwrap_or_default(),
         };
-        v.into_result().status()?;
-        let written = self
-            .0
-            .store
-            .create_membership(&caller.actor(), new)
-            .await
-            .status()?;
+        v.into_result()?;
+        let written = self.0.store.create_membership(&actor, new).await?;
         self.0.reads.settle(written.revision).await;
         trace_ids!(
             membership_id = written.value.membership.id,
@@ -170,11 +158,6 @@ impl MembershipService for MembershipApi {
         &self,
         request: Request<GetMembershipRequest>,
     ) -> Result<Response<Membership>, Status> {
-        self.0
-            .auth
-            .authorize(request.metadata(), Scope::MembershipsRead)
-            .await
-            .status()?;
         let r = request.into_inner();
         let mut v = Violations::new();
         let address = address(&mut v, r.team_id, r.member.as_ref(), r.organization_id);
@@ -182,9 +165,9 @@ impl MembershipService for MembershipApi {
         let consistency = v
             .check(convert::consistency("consistency", r.consistency))
             .unwrap_or_default();
-        v.into_result().status()?;
-        let source = self.0.reads.source(consistency).await.status()?;
-        let view = self.0.reads.membership(source, &address).await.status()?;
+        v.into_result()?;
+        let source = self.0.reads.source(consistency).await?;
+        let view = self.0.reads.membership(source, &address).await?;
         Ok(Response::new(convert::membership(
             (*view).clone(),
             source.revision(),
@@ -195,12 +178,7 @@ impl MembershipService for MembershipApi {
         &self,
         request: Request<UpdateMembershipRequest>,
     ) -> Result<Response<Membership>, Status> {
-        let caller = self
-            .0
-            .auth
-            .authorize(request.metadata(), Scope::MembershipsWrite)
-            .await
-            .status()?;
+        let actor = actor(&request)?;
         let r = request.into_inner();
         let mut v = Violations::new();
         let address = address(
@@ -229,13 +207,12 @@ impl MembershipService for MembershipApi {
                 .flatten(),
             etag: r.etag,
         };
-        v.into_result().status()?;
+        v.into_result()?;
         let written = self
             .0
             .store
-            .update_membership(&caller.actor(), &address, patch)
-            .await
-            .status()?;
+            .update_membership(&actor, &address, patch)
+            .await?;
         self.0.reads.settle(written.revision).await;
         trace_ids!(
             membership_id = written.value.membership.id,
@@ -251,12 +228,7 @@ impl MembershipService for MembershipApi {
         &self,
         request: Request<DeleteMembershipRequest>,
     ) -> Result<Response<DeleteMembershipResponse>, Status> {
-        let caller = self
-            .0
-            .auth
-            .authorize(request.metadata(), Scope::MembershipsWrite)
-            .await
-            .status()?;
+        let actor = actor(&request)?;
         let r = request.into_inner();
         let mut v = Violations::new();
         let address = address(
@@ -266,13 +238,12 @@ impl MembershipService for MembershipApi {
             r.organization_id,
         );
         trace_address(&address);
-        v.into_result().status()?;
+        v.into_result()?;
         let revision = self
             .0
             .store
-            .delete_membership(&caller.actor(), &address, r.etag.as_deref())
-            .await
-            .status()?;
+            .delete_membership(&actor, &address, r.etag.as_deref())
+            .await?;
         self.0.reads.settle(revision).await;
         Ok(Response::new(DeleteMembershipResponse { revision }))
     }
@@ -281,11 +252,6 @@ impl MembershipService for MembershipApi {
         &self,
         request: Request<ListMembershipsRequest>,
     ) -> Result<Response<ListMembershipsResponse>, Status> {
-        self.0
-            .auth
-            .authorize(request.metadata(), Scope::MembershipsRead)
-            .await
-            .status()?;
         let r = request.into_inner();
         trace_ids!(team_id = r.team_id);
         let mut v = Violations::new();
@@ -303,14 +269,13 @@ impl MembershipService for MembershipApi {
         let consistency = v
             .check(convert::consistency("consistency", r.consistency))
             .unwrap_or_default();
-        v.into_result().status()?;
-        let revision = self.0.reads.list_revision(consistency).await.status()?;
+        v.into_result()?;
+        let revision = self.0.reads.list_revision(consistency).await?;
         let result = self
             .0
             .store
             .list_memberships(team_id, positive(r.organization_id), filter, page)
-            .await
-            .status()?;
+            .await?;
         Ok(Response::new(ListMembershipsResponse {
             memberships: result
                 .items
@@ -326,11 +291,6 @@ impl MembershipService for MembershipApi {
         &self,
         request: Request<ListUserMembershipsRequest>,
     ) -> Result<Response<ListUserMembershipsResponse>, Status> {
-        self.0
-            .auth
-            .authorize(request.metadata(), Scope::MembershipsRead)
-            .await
-            .status()?;
         let r = request.into_inner();
         trace_ids!(user_id = r.user_id);
         let mut v = Violations::new();
@@ -341,14 +301,9 @@ impl MembershipService for MembershipApi {
         let consistency = v
             .check(convert::consistency("consistency", r.consistency))
             .unwrap_or_default();
-        v.into_result().status()?;
-        let revision = self.0.reads.list_revision(consistency).await.status()?;
-        let result = self
-            .0
-            .store
-            .list_user_memberships(user_id, page)
-            .await
-            .status()?;
+        v.into_result()?;
+        let revision = self.0.reads.list_revision(consistency).await?;
+        let result = self.0.store.list_user_memberships(user_id, page).await?;
         Ok(Response::new(ListUserMembershipsResponse {
             memberships: result
                 .items

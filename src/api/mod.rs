@@ -1,17 +1,25 @@
 //! gRPC services: decode and validate the request, call the storage/domain, encode the answer.
+//! Who may call what is settled before any handler runs: `auth_layer` applies the `scopes`
+//! table and hands the authenticated caller on; domain errors become statuses in `errors`.
 
 pub mod access;
 pub mod attributes;
+pub mod auth_layer;
 pub mod convert;
 pub mod directory;
 pub mod errors;
 pub mod events;
 pub mod memberships;
 pub mod roles;
+pub mod scopes;
 
 use std::sync::Arc;
 
-use crate::auth::Authenticator;
+use tonic::{Request, Status};
+
+use crate::auth::{Authenticator, Caller};
+use crate::domain::DomainError;
+use crate::domain::model::Actor;
 use crate::feed::Feed;
 use crate::reads::Reads;
 use crate::storage::Store;
@@ -20,6 +28,7 @@ use crate::storage::Store;
 #[derive(Clone)]
 pub struct Context {
     pub store: Store,
+    /// Used by the auth layer (`auth_layer`), not by handlers.
     pub auth: Arc<Authenticator>,
     pub feed: Arc<Feed>,
     pub reads: Reads,
@@ -35,3 +44,15 @@ macro_rules! trace_ids {
     }};
 }
 pub(crate) use trace_ids;
+
+/// Who makes a write: the caller the auth layer authenticated before the handler ran.
+pub(crate) fn actor<T>(request: &Request<T>) -> Result<Actor, Status> {
+    match request.extensions().get::<Caller>() {
+        Some(caller) => Ok(caller.actor()),
+        // Only a server built without `AuthLayer` gets here; refuse rather than write anonymously.
+        None => {
+            tracing::error!("a handler ran without an authenticated caller: is AuthLayer applied?");
+            Err(DomainError::Internal("no authenticated caller".into()).into())
+        }
+    }
+}

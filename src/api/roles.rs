@@ -2,9 +2,7 @@
 
 use tonic::{Request, Response, Status};
 
-use super::errors::IntoStatus;
-use super::{Context, convert, trace_ids};
-use crate::auth::Scope;
+use super::{Context, actor, convert, trace_ids};
 use crate::domain::Violations;
 use crate::domain::model::{self, RoleType as DomainRoleType};
 use crate::domain::page::{KeyedPageRequest, encode_keyed_token};
@@ -90,7 +88,7 @@ fn granular_change(
         v.add("permissions", "name at least one permission");
     }
     let permissions = permissions_list(&mut v, permissions);
-    v.into_result().status()?;
+    v.into_result()?;
     Ok((address, permissions))
 }
 
@@ -100,12 +98,7 @@ impl RoleService for RoleApi {
         &self,
         request: Request<CreateRoleRequest>,
     ) -> Result<Response<Role>, Status> {
-        let caller = self
-            .0
-            .auth
-            .authorize(request.metadata(), Scope::RolesWrite)
-            .await
-            .status()?;
+        let actor = actor(&request)?;
         let r = request.into_inner();
         trace_ids!(team_id = r.team_id);
         let mut v = Violations::new();
@@ -125,30 +118,20 @@ impl RoleService for RoleApi {
             description: description(&mut v, &r.description),
             permissions: permissions_list(&mut v, r.permissions),
         };
-        v.into_result().status()?;
-        let written = self
-            .0
-            .store
-            .create_role(&caller.actor(), new)
-            .await
-            .status()?;
+        v.into_result()?;
+        let written = self.0.store.create_role(&actor, new).await?;
         self.0.reads.settle(written.revision).await;
         trace_ids!(role_id = written.value.id.as_str());
         Ok(Response::new(role(written.value, written.revision)))
     }
 
     async fn get_role(&self, request: Request<GetRoleRequest>) -> Result<Response<Role>, Status> {
-        self.0
-            .auth
-            .authorize(request.metadata(), Scope::RolesRead)
-            .await
-            .status()?;
         let r = request.into_inner();
         let mut v = Violations::new();
         let address = address(&mut v, r.team_id, &r.role_id);
-        v.into_result().status()?;
+        v.into_result()?;
         Ok(Response::new(role(
-            self.0.store.get_role(&address).await.status()?,
+            self.0.store.get_role(&address).await?,
             0,
         )))
     }
@@ -157,12 +140,7 @@ impl RoleService for RoleApi {
         &self,
         request: Request<UpdateRoleRequest>,
     ) -> Result<Response<Role>, Status> {
-        let caller = self
-            .0
-            .auth
-            .authorize(request.metadata(), Scope::RolesWrite)
-            .await
-            .status()?;
+        let actor = actor(&request)?;
         let r = request.into_inner();
         let mut v = Violations::new();
         let address = address(&mut v, r.team_id, &r.role_id);
@@ -177,13 +155,8 @@ impl RoleService for RoleApi {
                 .map(|list| permissions_list(&mut v, list.permissions)),
             etag: r.etag,
         };
-        v.into_result().status()?;
-        let written = self
-            .0
-            .store
-            .update_role(&caller.actor(), &address, patch)
-            .await
-            .status()?;
+        v.into_result()?;
+        let written = self.0.store.update_role(&actor, &address, patch).await?;
         self.0.reads.settle(written.revision).await;
         Ok(Response::new(role(written.value, written.revision)))
     }
@@ -192,12 +165,7 @@ impl RoleService for RoleApi {
         &self,
         request: Request<DeleteRoleRequest>,
     ) -> Result<Response<DeleteRoleResponse>, Status> {
-        let caller = self
-            .0
-            .auth
-            .authorize(request.metadata(), Scope::RolesWrite)
-            .await
-            .status()?;
+        let actor = actor(&request)?;
         let r = request.into_inner();
         let mut v = Violations::new();
         let address = address(&mut v, r.team_id, &r.role_id);
@@ -210,18 +178,12 @@ impl RoleService for RoleApi {
                 100,
             ))
         };
-        v.into_result().status()?;
+        v.into_result()?;
         let (moved, revision) = self
             .0
             .store
-            .delete_role(
-                &caller.actor(),
-                &address,
-                reassign.as_deref(),
-                r.etag.as_deref(),
-            )
-            .await
-            .status()?;
+            .delete_role(&actor, &address, reassign.as_deref(), r.etag.as_deref())
+            .await?;
         self.0.reads.settle(revision).await;
         Ok(Response::new(DeleteRoleResponse {
             reassigned_memberships: moved as i64,
@@ -233,11 +195,6 @@ impl RoleService for RoleApi {
         &self,
         request: Request<ListRolesRequest>,
     ) -> Result<Response<ListRolesResponse>, Status> {
-        self.0
-            .auth
-            .authorize(request.metadata(), Scope::RolesRead)
-            .await
-            .status()?;
         let r = request.into_inner();
         trace_ids!(team_id = r.team_id);
         let mut v = Violations::new();
@@ -251,8 +208,8 @@ impl RoleService for RoleApi {
                 size: 0,
             }
         });
-        v.into_result().status()?;
-        let (roles, next) = self.0.store.list_roles(team_id, &page).await.status()?;
+        v.into_result()?;
+        let (roles, next) = self.0.store.list_roles(team_id, &page).await?;
         Ok(Response::new(ListRolesResponse {
             roles: roles.into_iter().map(|r| role(r, 0)).collect(),
             next_page_token: next.as_deref().map(encode_keyed_token).unwrap_or_default(),
@@ -263,20 +220,14 @@ impl RoleService for RoleApi {
         &self,
         request: Request<AddRolePermissionsRequest>,
     ) -> Result<Response<Role>, Status> {
-        let caller = self
-            .0
-            .auth
-            .authorize(request.metadata(), Scope::RolesWrite)
-            .await
-            .status()?;
+        let actor = actor(&request)?;
         let r = request.into_inner();
         let (address, permissions) = granular_change(r.team_id, &r.role_id, r.permissions)?;
         let written = self
             .0
             .store
-            .add_role_permissions(&caller.actor(), &address, permissions)
-            .await
-            .status()?;
+            .add_role_permissions(&actor, &address, permissions)
+            .await?;
         self.0.reads.settle(written.revision).await;
         Ok(Response::new(role(written.value, written.revision)))
     }
@@ -285,33 +236,22 @@ impl RoleService for RoleApi {
         &self,
         request: Request<RemoveRolePermissionsRequest>,
     ) -> Result<Response<Role>, Status> {
-        let caller = self
-            .0
-            .auth
-            .authorize(request.metadata(), Scope::RolesWrite)
-            .await
-            .status()?;
+        let actor = actor(&request)?;
         let r = request.into_inner();
         let (address, permissions) = granular_change(r.team_id, &r.role_id, r.permissions)?;
         let written = self
             .0
             .store
-            .remove_role_permissions(&caller.actor(), &address, permissions)
-            .await
-            .status()?;
+            .remove_role_permissions(&actor, &address, permissions)
+            .await?;
         self.0.reads.settle(written.revision).await;
         Ok(Response::new(role(written.value, written.revision)))
     }
 
     async fn list_permission_catalog(
         &self,
-        request: Request<ListPermissionCatalogRequest>,
+        _request: Request<ListPermissionCatalogRequest>,
     ) -> Result<Response<ListPermissionCatalogResponse>, Status> {
-        self.0
-            .auth
-            .authorize(request.metadata(), Scope::RolesRead)
-            .await
-            .status()?;
         let permissions = self
             .0
             .store
