@@ -2,11 +2,9 @@
 //! the immutable system roles and their exact permission sets, the permission catalog, and
 //! custom roles assigned to memberships.
 
-mod common;
-
 use std::collections::{BTreeSet, HashSet};
 
-use common::{Engine, TestServer, expect_err, field_violations, pb, reason};
+use crate::common::{Engine, TestServer, expect_err, field_violations, pb, reason};
 use pb::{MembershipRole, PermissionList, PermissionScope, Role, RoleType};
 use tonic::{Code, Status};
 use tonic_types::StatusExt;

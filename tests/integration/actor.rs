@@ -2,9 +2,7 @@
 //! engine: who may change a membership's role, grant or touch OWNER, raise their own role, write
 //! roles, and hand out permissions.
 
-mod common;
-
-use common::{AuthChannel, Engine, TestServer, auth, error_info, expect_err, pb, reason};
+use crate::common::{AuthChannel, Engine, TestServer, auth, error_info, expect_err, pb, reason};
 use pb::membership_service_client::MembershipServiceClient;
 use pb::role_service_client::RoleServiceClient;
 use pb::{MembershipRole, Role};
@@ -776,7 +774,7 @@ async fn denied_writes_change_nothing(engine: Engine) {
                 member: Some(pb::update_membership_request::Member::UserId(o.target)),
                 role_id: Some("admin".into()),
                 disable_impersonation: Some(true),
-                public_metadata: Some(common::to_struct(serde_json::json!({"x": 1}))),
+                public_metadata: Some(crate::common::to_struct(serde_json::json!({"x": 1}))),
                 ..Default::default()
             })
             .await,

@@ -8,13 +8,11 @@
 // that fields the contract adds later (consistency, …) do not break these tests.
 #![allow(clippy::needless_update)]
 
-mod common;
-
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
-use common::{Engine, TestServer, pb, reason};
+use crate::common::{Engine, TestServer, pb, reason};
 use pb::MembershipRole;
 use pb::directory_service_client::DirectoryServiceClient;
 use pb::membership_service_client::MembershipServiceClient;
@@ -37,8 +35,8 @@ const DEMOTION_ROUNDS: usize = 50;
 /// Rounds of each other race.
 const ROUNDS: usize = 30;
 
-type Memberships = MembershipServiceClient<common::AuthChannel>;
-type Directory = DirectoryServiceClient<common::AuthChannel>;
+type Memberships = MembershipServiceClient<crate::common::AuthChannel>;
+type Directory = DirectoryServiceClient<crate::common::AuthChannel>;
 
 /// A server and a second instance on the same database.
 struct Replicas {

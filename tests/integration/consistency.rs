@@ -1,9 +1,7 @@
 //! Every consistency level answers the same question the same way: the cache and the database
 //! agree on grants, inheritance, pending memberships and unknown teams.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use pb::consistency::Requirement;
 use tonic::Code;
 

@@ -8,14 +8,12 @@
 // that fields the contract adds later do not break these tests.
 #![allow(clippy::needless_update)]
 
-mod common;
-
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{
+use crate::common::{
     AuthChannel, Engine, TestServer, expect_err, field_violations, pb, reason, to_struct,
 };
 use pb::MembershipRole;

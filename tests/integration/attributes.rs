@@ -1,9 +1,7 @@
 //! AttributeService through a real server on every engine: definitions, options, assignments,
 //! and the attributes GetMembership / ListMemberships report in cal.com's shape.
 
-mod common;
-
-use common::{Engine, TestServer, expect_err, field_violations, pb};
+use crate::common::{Engine, TestServer, expect_err, field_violations, pb};
 use pb::assign_attribute_request::{Member, Value};
 use pb::membership_attribute::Value as Shape;
 use pb::{Attribute, AttributeType, Membership, MembershipRole, Organization, User};

@@ -1,9 +1,7 @@
 //! `at_least_as_fresh` right after a write through another server instance: the answer must
 //! reflect the write, every time.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use pb::consistency::Requirement;
 use pb::{get_membership_request, update_membership_request};
 

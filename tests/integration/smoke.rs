@@ -1,8 +1,6 @@
 //! Basic calls through the harness on every engine: proves the harness and the wiring.
 
-mod common;
-
-use common::{Engine, TestServer, auth, expect_err, field_violations, pb};
+use crate::common::{Engine, TestServer, auth, expect_err, field_violations, pb};
 use pb::directory_service_client::DirectoryServiceClient;
 use pb::update_membership_request::Member;
 use pb::{MembershipRole, Organization, User};

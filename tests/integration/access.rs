@@ -1,11 +1,9 @@
 //! AccessService through the real server on every engine: single and batch checks, organization
 //! inheritance, pending memberships, effective permissions, and freshness after writes.
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::{Engine, TestServer, expect_err, field_violations, pb};
+use crate::common::{Engine, TestServer, expect_err, field_violations, pb};
 use pb::{CheckPermissionRequest, CheckPermissionResponse, MembershipRole, PermissionList, Role};
 use tonic::{Code, Status};
 

@@ -7,11 +7,9 @@
 // that fields the contract adds later (consistency, …) do not break these tests.
 #![allow(clippy::needless_update)]
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::{Engine, TestServer, expect_err, field_violations, pb, reason, to_struct};
+use crate::common::{Engine, TestServer, expect_err, field_violations, pb, reason, to_struct};
 use pb::directory_service_client::DirectoryServiceClient;
 use pb::membership_service_client::MembershipServiceClient;
 use pb::{AutoRecordCalls, MembershipRole};
