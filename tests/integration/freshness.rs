@@ -24,44 +24,11 @@ async fn reads_on_another_instance_reflect_the_write(engine: Engine) {
         return;
     };
     let b = a.second_instance().await;
-    let org = a
-        .directory()
-        .create_organization(pb::CreateOrganizationRequest {
-            name: "Fresh".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("organization")
-        .into_inner();
-    let mut members = Vec::new();
-    for (i, role) in [pb::MembershipRole::Owner, pb::MembershipRole::Member]
-        .into_iter()
-        .enumerate()
-    {
-        let user = a
-            .directory()
-            .create_user(pb::CreateUserRequest {
-                email: format!("fresh{i}@example.com"),
-                ..Default::default()
-            })
-            .await
-            .expect("user")
-            .into_inner();
-        let membership = a
-            .memberships()
-            .create_membership(pb::CreateMembershipRequest {
-                team_id: org.id,
-                user_id: user.id,
-                role: role as i32,
-                accepted: true,
-                ..Default::default()
-            })
-            .await
-            .expect("membership")
-            .into_inner();
-        members.push(membership);
-    }
-    let member = &members[1];
+    let org = create_org(&a, "fresh").await;
+    let owner = create_user(&a, "fresh0@example.com").await;
+    let user = create_user(&a, "fresh1@example.com").await;
+    add_member(&a, org.id, owner.id, pb::MembershipRole::Owner).await;
+    let member = add_member(&a, org.id, user.id, pb::MembershipRole::Member).await;
     let mut writer = a.memberships();
     let mut reader = b.memberships();
     let mut checker = b.client(pb::access_service_client::AccessServiceClient::new);
