@@ -1,4 +1,4 @@
-//! The actor rules of DESIGN.md section 4 (`x-actor-user-id`) through the real server on every
+//! The actor rules (`x-actor-user-id`: the end user a request acts for) through the real server on every
 //! engine: who may change a membership's role, grant or touch OWNER, raise their own role, write
 //! roles, and hand out permissions.
 

@@ -1,4 +1,4 @@
-//! The change feed end to end (DESIGN.md sections 2, 5 and 9): WatchEvents replays and follows,
+//! The change feed end to end: WatchEvents replays and follows,
 //! resumes from a cursor, filters, reports EVENTS_EXPIRED after retention, and — the headline —
 //! never misses, repeats or reorders an event written through any replica, even with many
 //! concurrent writers on several instances over one database and a watcher that falls far

@@ -1,6 +1,5 @@
-//! The concurrency proof of the rules that span rows (DESIGN.md section 3): "two requests that
-//! each demote one of an organization's two owners at the same moment must never leave it with
-//! none". Every race is fired many times, on every engine, with the two requests going to two
+//! The concurrency proof of the rules that span rows: two requests that each demote one of an
+//! organization's two owners at the same moment must never leave it with none. Every race is fired many times, on every engine, with the two requests going to two
 //! server instances (two processes' worth of pools) over one database, released together by a
 //! barrier.
 

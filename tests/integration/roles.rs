@@ -94,7 +94,7 @@ async fn effective(srv: &TestServer, user_id: i64, team_id: i64) -> BTreeSet<Str
         .collect()
 }
 
-/// DESIGN.md section 2's default catalog, written out: 38 team-and-organization entries, then
+/// The default permission catalog, written out: 38 team-and-organization entries, then
 /// 31 organization-only ones.
 const TEAM_SCOPE: &[&str] = &[
     "role.create",
@@ -187,7 +187,7 @@ fn action_of(p: &str) -> &str {
     p.rsplit_once('.').map(|(_, a)| a).unwrap_or(p)
 }
 
-/// The DESIGN table, derived from the written-out catalog.
+/// The system roles' permissions as designed, derived from the written-out catalog.
 fn expected_system_permissions(role_id: &str) -> BTreeSet<String> {
     let all = whole_catalog();
     let admin: BTreeSet<String> = all
@@ -1201,7 +1201,7 @@ async fn lists_the_permission_catalog(engine: Engine) {
     assert_eq!(entries.len(), 69);
     let names: BTreeSet<String> = entries.iter().map(|e| e.permission.clone()).collect();
     assert_eq!(names.len(), 69, "no duplicates");
-    assert_eq!(names, whole_catalog(), "exactly DESIGN.md's catalog");
+    assert_eq!(names, whole_catalog(), "exactly the designed catalog");
     let team_and_org = vec![PermissionScope::Team, PermissionScope::Organization];
     for e in &entries {
         let (resource, action) = e.permission.rsplit_once('.').unwrap();

@@ -1,4 +1,4 @@
-//! The foundation's rules (DESIGN.md sections 2, 3, 5 and 6) end to end through the real server,
+//! The foundation's rules end to end through the real server,
 //! on every engine: the last owner, the membership limit, sub-team membership, cascades,
 //! auto-accept, addressing and cross-parent NOT_FOUND, etags, role references, input validation,
 //! duplicates, pagination, events and API key scopes.
@@ -1530,7 +1530,7 @@ async fn role_references_resolve(engine: Engine) {
     srv.stop().await;
 }
 
-/// References are exact (DESIGN.md 2: "an exact role id; a key …; the aliases above") on every
+/// References are exact (an exact role id, a role key, or one of the system aliases) on every
 /// engine: other spellings of ids, keys and aliases are unknown, as they are on PostgreSQL and
 /// SQLite.
 async fn role_references_are_exact(engine: Engine) {
@@ -1869,7 +1869,7 @@ fn status_mentions_sql(status: &Status) -> bool {
 
 /// Strings that reach a query unvalidated (role references, list filters) with a NUL byte, and
 /// ids far out of range, are client errors or empty answers on every engine, never INTERNAL
-/// (DESIGN.md 6: "never INTERNAL for anything a client can cause").
+/// (nothing a client can cause is INTERNAL).
 async fn odd_input_is_never_internal(engine: Engine) {
     let Some(srv) = TestServer::start(engine).await else {
         return;
