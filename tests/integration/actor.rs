@@ -1,6 +1,6 @@
-//! The actor rules (`x-actor-user-id`: the end user a request acts for) through the real server on every
-//! engine: who may change a membership's role, grant or touch OWNER, raise their own role, write
-//! roles, and hand out permissions.
+//! The actor rules (`x-actor-user-id`: the end user a request acts for) through the real server
+//! on every engine: who may change a membership's role, grant or touch OWNER, raise their own
+//! role, write roles, and hand out permissions.
 
 use crate::common::{
     AuthChannel, Engine, TestServer, add_member, all_events, auth, create_org, create_role,

@@ -1,8 +1,8 @@
-//! The change feed end to end: WatchEvents replays and follows,
-//! resumes from a cursor, filters, reports EVENTS_EXPIRED after retention, and — the headline —
-//! never misses, repeats or reorders an event written through any replica, even with many
-//! concurrent writers on several instances over one database and a watcher that falls far
-//! behind. ListEvents filters and keyset pagination are checked here too. Every engine.
+//! The change feed end to end: WatchEvents replays and follows, resumes from a cursor, filters,
+//! reports EVENTS_EXPIRED after retention, and — the headline — never misses, repeats or reorders
+//! an event written through any replica, even with many concurrent writers on several instances
+//! over one database and a watcher that falls far behind. ListEvents filters and keyset
+//! pagination are checked here too. Every engine.
 
 // Request literals end in `..Default::default()` even when they name every field today, so
 // that fields the contract adds later do not break these tests.

@@ -1,7 +1,7 @@
-//! The foundation's rules end to end through the real server,
-//! on every engine: the last owner, the membership limit, sub-team membership, cascades,
-//! auto-accept, addressing and cross-parent NOT_FOUND, etags, role references, input validation,
-//! duplicates, pagination, events and API key scopes.
+//! The foundation's rules end to end through the real server, on every engine: the last owner,
+//! the membership limit, sub-team membership, cascades, auto-accept, addressing and cross-parent
+//! NOT_FOUND, etags, role references, input validation, duplicates, pagination, events and API
+//! key scopes.
 
 // Request literals end in `..Default::default()` even when they name every field today, so
 // that fields the contract adds later (consistency, …) do not break these tests.
