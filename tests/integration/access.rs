@@ -22,7 +22,7 @@ engine_tests!(
 );
 
 // ---------------------------------------------------------------------------------------------
-// Fixtures
+// Checks and their answers
 
 fn req(user_id: i64, team_id: i64, permission: &str) -> CheckPermissionRequest {
     CheckPermissionRequest {

@@ -27,7 +27,7 @@ engine_tests!(
 );
 
 // ---------------------------------------------------------------------------------------------
-// Fixtures
+// Acting for an end user (the shared fixtures are in `common`)
 
 /// MembershipService acting for `actor`.
 fn memberships_as(srv: &TestServer, actor: i64) -> MembershipServiceClient<AuthChannel> {

@@ -31,7 +31,7 @@ engine_tests!(
 );
 
 // ---------------------------------------------------------------------------------------------
-// Fixtures
+// Helpers (the shared fixtures are in `common`)
 
 /// (field, description) of every `google.rpc.BadRequest` violation.
 fn violations(status: &Status) -> Vec<(String, String)> {

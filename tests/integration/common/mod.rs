@@ -1,8 +1,11 @@
-//! What every integration test shares: the harness (`server`: a real server on `127.0.0.1:0`
-//! over a fresh database of the chosen engine, `database`, clients that carry an API key), the
-//! fixtures that make users, organizations, teams, memberships, roles and keys (`fixtures`),
-//! the event log read back (`events`), and error-detail checks (`status`). Everything is
-//! re-exported here: `use crate::common::*;` or name what a module needs.
+//! What every integration test shares, re-exported here (`use crate::common::*;`, or name what
+//! a module needs):
+//! - `database`: one fresh database per test on the chosen engine;
+//! - `server`: a real server on `127.0.0.1:0` over it, and clients that carry an API key;
+//! - `fixtures`: the users, organizations, teams, memberships, roles and keys a test starts from;
+//! - `events`: the event log, read back;
+//! - `status` and `values`: the error details to check, the request values to build;
+//! - `engine_tests!`: one test per engine for each test body.
 //!
 //! Environment:
 //! - `TEST_ENGINES`: comma list of engines to run (default `sqlite,postgres,mysql`).
