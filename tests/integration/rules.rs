@@ -1,17 +1,19 @@
-//! The foundation's rules (DESIGN.md sections 2, 3, 5 and 6) end to end through the real server,
-//! on every engine: the last owner, the membership limit, sub-team membership, cascades,
-//! auto-accept, addressing and cross-parent NOT_FOUND, etags, role references, input validation,
-//! duplicates, pagination, events and API key scopes.
+//! The foundation's rules end to end through the real server, on every engine: the last owner,
+//! the membership limit, sub-team membership, cascades, auto-accept, addressing and cross-parent
+//! NOT_FOUND, etags, role references, input validation, duplicates, pagination, events and API
+//! key scopes.
 
 // Request literals end in `..Default::default()` even when they name every field today, so
 // that fields the contract adds later (consistency, …) do not break these tests.
 #![allow(clippy::needless_update)]
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::{Engine, TestServer, expect_err, field_violations, pb, reason, to_struct};
+use crate::common::{
+    Engine, TestServer, add_member, add_pending_member, all_events, create_org, create_org_with,
+    create_team, create_user, event_count, events_after, expect_err, field_violations,
+    get_membership, last_sequence, list_events, pb, reason, scoped_key, set, to_struct,
+};
 use pb::directory_service_client::DirectoryServiceClient;
 use pb::membership_service_client::MembershipServiceClient;
 use pb::{AutoRecordCalls, MembershipRole};
@@ -45,88 +47,6 @@ type UMember = pb::update_membership_request::Member;
 type GMember = pb::get_membership_request::Member;
 type DMember = pb::delete_membership_request::Member;
 
-async fn create_user(srv: &TestServer, email: &str) -> pb::User {
-    srv.directory()
-        .create_user(pb::CreateUserRequest {
-            email: email.into(),
-            name: format!("User {email}"),
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|s| panic!("create user {email}: {s:?}"))
-        .into_inner()
-}
-
-async fn create_org(srv: &TestServer, slug: &str) -> pb::Organization {
-    create_org_with(
-        srv,
-        pb::CreateOrganizationRequest {
-            slug: slug.into(),
-            ..Default::default()
-        },
-    )
-    .await
-}
-
-async fn create_org_with(
-    srv: &TestServer,
-    mut request: pb::CreateOrganizationRequest,
-) -> pb::Organization {
-    if request.name.is_empty() {
-        request.name = format!("Org {}", request.slug);
-    }
-    let slug = request.slug.clone();
-    srv.directory()
-        .create_organization(request)
-        .await
-        .unwrap_or_else(|s| panic!("create organization {slug}: {s:?}"))
-        .into_inner()
-}
-
-async fn create_team(srv: &TestServer, organization_id: i64, slug: &str) -> pb::Team {
-    srv.directory()
-        .create_team(pb::CreateTeamRequest {
-            organization_id,
-            name: format!("Team {slug}"),
-            slug: slug.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|s| panic!("create team {slug}: {s:?}"))
-        .into_inner()
-}
-
-async fn add_member(
-    srv: &TestServer,
-    team_id: i64,
-    user_id: i64,
-    role: MembershipRole,
-    accepted: bool,
-) -> pb::Membership {
-    srv.memberships()
-        .create_membership(pb::CreateMembershipRequest {
-            team_id,
-            user_id,
-            role: role as i32,
-            accepted,
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|s| panic!("membership of user {user_id} in team {team_id}: {s:?}"))
-        .into_inner()
-}
-
-async fn get_membership(srv: &TestServer, id: i64) -> pb::Membership {
-    srv.memberships()
-        .get_membership(pb::GetMembershipRequest {
-            member: Some(GMember::MembershipId(id)),
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|s| panic!("get membership {id}: {s:?}"))
-        .into_inner()
-}
-
 async fn membership_missing(srv: &TestServer, id: i64) -> bool {
     match srv
         .memberships()
@@ -157,52 +77,6 @@ fn delete(id: i64) -> pb::DeleteMembershipRequest {
     }
 }
 
-/// Every event matching the request's filters, following page tokens.
-async fn list_events(srv: &TestServer, filter: pb::ListEventsRequest) -> Vec<pb::Event> {
-    let mut out = Vec::new();
-    let mut token = String::new();
-    loop {
-        let page = srv
-            .events()
-            .list_events(pb::ListEventsRequest {
-                page_size: 1000,
-                page_token: token.clone(),
-                ..filter.clone()
-            })
-            .await
-            .unwrap_or_else(|s| panic!("list events: {s:?}"))
-            .into_inner();
-        out.extend(page.events);
-        if page.next_page_token.is_empty() {
-            return out;
-        }
-        token = page.next_page_token;
-    }
-}
-
-async fn all_events(srv: &TestServer) -> Vec<pb::Event> {
-    list_events(srv, pb::ListEventsRequest::default()).await
-}
-
-async fn event_count(srv: &TestServer) -> usize {
-    all_events(srv).await.len()
-}
-
-async fn last_sequence(srv: &TestServer) -> i64 {
-    all_events(srv).await.last().map_or(0, |e| e.sequence)
-}
-
-async fn events_after(srv: &TestServer, sequence: i64) -> Vec<pb::Event> {
-    list_events(
-        srv,
-        pb::ListEventsRequest {
-            after_sequence: sequence,
-            ..Default::default()
-        },
-    )
-    .await
-}
-
 #[track_caller]
 fn assert_code(status: &Status, code: Code, want_reason: Option<&str>, what: &str) {
     assert_eq!(status.code(), code, "{what}: {status:?}");
@@ -219,10 +93,6 @@ fn violation_set(status: &Status) -> BTreeSet<String> {
     field_violations(status).into_iter().collect()
 }
 
-fn set(fields: &[&str]) -> BTreeSet<String> {
-    fields.iter().map(|f| f.to_string()).collect()
-}
-
 // ---------------------------------------------------------------------------------------------
 // The last-owner rule
 
@@ -233,9 +103,9 @@ async fn last_owner_cannot_be_demoted_unaccepted_or_deleted(engine: Engine) {
     let org = create_org(&srv, "acme").await;
     let ada = create_user(&srv, "ada@acme.test").await;
     let pat = create_user(&srv, "pat@acme.test").await;
-    let owner = add_member(&srv, org.id, ada.id, MembershipRole::Owner, true).await;
+    let owner = add_member(&srv, org.id, ada.id, MembershipRole::Owner).await;
     // A pending OWNER is not a second owner.
-    let pending = add_member(&srv, org.id, pat.id, MembershipRole::Owner, false).await;
+    let pending = add_pending_member(&srv, org.id, pat.id, MembershipRole::Owner).await;
     assert!(!pending.accepted);
 
     let attempts: Vec<(&str, pb::UpdateMembershipRequest)> = vec![
@@ -378,11 +248,11 @@ async fn delete_user_of_the_last_owner_is_refused(engine: Engine) {
     let globex = create_org(&srv, "globex").await;
     let ada = create_user(&srv, "ada@acme.test").await;
     let bob = create_user(&srv, "bob@acme.test").await;
-    let ada_acme = add_member(&srv, acme.id, ada.id, MembershipRole::Owner, true).await;
+    let ada_acme = add_member(&srv, acme.id, ada.id, MembershipRole::Owner).await;
     // In globex ada is one of two owners; in acme she is the only one.
-    let ada_globex = add_member(&srv, globex.id, ada.id, MembershipRole::Owner, true).await;
-    add_member(&srv, globex.id, bob.id, MembershipRole::Owner, true).await;
-    add_member(&srv, acme.id, bob.id, MembershipRole::Admin, true).await;
+    let ada_globex = add_member(&srv, globex.id, ada.id, MembershipRole::Owner).await;
+    add_member(&srv, globex.id, bob.id, MembershipRole::Owner).await;
+    add_member(&srv, acme.id, bob.id, MembershipRole::Admin).await;
 
     let events_before = event_count(&srv).await;
     let status = expect_err(
@@ -483,9 +353,9 @@ async fn membership_limit_counts_pending_memberships(engine: Engine) {
         create_user(&srv, "u3@small.test").await,
         create_user(&srv, "u4@small.test").await,
     ];
-    add_member(&srv, org.id, users[0].id, MembershipRole::Owner, true).await;
+    add_member(&srv, org.id, users[0].id, MembershipRole::Owner).await;
     // Pending: counts all the same.
-    add_member(&srv, org.id, users[1].id, MembershipRole::Member, false).await;
+    add_pending_member(&srv, org.id, users[1].id, MembershipRole::Member).await;
 
     let third = || pb::CreateMembershipRequest {
         team_id: org.id,
@@ -567,7 +437,7 @@ async fn sub_team_membership_needs_an_organization_membership(engine: Engine) {
     let team = create_team(&srv, acme.id, "eng").await;
     let ada = create_user(&srv, "ada@acme.test").await;
     // A membership of another organization does not count.
-    add_member(&srv, globex.id, ada.id, MembershipRole::Owner, true).await;
+    add_member(&srv, globex.id, ada.id, MembershipRole::Owner).await;
 
     let request = || pb::CreateMembershipRequest {
         team_id: team.id,
@@ -586,7 +456,7 @@ async fn sub_team_membership_needs_an_organization_membership(engine: Engine) {
     );
     assert_eq!(event_count(&srv).await, events_before, "no event");
 
-    add_member(&srv, acme.id, ada.id, MembershipRole::Member, true).await;
+    add_member(&srv, acme.id, ada.id, MembershipRole::Member).await;
     let m = srv
         .memberships()
         .create_membership(request())
@@ -609,13 +479,13 @@ async fn deleting_an_organization_membership_deletes_sub_team_memberships(engine
     let ops = create_team(&srv, org.id, "ops").await;
     let boss = create_user(&srv, "boss@acme.test").await;
     let ada = create_user(&srv, "ada@acme.test").await;
-    add_member(&srv, org.id, boss.id, MembershipRole::Owner, true).await;
-    let boss_eng = add_member(&srv, eng.id, boss.id, MembershipRole::Owner, true).await;
-    let ada_org = add_member(&srv, org.id, ada.id, MembershipRole::Member, true).await;
-    let ada_eng = add_member(&srv, eng.id, ada.id, MembershipRole::Admin, true).await;
-    let ada_ops = add_member(&srv, ops.id, ada.id, MembershipRole::Member, false).await;
-    add_member(&srv, other_org.id, ada.id, MembershipRole::Owner, true).await;
-    let boss_other = add_member(&srv, other_org.id, boss.id, MembershipRole::Member, true).await;
+    add_member(&srv, org.id, boss.id, MembershipRole::Owner).await;
+    let boss_eng = add_member(&srv, eng.id, boss.id, MembershipRole::Owner).await;
+    let ada_org = add_member(&srv, org.id, ada.id, MembershipRole::Member).await;
+    let ada_eng = add_member(&srv, eng.id, ada.id, MembershipRole::Admin).await;
+    let ada_ops = add_pending_member(&srv, ops.id, ada.id, MembershipRole::Member).await;
+    add_member(&srv, other_org.id, ada.id, MembershipRole::Owner).await;
+    let boss_other = add_member(&srv, other_org.id, boss.id, MembershipRole::Member).await;
 
     let seq = last_sequence(&srv).await;
     srv.memberships()
@@ -668,7 +538,7 @@ async fn deleting_an_organization_membership_deletes_sub_team_memberships(engine
 
     // The last-owner rule holds in each sub-team: the last OWNER of `eng` keeps their org
     // membership as long as they own `eng`.
-    add_member(&srv, org.id, ada.id, MembershipRole::Owner, true).await;
+    add_member(&srv, org.id, ada.id, MembershipRole::Owner).await;
     let boss_org = srv
         .memberships()
         .get_membership(pb::GetMembershipRequest {
@@ -716,13 +586,13 @@ async fn auto_accept_email_domain(engine: Engine) {
     let bob = create_user(&srv, "bob@other.com").await;
     let eve = create_user(&srv, "eve@notacme.com").await;
 
-    let ada_m = add_member(&srv, org.id, ada.id, MembershipRole::Member, false).await;
+    let ada_m = add_pending_member(&srv, org.id, ada.id, MembershipRole::Member).await;
     assert!(ada_m.accepted, "ada@ACME.com is auto-accepted");
-    let bob_m = add_member(&srv, org.id, bob.id, MembershipRole::Member, false).await;
+    let bob_m = add_pending_member(&srv, org.id, bob.id, MembershipRole::Member).await;
     assert!(!bob_m.accepted, "bob@other.com stays pending");
-    let eve_m = add_member(&srv, org.id, eve.id, MembershipRole::Member, false).await;
+    let eve_m = add_pending_member(&srv, org.id, eve.id, MembershipRole::Member).await;
     assert!(!eve_m.accepted, "notacme.com is not acme.com");
-    let bob_accepted = add_member(&srv, team.id, bob.id, MembershipRole::Member, true).await;
+    let bob_accepted = add_member(&srv, team.id, bob.id, MembershipRole::Member).await;
     assert!(bob_accepted.accepted, "asking for accepted still works");
     assert!(get_membership(&srv, ada_m.id).await.accepted);
 
@@ -739,7 +609,7 @@ async fn auto_accept_email_domain(engine: Engine) {
         .into_inner();
     assert_eq!(updated.auto_accept_email_domain, "");
     let cyd = create_user(&srv, "cyd@acme.com").await;
-    let cyd_m = add_member(&srv, org.id, cyd.id, MembershipRole::Member, false).await;
+    let cyd_m = add_pending_member(&srv, org.id, cyd.id, MembershipRole::Member).await;
     assert!(!cyd_m.accepted, "auto-accept is off");
     srv.stop().await;
 }
@@ -756,8 +626,8 @@ async fn addressing_through_another_parent_is_not_found(engine: Engine) {
     let eng = create_team(&srv, acme.id, "eng").await;
     let ops = create_team(&srv, acme.id, "ops").await;
     let ada = create_user(&srv, "ada@acme.test").await;
-    let acme_m = add_member(&srv, acme.id, ada.id, MembershipRole::Owner, true).await;
-    let eng_m = add_member(&srv, eng.id, ada.id, MembershipRole::Member, true).await;
+    let acme_m = add_member(&srv, acme.id, ada.id, MembershipRole::Owner).await;
+    let eng_m = add_member(&srv, eng.id, ada.id, MembershipRole::Member).await;
     let events_before = event_count(&srv).await;
 
     let gets: Vec<(&str, pb::GetMembershipRequest)> = vec![
@@ -1034,8 +904,8 @@ async fn membership_addressing_forms_agree(engine: Engine) {
     let org = create_org(&srv, "acme").await;
     let team = create_team(&srv, org.id, "eng").await;
     let ada = create_user(&srv, "ada@acme.test").await;
-    let org_m = add_member(&srv, org.id, ada.id, MembershipRole::Owner, true).await;
-    let team_m = add_member(&srv, team.id, ada.id, MembershipRole::Member, true).await;
+    let org_m = add_member(&srv, org.id, ada.id, MembershipRole::Owner).await;
+    let team_m = add_member(&srv, team.id, ada.id, MembershipRole::Member).await;
 
     for (team_id, m) in [(org.id, &org_m), (team.id, &team_m)] {
         let forms = [
@@ -1175,8 +1045,8 @@ async fn stale_etags_are_aborted(engine: Engine) {
     let org = create_org(&srv, "acme").await;
     let ada = create_user(&srv, "ada@acme.test").await;
     let bob = create_user(&srv, "bob@acme.test").await;
-    add_member(&srv, org.id, ada.id, MembershipRole::Owner, true).await;
-    let m = add_member(&srv, org.id, bob.id, MembershipRole::Member, true).await;
+    add_member(&srv, org.id, ada.id, MembershipRole::Owner).await;
+    let m = add_member(&srv, org.id, bob.id, MembershipRole::Member).await;
 
     // Membership.
     let m2 = srv
@@ -1367,7 +1237,7 @@ async fn role_references_resolve(engine: Engine) {
     };
     let org = create_org(&srv, "acme").await;
     let boss = create_user(&srv, "boss@acme.test").await;
-    add_member(&srv, org.id, boss.id, MembershipRole::Owner, true).await;
+    add_member(&srv, org.id, boss.id, MembershipRole::Owner).await;
 
     let cases: [(&str, &str, &str, MembershipRole); 10] = [
         (
@@ -1660,7 +1530,7 @@ async fn role_references_resolve(engine: Engine) {
     srv.stop().await;
 }
 
-/// References are exact (DESIGN.md 2: "an exact role id; a key …; the aliases above") on every
+/// References are exact (an exact role id, a role key, or one of the system aliases) on every
 /// engine: other spellings of ids, keys and aliases are unknown, as they are on PostgreSQL and
 /// SQLite.
 async fn role_references_are_exact(engine: Engine) {
@@ -1669,9 +1539,9 @@ async fn role_references_are_exact(engine: Engine) {
     };
     let org = create_org(&srv, "acme").await;
     let boss = create_user(&srv, "boss@acme.test").await;
-    add_member(&srv, org.id, boss.id, MembershipRole::Owner, true).await;
+    add_member(&srv, org.id, boss.id, MembershipRole::Owner).await;
     let ada = create_user(&srv, "ada@acme.test").await;
-    let m = add_member(&srv, org.id, ada.id, MembershipRole::Member, true).await;
+    let m = add_member(&srv, org.id, ada.id, MembershipRole::Member).await;
     let mut wrongly_resolved = Vec::new();
     for reference in [
         "Admin ",
@@ -1713,7 +1583,7 @@ async fn bad_input_names_every_bad_field(engine: Engine) {
     };
     let org = create_org(&srv, "acme").await;
     let ada = create_user(&srv, "ada@acme.test").await;
-    let m = add_member(&srv, org.id, ada.id, MembershipRole::Owner, true).await;
+    let m = add_member(&srv, org.id, ada.id, MembershipRole::Owner).await;
     let events_before = event_count(&srv).await;
 
     let status = expect_err(
@@ -1999,7 +1869,7 @@ fn status_mentions_sql(status: &Status) -> bool {
 
 /// Strings that reach a query unvalidated (role references, list filters) with a NUL byte, and
 /// ids far out of range, are client errors or empty answers on every engine, never INTERNAL
-/// (DESIGN.md 6: "never INTERNAL for anything a client can cause").
+/// (nothing a client can cause is INTERNAL).
 async fn odd_input_is_never_internal(engine: Engine) {
     let Some(srv) = TestServer::start(engine).await else {
         return;
@@ -2007,8 +1877,8 @@ async fn odd_input_is_never_internal(engine: Engine) {
     let org = create_org(&srv, "acme").await;
     let ada = create_user(&srv, "ada@acme.test").await;
     let bob = create_user(&srv, "bob@acme.test").await;
-    add_member(&srv, org.id, ada.id, MembershipRole::Owner, true).await;
-    let m = add_member(&srv, org.id, bob.id, MembershipRole::Member, true).await;
+    add_member(&srv, org.id, ada.id, MembershipRole::Owner).await;
+    let m = add_member(&srv, org.id, bob.id, MembershipRole::Member).await;
     let events_before = event_count(&srv).await;
     let mut internal = Vec::new();
     let mut note = |what: &str, status: &Status| {
@@ -2257,18 +2127,7 @@ async fn duplicates_already_exist(engine: Engine) {
     create_team(&srv, globex.id, "eng").await;
     create_team(&srv, org.id, "globex").await;
 
-    let m = srv
-        .memberships()
-        .create_membership(pb::CreateMembershipRequest {
-            team_id: org.id,
-            user_id: ada.id,
-            role: MembershipRole::Owner as i32,
-            accepted: true,
-            ..Default::default()
-        })
-        .await
-        .expect("first membership")
-        .into_inner();
+    let m = add_member(&srv, org.id, ada.id, MembershipRole::Owner).await;
     let status = expect_err(
         srv.memberships()
             .create_membership(pb::CreateMembershipRequest {
@@ -2376,7 +2235,11 @@ async fn pagination_is_keyset_and_stable(engine: Engine) {
         } else {
             MembershipRole::Member
         };
-        add_member(&srv, org.id, *id, role, i % 2 == 0).await;
+        if i % 2 == 0 {
+            add_member(&srv, org.id, *id, role).await;
+        } else {
+            add_pending_member(&srv, org.id, *id, role).await;
+        }
     }
     let mut token = String::new();
     let mut users = Vec::new();
@@ -2518,7 +2381,7 @@ async fn every_write_records_one_event(engine: Engine) {
     assert_eq!(e.team_id, Some(team.id));
 
     let seq = e.sequence;
-    let owner = add_member(&srv, org.id, ada.id, MembershipRole::Owner, true).await;
+    let owner = add_member(&srv, org.id, ada.id, MembershipRole::Owner).await;
     let e = one_event(&srv, seq, "membership.created").await;
     assert_eq!(shape(&e), (false, true));
     assert_eq!(
@@ -2528,7 +2391,7 @@ async fn every_write_records_one_event(engine: Engine) {
     assert_eq!(e.role_id.as_deref(), Some("owner_role"));
 
     let seq = e.sequence;
-    let team_m = add_member(&srv, team.id, ada.id, MembershipRole::Member, true).await;
+    let team_m = add_member(&srv, team.id, ada.id, MembershipRole::Member).await;
     let e = one_event(&srv, seq, "membership.created").await;
     assert_eq!(
         (e.team_id, e.organization_id),
@@ -2693,18 +2556,6 @@ async fn every_write_records_one_event(engine: Engine) {
 // ---------------------------------------------------------------------------------------------
 // API keys
 
-async fn scoped_key(srv: &TestServer, scopes: &[&str]) -> String {
-    let store = membership_service::storage::Store::connect(&srv.database_url, 1)
-        .await
-        .expect("connect to the test database");
-    let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
-    let key = membership_service::auth::create_key(&store, "scoped", &scopes)
-        .await
-        .expect("create scoped key");
-    store.conn().clone().close().await.ok();
-    key
-}
-
 async fn api_key_scopes_are_enforced(engine: Engine) {
     let Some(srv) = TestServer::start(engine).await else {
         return;
@@ -2712,8 +2563,8 @@ async fn api_key_scopes_are_enforced(engine: Engine) {
     let org = create_org(&srv, "acme").await;
     let ada = create_user(&srv, "ada@acme.test").await;
     let bob = create_user(&srv, "bob@acme.test").await;
-    add_member(&srv, org.id, ada.id, MembershipRole::Owner, true).await;
-    let m = add_member(&srv, org.id, bob.id, MembershipRole::Member, true).await;
+    add_member(&srv, org.id, ada.id, MembershipRole::Owner).await;
+    let m = add_member(&srv, org.id, bob.id, MembershipRole::Member).await;
 
     let key = scoped_key(&srv, &["memberships.read"]).await;
     let mut reader = srv.client_with_key(&key, MembershipServiceClient::new);

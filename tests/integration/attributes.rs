@@ -1,12 +1,13 @@
 //! AttributeService through a real server on every engine: definitions, options, assignments,
 //! and the attributes GetMembership / ListMemberships report in cal.com's shape.
 
-mod common;
-
-use common::{Engine, TestServer, expect_err, field_violations, pb};
+use crate::common::{
+    Engine, TestServer, add_member, create_org, create_team, create_user, event_count, expect_err,
+    field_violations, get_membership, pb, scoped_key,
+};
 use pb::assign_attribute_request::{Member, Value};
 use pb::membership_attribute::Value as Shape;
-use pb::{Attribute, AttributeType, Membership, MembershipRole, Organization, User};
+use pb::{Attribute, AttributeType, Membership, MembershipRole, Organization};
 use sea_orm::{ConnectionTrait, Database, Statement};
 use tonic::Code;
 
@@ -24,51 +25,13 @@ engine_tests!(
     scopes_are_enforced,
 );
 
-async fn create_user(srv: &TestServer, email: &str) -> User {
-    srv.directory()
-        .create_user(pb::CreateUserRequest {
-            email: email.into(),
-            name: "Test User".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|s| panic!("create user {email}: {s:?}"))
-        .into_inner()
-}
-
-async fn create_org(srv: &TestServer, slug: &str) -> Organization {
-    srv.directory()
-        .create_organization(pb::CreateOrganizationRequest {
-            name: format!("Org {slug}"),
-            slug: slug.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|s| panic!("create organization {slug}: {s:?}"))
-        .into_inner()
-}
-
-async fn join(srv: &TestServer, team_id: i64, user_id: i64, role: MembershipRole) -> Membership {
-    srv.memberships()
-        .create_membership(pb::CreateMembershipRequest {
-            team_id,
-            user_id,
-            role: role as i32,
-            accepted: true,
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|s| panic!("membership of {user_id} in {team_id}: {s:?}"))
-        .into_inner()
-}
-
 /// An organization with an owner and a member (returned: org, the member's membership).
 async fn org_with_member(srv: &TestServer, slug: &str) -> (Organization, Membership) {
     let org = create_org(srv, slug).await;
     let owner = create_user(srv, &format!("owner@{slug}.test")).await;
     let member = create_user(srv, &format!("member@{slug}.test")).await;
-    join(srv, org.id, owner.id, MembershipRole::Owner).await;
-    let m = join(srv, org.id, member.id, MembershipRole::Member).await;
+    add_member(srv, org.id, owner.id, MembershipRole::Owner).await;
+    let m = add_member(srv, org.id, member.id, MembershipRole::Member).await;
     (org, m)
 }
 
@@ -118,30 +81,6 @@ async fn assign(
         .await
         .unwrap_or_else(|s| panic!("assign {}: {s:?}", attribute.name))
         .into_inner()
-}
-
-async fn get_membership(srv: &TestServer, id: i64) -> Membership {
-    srv.memberships()
-        .get_membership(pb::GetMembershipRequest {
-            member: Some(pb::get_membership_request::Member::MembershipId(id)),
-            ..Default::default()
-        })
-        .await
-        .expect("get membership")
-        .into_inner()
-}
-
-async fn event_count(srv: &TestServer) -> usize {
-    srv.events()
-        .list_events(pb::ListEventsRequest {
-            page_size: 1000,
-            ..Default::default()
-        })
-        .await
-        .expect("list events")
-        .into_inner()
-        .events
-        .len()
 }
 
 /// Rows of a table, read straight from the test database.
@@ -644,18 +583,8 @@ async fn sub_team_membership_is_not_found(engine: Engine) {
         return;
     };
     let (org, m) = org_with_member(&srv, "hooli").await;
-    let team = srv
-        .directory()
-        .create_team(pb::CreateTeamRequest {
-            organization_id: org.id,
-            name: "Engineering".into(),
-            slug: "engineering".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("create team")
-        .into_inner();
-    let team_m = join(&srv, team.id, m.user_id, MembershipRole::Member).await;
+    let team = create_team(&srv, org.id, "engineering").await;
+    let team_m = add_member(&srv, team.id, m.user_id, MembershipRole::Member).await;
     let location = create_attribute(&srv, org.id, "Location", AttributeType::Text, &[]).await;
 
     let status = expect_err(
@@ -887,7 +816,7 @@ async fn deleting_the_membership_or_organization_removes_assignments(engine: Eng
         .await
         .expect("delete membership");
     assert_eq!(count_rows(&srv, "attribute_assignments").await, 0);
-    let back = join(&srv, org.id, m.user_id, MembershipRole::Member).await;
+    let back = add_member(&srv, org.id, m.user_id, MembershipRole::Member).await;
     assert!(back.attributes.is_empty());
 
     // A user's deletion takes their assignments too (through their memberships).
@@ -1153,16 +1082,8 @@ async fn scopes_are_enforced(engine: Engine) {
     };
     let (org, m) = org_with_member(&srv, "aperture").await;
     let location = create_attribute(&srv, org.id, "Location", AttributeType::Text, &[]).await;
-    let store = membership_service::storage::Store::connect(&srv.database_url, 1)
-        .await
-        .expect("store");
-    let reader = membership_service::auth::create_key(&store, "reader", &["directory.read".into()])
-        .await
-        .expect("reader key");
-    let writer =
-        membership_service::auth::create_key(&store, "writer", &["memberships.write".into()])
-            .await
-            .expect("writer key");
+    let reader = scoped_key(&srv, &["directory.read"]).await;
+    let writer = scoped_key(&srv, &["memberships.write"]).await;
     let mut as_reader = srv.client_with_key(
         &reader,
         pb::attribute_service_client::AttributeServiceClient::new,

@@ -1,6 +1,5 @@
-//! The concurrency proof of the rules that span rows (DESIGN.md section 3): "two requests that
-//! each demote one of an organization's two owners at the same moment must never leave it with
-//! none". Every race is fired many times, on every engine, with the two requests going to two
+//! The concurrency proof of the rules that span rows: two requests that each demote one of an
+//! organization's two owners at the same moment must never leave it with none. Every race is fired many times, on every engine, with the two requests going to two
 //! server instances (two processes' worth of pools) over one database, released together by a
 //! barrier.
 
@@ -8,13 +7,14 @@
 // that fields the contract adds later (consistency, …) do not break these tests.
 #![allow(clippy::needless_update)]
 
-mod common;
-
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
-use common::{Engine, TestServer, pb, reason};
+use crate::common::{
+    Engine, TestServer, add_member, create_org, create_org_with, create_team, create_user,
+    last_sequence, list_events, pb, reason,
+};
 use pb::MembershipRole;
 use pb::directory_service_client::DirectoryServiceClient;
 use pb::membership_service_client::MembershipServiceClient;
@@ -37,8 +37,8 @@ const DEMOTION_ROUNDS: usize = 50;
 /// Rounds of each other race.
 const ROUNDS: usize = 30;
 
-type Memberships = MembershipServiceClient<common::AuthChannel>;
-type Directory = DirectoryServiceClient<common::AuthChannel>;
+type Memberships = MembershipServiceClient<crate::common::AuthChannel>;
+type Directory = DirectoryServiceClient<crate::common::AuthChannel>;
 
 /// A server and a second instance on the same database.
 struct Replicas {
@@ -64,53 +64,6 @@ impl Replicas {
     }
 }
 
-async fn create_user(srv: &TestServer, email: &str) -> pb::User {
-    srv.directory()
-        .create_user(pb::CreateUserRequest {
-            email: email.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|s| panic!("create user {email}: {s:?}"))
-        .into_inner()
-}
-
-async fn create_org(
-    srv: &TestServer,
-    slug: &str,
-    max_allowed_memberships: i32,
-) -> pb::Organization {
-    srv.directory()
-        .create_organization(pb::CreateOrganizationRequest {
-            name: format!("Org {slug}"),
-            slug: slug.into(),
-            max_allowed_memberships,
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|s| panic!("create organization {slug}: {s:?}"))
-        .into_inner()
-}
-
-async fn add_member(
-    srv: &TestServer,
-    team_id: i64,
-    user_id: i64,
-    role: MembershipRole,
-) -> pb::Membership {
-    srv.memberships()
-        .create_membership(pb::CreateMembershipRequest {
-            team_id,
-            user_id,
-            role: role as i32,
-            accepted: true,
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|s| panic!("membership of user {user_id} in team {team_id}: {s:?}"))
-        .into_inner()
-}
-
 /// An organization with two accepted OWNERs; both instances have read it (warm pools and
 /// channels, so the race is not decided by connection setup).
 async fn two_owner_org(
@@ -118,7 +71,7 @@ async fn two_owner_org(
     slug: &str,
     users: [i64; 2],
 ) -> (pb::Organization, [pb::Membership; 2]) {
-    let org = create_org(&r.first, slug, 0).await;
+    let org = create_org(&r.first, slug).await;
     let a = add_member(&r.first, org.id, users[0], MembershipRole::Owner).await;
     let b = add_member(&r.first, org.id, users[1], MembershipRole::Owner).await;
     for i in 0..2 {
@@ -278,44 +231,15 @@ async fn accepted_owners(r: &Replicas, org_id: i64) -> Vec<pb::Membership> {
 }
 
 async fn events_of(r: &Replicas, org_id: i64, after_sequence: i64) -> Vec<pb::Event> {
-    r.second
-        .events()
-        .list_events(pb::ListEventsRequest {
+    list_events(
+        &r.second,
+        pb::ListEventsRequest {
             team_id: Some(org_id),
             after_sequence,
-            page_size: 1000,
             ..Default::default()
-        })
-        .await
-        .expect("list events")
-        .into_inner()
-        .events
-}
-
-async fn last_sequence(r: &Replicas) -> i64 {
-    let mut token = String::new();
-    let mut last = 0;
-    loop {
-        let page = r
-            .first
-            .events()
-            .list_events(pb::ListEventsRequest {
-                page_size: 1000,
-                page_token: token,
-                after_sequence: last,
-                ..Default::default()
-            })
-            .await
-            .expect("list events")
-            .into_inner();
-        if let Some(e) = page.events.last() {
-            last = e.sequence;
-        }
-        if page.next_page_token.is_empty() {
-            return last;
-        }
-        token = page.next_page_token;
-    }
+        },
+    )
+    .await
 }
 
 /// One round: an org with two owners, `kinds[i]` sent to instance `i` against owner `i` at the
@@ -330,7 +254,7 @@ async fn owner_round(r: &Replicas, round: usize, kinds: [Removal; 2], users: [i6
         kinds[1]
     );
     let (org, owners) = two_owner_org(r, &format!("race-{round}"), users).await;
-    let seq = last_sequence(r).await;
+    let seq = last_sequence(&r.first).await;
     let (results, overlapped) = race_timed(
         removal(r.server(0), kinds[0], &owners[0]),
         removal(r.server(1), kinds[1], &owners[1]),
@@ -463,7 +387,15 @@ async fn concurrent_creates_respect_the_membership_limit(engine: Engine) {
     let users = fresh_users(&r, "limit").await;
     for round in 0..ROUNDS {
         let what = format!("{} limit round {round}", engine.name());
-        let org = create_org(&r.first, &format!("limit-{round}"), 2).await;
+        let org = create_org_with(
+            &r.first,
+            pb::CreateOrganizationRequest {
+                slug: format!("limit-{round}"),
+                max_allowed_memberships: 2,
+                ..Default::default()
+            },
+        )
+        .await;
         add_member(&r.first, org.id, owner.id, MembershipRole::Owner).await;
         let create = |i: usize| {
             let mut client = r.server(i).memberships();
@@ -512,20 +444,9 @@ async fn sub_team_membership_racing_org_membership_deletion(engine: Engine) {
     let mut both_ok = 0;
     for round in 0..ROUNDS {
         let what = format!("{} orphan round {round}", engine.name());
-        let org = create_org(&r.first, &format!("orphan-{round}"), 0).await;
+        let org = create_org(&r.first, &format!("orphan-{round}")).await;
         add_member(&r.first, org.id, owner.id, MembershipRole::Owner).await;
-        let team = r
-            .first
-            .directory()
-            .create_team(pb::CreateTeamRequest {
-                organization_id: org.id,
-                name: "Eng".into(),
-                slug: "eng".into(),
-                ..Default::default()
-            })
-            .await
-            .expect("create team")
-            .into_inner();
+        let team = create_team(&r.first, org.id, "eng").await;
         let ada_org = add_member(&r.first, org.id, ada.id, MembershipRole::Member).await;
 
         let mut creator = r.server(round % 2).memberships();
@@ -594,7 +515,7 @@ async fn create_membership_racing_delete_user(engine: Engine) {
     let mut created_first = 0;
     for round in 0..ROUNDS {
         let what = format!("{} delete-user round {round}", engine.name());
-        let org = create_org(&r.first, &format!("gone-{round}"), 0).await;
+        let org = create_org(&r.first, &format!("gone-{round}")).await;
         let user = create_user(&r.first, &format!("gone-{round}@race.test")).await;
         let mut creator = r.server(round % 2).memberships();
         let create = async move {

@@ -1,22 +1,22 @@
-//! The change feed end to end (DESIGN.md sections 2, 5 and 9): WatchEvents replays and follows,
-//! resumes from a cursor, filters, reports EVENTS_EXPIRED after retention, and — the headline —
-//! never misses, repeats or reorders an event written through any replica, even with many
-//! concurrent writers on several instances over one database and a watcher that falls far
-//! behind. ListEvents filters and keyset pagination are checked here too. Every engine.
+//! The change feed end to end: WatchEvents replays and follows, resumes from a cursor, filters,
+//! reports EVENTS_EXPIRED after retention, and — the headline — never misses, repeats or reorders
+//! an event written through any replica, even with many concurrent writers on several instances
+//! over one database and a watcher that falls far behind. ListEvents filters and keyset
+//! pagination are checked here too. Every engine.
 
 // Request literals end in `..Default::default()` even when they name every field today, so
 // that fields the contract adds later do not break these tests.
 #![allow(clippy::needless_update)]
-
-mod common;
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{
-    AuthChannel, Engine, TestServer, expect_err, field_violations, pb, reason, to_struct,
+use crate::common::{
+    AuthChannel, Engine, TestServer, add_member, create_org, create_team, create_user,
+    events_after, expect_err, field_violations, last_sequence, list_events, new_user, pb, reason,
+    scoped_key, to_struct,
 };
 use pb::MembershipRole;
 use pb::directory_service_client::DirectoryServiceClient;
@@ -56,99 +56,6 @@ type EventStream = Streaming<pb::WatchEventsResponse>;
 const MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a stream must stay silent to count as "nothing more was sent".
 const QUIET: Duration = Duration::from_millis(400);
-
-async fn create_user(dir: &mut Directory, email: &str) -> pb::User {
-    dir.create_user(pb::CreateUserRequest {
-        email: email.into(),
-        name: format!("User {email}"),
-        ..Default::default()
-    })
-    .await
-    .unwrap_or_else(|s| panic!("create user {email}: {s:?}"))
-    .into_inner()
-}
-
-async fn create_org(srv: &TestServer, slug: &str) -> pb::Organization {
-    srv.directory()
-        .create_organization(pb::CreateOrganizationRequest {
-            name: format!("Org {slug}"),
-            slug: slug.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|s| panic!("create organization {slug}: {s:?}"))
-        .into_inner()
-}
-
-async fn create_team(srv: &TestServer, organization_id: i64, slug: &str) -> pb::Team {
-    srv.directory()
-        .create_team(pb::CreateTeamRequest {
-            organization_id,
-            name: format!("Team {slug}"),
-            slug: slug.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|s| panic!("create team {slug}: {s:?}"))
-        .into_inner()
-}
-
-async fn add_member(
-    mem: &mut Memberships,
-    team_id: i64,
-    user_id: i64,
-    role: MembershipRole,
-) -> pb::Membership {
-    mem.create_membership(pb::CreateMembershipRequest {
-        team_id,
-        user_id,
-        role: role as i32,
-        accepted: true,
-        ..Default::default()
-    })
-    .await
-    .unwrap_or_else(|s| panic!("membership of user {user_id} in team {team_id}: {s:?}"))
-    .into_inner()
-}
-
-/// Every event matching the request's filters, following page tokens.
-async fn list_all(srv: &TestServer, filter: pb::ListEventsRequest) -> Vec<pb::Event> {
-    let mut out = Vec::new();
-    let mut token = String::new();
-    loop {
-        let page = srv
-            .events()
-            .list_events(pb::ListEventsRequest {
-                page_size: 1000,
-                page_token: token.clone(),
-                ..filter.clone()
-            })
-            .await
-            .unwrap_or_else(|s| panic!("list events {filter:?}: {s:?}"))
-            .into_inner();
-        out.extend(page.events);
-        if page.next_page_token.is_empty() {
-            return out;
-        }
-        token = page.next_page_token;
-    }
-}
-
-async fn events_after(srv: &TestServer, sequence: i64) -> Vec<pb::Event> {
-    list_all(
-        srv,
-        pb::ListEventsRequest {
-            after_sequence: sequence,
-            ..Default::default()
-        },
-    )
-    .await
-}
-
-/// The sequence of the newest stored event (0 when there is none).
-async fn head(srv: &TestServer) -> i64 {
-    events_after(srv, 0).await.last().map_or(0, |e| e.sequence)
-}
 
 fn after(sequence: i64) -> pb::WatchEventsRequest {
     pb::WatchEventsRequest {
@@ -261,20 +168,6 @@ fn of_team(e: &pb::Event, team_id: i64) -> bool {
     e.team_id == Some(team_id) || e.organization_id == Some(team_id)
 }
 
-/// A key with these scopes, made straight in the database as `membership-service keys create`
-/// does.
-async fn scoped_key(srv: &TestServer, scopes: &[&str]) -> String {
-    let store = membership_service::storage::Store::connect(&srv.database_url, 1)
-        .await
-        .expect("connect to the test database");
-    let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
-    let key = membership_service::auth::create_key(&store, "feed-test", &scopes)
-        .await
-        .expect("create scoped key");
-    store.conn().clone().close().await.ok();
-    key
-}
-
 /// An EventService client on its own connection with the smallest HTTP/2 windows, so that a
 /// watcher that does not read backs up into the server quickly instead of into client buffers.
 async fn tight_events_client(srv: &TestServer) -> Events {
@@ -295,11 +188,10 @@ async fn replays_then_follows(engine: Engine) {
     let Some(srv) = TestServer::start(engine).await else {
         return;
     };
-    let mut dir = srv.directory();
-    let start = head(&srv).await;
+    let start = last_sequence(&srv).await;
     let mut users = Vec::new();
     for i in 0..12 {
-        users.push(create_user(&mut dir, &format!("replay{i}@feed.test")).await);
+        users.push(create_user(&srv, &format!("replay{i}@feed.test")).await);
     }
     let stored = events_after(&srv, 0).await;
     assert_eq!(stored.len() as i64 - start, 12, "one event per write");
@@ -325,7 +217,7 @@ async fn replays_then_follows(engine: Engine) {
     // Live: each write arrives once, in order, and nothing else.
     let mut live_users = Vec::new();
     for i in 0..8 {
-        let user = create_user(&mut dir, &format!("live{i}@feed.test")).await;
+        let user = create_user(&srv, &format!("live{i}@feed.test")).await;
         let e = next_event(&mut stream, &format!("live event {i}")).await;
         assert_eq!(e.sequence, last + 1 + i, "live event {i}");
         assert_eq!(e.kind, "user.created");
@@ -339,7 +231,7 @@ async fn replays_then_follows(engine: Engine) {
     }
     // A burst written while the watcher does not read: still every one, in order.
     for i in 0..20 {
-        create_user(&mut dir, &format!("burst{i}@feed.test")).await;
+        create_user(&srv, &format!("burst{i}@feed.test")).await;
     }
     let burst = next_events(&mut stream, 20, "burst").await;
     assert_contiguous(&burst, last + 9, last + 28, "burst");
@@ -353,7 +245,7 @@ async fn replays_then_follows(engine: Engine) {
     // A watcher on a second instance follows writes made through the first.
     let second = srv.second_instance().await;
     let mut remote = watch(&second, after(last + 28)).await;
-    let user = create_user(&mut dir, "remote@feed.test").await;
+    let user = create_user(&srv, "remote@feed.test").await;
     let e = next_event(&mut remote, "a write through the other instance").await;
     assert_eq!((e.sequence, e.user_id), (last + 29, Some(user.id)));
     let e = next_event(&mut stream, "the same write, local watcher").await;
@@ -371,10 +263,9 @@ async fn resumes_from_a_cursor(engine: Engine) {
     let Some(srv) = TestServer::start(engine).await else {
         return;
     };
-    let mut dir = srv.directory();
-    let start = head(&srv).await;
+    let start = last_sequence(&srv).await;
     for i in 0..10 {
-        create_user(&mut dir, &format!("resume{i}@feed.test")).await;
+        create_user(&srv, &format!("resume{i}@feed.test")).await;
     }
     let ours = events_after(&srv, start).await;
     assert_eq!(ours.len(), 10);
@@ -397,7 +288,7 @@ async fn resumes_from_a_cursor(engine: Engine) {
     let mut stream = watch(&srv, after(cursor)).await;
     let replayed = next_events(&mut stream, 3, "resume after event 7").await;
     assert_eq!(keys(&replayed), keys(&ours[7..]));
-    let user = create_user(&mut dir, "resume-live@feed.test").await;
+    let user = create_user(&srv, "resume-live@feed.test").await;
     let e = next_event(&mut stream, "live after a resume").await;
     assert_eq!(
         (e.sequence, e.user_id),
@@ -407,17 +298,17 @@ async fn resumes_from_a_cursor(engine: Engine) {
 
     // A cursor past the head is accepted: the watch waits, then delivers only the events after
     // the cursor.
-    let now = head(&srv).await;
+    let now = last_sequence(&srv).await;
     let mut ahead = watch(&srv, after(now + 3)).await;
     assert_quiet(&mut ahead, "a cursor past the head, before any write").await;
     for i in 0..5 {
-        create_user(&mut dir, &format!("ahead{i}@feed.test")).await;
+        create_user(&srv, &format!("ahead{i}@feed.test")).await;
     }
     let got = next_events(&mut ahead, 2, "a cursor past the head").await;
     assert_contiguous(&got, now + 4, now + 5, "a cursor past the head");
     assert_quiet(&mut ahead, "a cursor past the head").await;
     // The stream stays live.
-    create_user(&mut dir, "ahead-last@feed.test").await;
+    create_user(&srv, "ahead-last@feed.test").await;
     let e = next_event(&mut ahead, "a cursor past the head, later").await;
     assert_eq!(e.sequence, now + 6);
 
@@ -446,17 +337,17 @@ struct Tenants {
 async fn tenants(srv: &TestServer) -> Tenants {
     let mut dir = srv.directory();
     let mut mem = srv.memberships();
-    let owner_a = create_user(&mut dir, "owner-a@feed.test").await;
-    let member = create_user(&mut dir, "member@feed.test").await;
-    let owner_b = create_user(&mut dir, "owner-b@feed.test").await;
-    let other = create_user(&mut dir, "other@feed.test").await;
+    let owner_a = create_user(srv, "owner-a@feed.test").await;
+    let member = create_user(srv, "member@feed.test").await;
+    let owner_b = create_user(srv, "owner-b@feed.test").await;
+    let other = create_user(srv, "other@feed.test").await;
     let org_a = create_org(srv, "feed-a").await.id;
     let team_a1 = create_team(srv, org_a, "a1").await.id;
     let org_b = create_org(srv, "feed-b").await.id;
-    add_member(&mut mem, org_a, owner_a.id, MembershipRole::Owner).await;
-    let member_in_a = add_member(&mut mem, org_a, member.id, MembershipRole::Member).await;
-    add_member(&mut mem, team_a1, member.id, MembershipRole::Member).await;
-    add_member(&mut mem, org_b, owner_b.id, MembershipRole::Owner).await;
+    add_member(srv, org_a, owner_a.id, MembershipRole::Owner).await;
+    let member_in_a = add_member(srv, org_a, member.id, MembershipRole::Member).await;
+    add_member(srv, team_a1, member.id, MembershipRole::Member).await;
+    add_member(srv, org_b, owner_b.id, MembershipRole::Owner).await;
     mem.update_membership(pb::UpdateMembershipRequest {
         team_id: org_a,
         member: Some(UMember::MembershipId(member_in_a.id)),
@@ -576,9 +467,9 @@ async fn watch_filters_by_team_and_kind(engine: Engine) {
     let mark = all.last().map_or(0, |e| e.sequence);
     let mut dir = srv.directory();
     let mut mem = srv.memberships();
-    add_member(&mut mem, t.org_a, t.other.id, MembershipRole::Member).await;
-    create_user(&mut dir, "live-filter@feed.test").await;
-    let in_a1 = add_member(&mut mem, t.team_a1, t.other.id, MembershipRole::Member).await;
+    add_member(&srv, t.org_a, t.other.id, MembershipRole::Member).await;
+    create_user(&srv, "live-filter@feed.test").await;
+    let in_a1 = add_member(&srv, t.team_a1, t.other.id, MembershipRole::Member).await;
     dir.update_organization(pb::UpdateOrganizationRequest {
         organization_id: t.org_b,
         name: Some("Org B again".into()),
@@ -688,12 +579,20 @@ async fn list_events_filters_and_pages(engine: Engine) {
     // Writes with another key and on behalf of an end user.
     let writer_key = scoped_key(&srv, &["directory.write", "memberships.write"]).await;
     let mut keyed = srv.client_with_key(&writer_key, DirectoryServiceClient::new);
-    let keyed_user = create_user(&mut keyed, "keyed@feed.test").await;
+    let keyed_user = keyed
+        .create_user(new_user("keyed@feed.test"))
+        .await
+        .unwrap_or_else(|s| panic!("create user through keyed: {s:?}"))
+        .into_inner();
     let mut acting_dir =
         srv.client_with(srv.auth().actor(t.owner_a.id), DirectoryServiceClient::new);
     let mut acting_mem =
         srv.client_with(srv.auth().actor(t.owner_a.id), MembershipServiceClient::new);
-    let acted_user = create_user(&mut acting_dir, "acted@feed.test").await;
+    let acted_user = acting_dir
+        .create_user(new_user("acted@feed.test"))
+        .await
+        .unwrap_or_else(|s| panic!("create user through acting_dir: {s:?}"))
+        .into_inner();
     acting_mem
         .update_membership(pb::UpdateMembershipRequest {
             team_id: t.org_a,
@@ -703,7 +602,7 @@ async fn list_events_filters_and_pages(engine: Engine) {
         })
         .await
         .expect("update acting for the owner");
-    create_user(&mut srv.directory(), "after-actors@feed.test").await;
+    create_user(&srv, "after-actors@feed.test").await;
 
     let all = events_after(&srv, 0).await;
     assert!(all.len() >= 15, "{all:?}");
@@ -716,7 +615,7 @@ async fn list_events_filters_and_pages(engine: Engine) {
 
     // team_id: the organization with its sub-teams.
     for team in [t.org_a, t.team_a1, t.org_b] {
-        let got = list_all(
+        let got = list_events(
             &srv,
             pb::ListEventsRequest {
                 team_id: Some(team),
@@ -728,7 +627,7 @@ async fn list_events_filters_and_pages(engine: Engine) {
         assert!(!want.is_empty());
         assert_eq!(keys(&got), keys(&want), "ListEvents team_id={team}");
     }
-    let a = list_all(
+    let a = list_events(
         &srv,
         pb::ListEventsRequest {
             team_id: Some(t.org_a),
@@ -746,7 +645,7 @@ async fn list_events_filters_and_pages(engine: Engine) {
         "user.created",
         "team.deleted",
     ] {
-        let got = list_all(
+        let got = list_events(
             &srv,
             pb::ListEventsRequest {
                 kind: kind.into(),
@@ -765,7 +664,7 @@ async fn list_events_filters_and_pages(engine: Engine) {
         .expect("the keyed write's event");
     assert!(!keyed_event.actor_key_id.is_empty());
     assert_ne!(keyed_event.actor_key_id, "key_bootstrap");
-    let got = list_all(
+    let got = list_events(
         &srv,
         pb::ListEventsRequest {
             actor_key_id: keyed_event.actor_key_id.clone(),
@@ -778,7 +677,7 @@ async fn list_events_filters_and_pages(engine: Engine) {
         keys(std::slice::from_ref(keyed_event)),
         "actor_key_id"
     );
-    let got = list_all(
+    let got = list_events(
         &srv,
         pb::ListEventsRequest {
             actor_key_id: "key_bootstrap".into(),
@@ -795,7 +694,7 @@ async fn list_events_filters_and_pages(engine: Engine) {
     assert_eq!(keys(&got), keys(&want), "actor_key_id=key_bootstrap");
 
     // actor_user_id.
-    let got = list_all(
+    let got = list_events(
         &srv,
         pb::ListEventsRequest {
             actor_user_id: Some(t.owner_a.id),
@@ -817,7 +716,7 @@ async fn list_events_filters_and_pages(engine: Engine) {
         all.iter().filter(|e| e.actor_user_id.is_some()).count() == 2,
         "no other event names an actor user"
     );
-    let got = list_all(
+    let got = list_events(
         &srv,
         pb::ListEventsRequest {
             actor_user_id: Some(t.owner_b.id),
@@ -828,7 +727,7 @@ async fn list_events_filters_and_pages(engine: Engine) {
     assert!(got.is_empty(), "{got:?}");
 
     // Filters combine.
-    let got = list_all(
+    let got = list_events(
         &srv,
         pb::ListEventsRequest {
             team_id: Some(t.org_a),
@@ -859,7 +758,7 @@ async fn list_events_filters_and_pages(engine: Engine) {
         (Some(t1), Some(t2)),
         (Some(t2), Some(t1)),
     ] {
-        let got = list_all(
+        let got = list_events(
             &srv,
             pb::ListEventsRequest {
                 occurred_after: lower.map(timestamp),
@@ -896,7 +795,7 @@ async fn list_events_filters_and_pages(engine: Engine) {
     }
     // A range in the future is empty; combined with a kind it narrows further.
     let future = micros(&all[all.len() - 1].occurred_at) + 3_600_000_000;
-    let got = list_all(
+    let got = list_events(
         &srv,
         pb::ListEventsRequest {
             occurred_after: Some(timestamp(future)),
@@ -905,7 +804,7 @@ async fn list_events_filters_and_pages(engine: Engine) {
     )
     .await;
     assert!(got.is_empty(), "{got:?}");
-    let got = list_all(
+    let got = list_events(
         &srv,
         pb::ListEventsRequest {
             occurred_after: Some(timestamp(t1)),
@@ -933,7 +832,7 @@ async fn list_events_filters_and_pages(engine: Engine) {
             "team A",
         ),
     ] {
-        let want = list_all(&srv, filter.clone()).await;
+        let want = list_events(&srv, filter.clone()).await;
         let mut got = Vec::new();
         let mut token = String::new();
         let mut pages = 0;
@@ -958,7 +857,7 @@ async fn list_events_filters_and_pages(engine: Engine) {
             if pages == 2 {
                 // An insert between pages lands at the end, never shifts what follows.
                 create_user(
-                    &mut srv.directory(),
+                    &srv,
                     &format!("between-{pages}-{what}@feed.test").replace(' ', "-"),
                 )
                 .await;
@@ -970,7 +869,7 @@ async fn list_events_filters_and_pages(engine: Engine) {
         assert_ascending(&got, what);
         let unique: HashSet<i64> = seqs(&got).into_iter().collect();
         assert_eq!(unique.len(), got.len(), "{what}: no duplicates");
-        let now = list_all(&srv, filter.clone()).await;
+        let now = list_events(&srv, filter.clone()).await;
         assert_eq!(
             keys(&got),
             keys(&now),
@@ -985,7 +884,7 @@ async fn list_events_filters_and_pages(engine: Engine) {
     }
     // after_sequence with paging.
     let mid = all[all.len() / 2].sequence;
-    let got = list_all(
+    let got = list_events(
         &srv,
         pb::ListEventsRequest {
             after_sequence: mid,
@@ -1094,9 +993,8 @@ async fn expired_events_are_reported(engine: Engine) {
     else {
         return;
     };
-    let mut dir = srv.directory();
     for i in 0..4 {
-        create_user(&mut dir, &format!("old{i}@feed.test")).await;
+        create_user(&srv, &format!("old{i}@feed.test")).await;
     }
     let old = events_after(&srv, 0).await;
     let old_last = old.last().expect("old events").sequence;
@@ -1124,7 +1022,7 @@ async fn expired_events_are_reported(engine: Engine) {
 
     let mut users = Vec::new();
     for i in 0..3 {
-        users.push(create_user(&mut dir, &format!("new{i}@feed.test")).await);
+        users.push(create_user(&srv, &format!("new{i}@feed.test")).await);
     }
     for (stream, what) in [
         (&mut at_edge, "resume at the pruned edge"),
@@ -1149,7 +1047,7 @@ async fn expired_events_are_reported(engine: Engine) {
         retained.iter().all(|e| e.sequence > old_last),
         "no removed event is listed: {retained:?}"
     );
-    let listed_old = list_all(
+    let listed_old = list_events(
         &srv,
         pb::ListEventsRequest {
             kind: "user.created".into(),
@@ -1159,7 +1057,7 @@ async fn expired_events_are_reported(engine: Engine) {
     .await;
     assert!(listed_old.iter().all(|e| e.sequence > old_last));
     let mut replay = watch(&srv, after(0)).await;
-    create_user(&mut dir, "newest@feed.test").await;
+    create_user(&srv, "newest@feed.test").await;
     let newest = old_last + 4;
     let mut got = Vec::new();
     while got.last().is_none_or(|e: &pb::Event| e.sequence < newest) {
@@ -1340,18 +1238,12 @@ async fn many_writers_through_three_instances_leave_no_gap(engine: Engine) {
     for o in 0..3 {
         let srv = &servers[o % INSTANCES];
         let org = create_org(srv, &format!("nogap-{o}")).await;
-        let owner = create_user(&mut srv.directory(), &format!("owner{o}@nogap.test")).await;
-        let owner_m = add_member(
-            &mut srv.memberships(),
-            org.id,
-            owner.id,
-            MembershipRole::Owner,
-        )
-        .await;
+        let owner = create_user(srv, &format!("owner{o}@nogap.test")).await;
+        let owner_m = add_member(srv, org.id, owner.id, MembershipRole::Owner).await;
         orgs.push((org.id, owner_m.id));
     }
 
-    let start = head(&servers[0]).await;
+    let start = last_sequence(&servers[0]).await;
     let (target_tx, target_rx) = watch::channel(None::<i64>);
     // One watcher per instance, from the current head.
     let mut watchers = Vec::new();
@@ -1459,7 +1351,7 @@ async fn slow_watcher_misses_nothing(engine: Engine) {
     let Some(srv) = TestServer::start(engine).await else {
         return;
     };
-    let start = head(&srv).await;
+    let start = last_sequence(&srv).await;
     // Two watchers that do not read, on connections with small HTTP/2 windows: one for
     // everything, one for the updates only.
     let mut everything = watch_on(&mut tight_events_client(&srv).await, after(start)).await;
@@ -1474,7 +1366,7 @@ async fn slow_watcher_misses_nothing(engine: Engine) {
     .await;
     // Take the first event of each, so both are surely past their (empty) replay and following.
     let mut dir = srv.directory();
-    let user = create_user(&mut dir, "first@slow.test").await;
+    let user = create_user(&srv, "first@slow.test").await;
     dir.update_user(pb::UpdateUserRequest {
         user_id: user.id,
         name: Some("First".into()),
@@ -1493,7 +1385,11 @@ async fn slow_watcher_misses_nothing(engine: Engine) {
         let mut dir = srv.directory();
         writers.push(tokio::spawn(async move {
             for i in 0..SLOW_PAIRS_PER_WRITER {
-                let user = create_user(&mut dir, &format!("s{w}-{i}@slow.test")).await;
+                let user = dir
+                    .create_user(new_user(&format!("s{w}-{i}@slow.test")))
+                    .await
+                    .unwrap_or_else(|s| panic!("writer {w}: create user {i}: {s:?}"))
+                    .into_inner();
                 dir.update_user(pb::UpdateUserRequest {
                     user_id: user.id,
                     bio: Some(format!("writer {w}, pair {i} ").repeat(LONG_BIO_CHARS / 20)),
@@ -1539,7 +1435,7 @@ async fn slow_watcher_misses_nothing(engine: Engine) {
         read_began.elapsed()
     );
     // The feed still follows afterwards.
-    let user = create_user(&mut dir, "after@slow.test").await;
+    let user = create_user(&srv, "after@slow.test").await;
     let e = next_event(&mut everything, "slow watcher, afterwards").await;
     assert_eq!((e.sequence, e.user_id), (last + 1, Some(user.id)));
     drop((everything, updates));
@@ -1556,10 +1452,10 @@ async fn watch_outlives_the_request_timeout(engine: Engine) {
     else {
         return;
     };
-    let start = head(&srv).await;
+    let start = last_sequence(&srv).await;
     let mut stream = watch(&srv, after(start)).await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let user = create_user(&mut srv.directory(), "late@feed.test").await;
+    let user = create_user(&srv, "late@feed.test").await;
     let e = next_event(
         &mut stream,
         "a watch idle for longer than the request timeout",
@@ -1577,9 +1473,9 @@ async fn shutdown_ends_open_watches(engine: Engine) {
     let Some(srv) = TestServer::start(engine).await else {
         return;
     };
-    let start = head(&srv).await;
+    let start = last_sequence(&srv).await;
     let mut stream = watch(&srv, after(start)).await;
-    create_user(&mut srv.directory(), "before-stop@feed.test").await;
+    create_user(&srv, "before-stop@feed.test").await;
     next_event(&mut stream, "before the stop").await;
 
     let began = Instant::now();

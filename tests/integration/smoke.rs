@@ -1,11 +1,11 @@
 //! Basic calls through the harness on every engine: proves the harness and the wiring.
 
-mod common;
-
-use common::{Engine, TestServer, auth, expect_err, field_violations, pb};
+use crate::common::{
+    Engine, TestServer, auth, create_org, create_user, expect_err, field_violations, pb,
+};
+use pb::MembershipRole;
 use pb::directory_service_client::DirectoryServiceClient;
 use pb::update_membership_request::Member;
-use pb::{MembershipRole, Organization, User};
 use tonic::Code;
 
 engine_tests!(
@@ -16,30 +16,6 @@ engine_tests!(
     missing_or_unknown_key_is_unauthenticated,
     second_instance_shares_the_database,
 );
-
-async fn create_user(srv: &TestServer, email: &str) -> User {
-    srv.directory()
-        .create_user(pb::CreateUserRequest {
-            email: email.into(),
-            name: "Test User".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|s| panic!("create user {email}: {s:?}"))
-        .into_inner()
-}
-
-async fn create_org(srv: &TestServer, slug: &str) -> Organization {
-    srv.directory()
-        .create_organization(pb::CreateOrganizationRequest {
-            name: format!("Org {slug}"),
-            slug: slug.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|s| panic!("create organization {slug}: {s:?}"))
-        .into_inner()
-}
 
 async fn creates_and_gets_user(engine: Engine) {
     let Some(srv) = TestServer::start(engine).await else {
@@ -64,7 +40,7 @@ async fn creates_and_gets_user(engine: Engine) {
         .into_inner();
     assert_eq!(got.id, created.id);
     assert_eq!(got.email, "ada@example.com");
-    assert_eq!(got.name, "Test User");
+    assert_eq!(got.name, "User Ada@Example.com", "the name as given");
 
     let missing = expect_err(
         srv.directory()

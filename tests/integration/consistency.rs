@@ -1,9 +1,7 @@
 //! Every consistency level answers the same question the same way: the cache and the database
 //! agree on grants, inheritance, pending memberships and unknown teams.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use pb::consistency::Requirement;
 use tonic::Code;
 
@@ -37,57 +35,17 @@ async fn levels_agree(engine: Engine) {
     let Some(srv) = TestServer::start(engine).await else {
         return;
     };
-    let mut directory = srv.directory();
-    let org = directory
-        .create_organization(pb::CreateOrganizationRequest {
-            name: "Agree".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("organization")
-        .into_inner();
-    let team = directory
-        .create_team(pb::CreateTeamRequest {
-            organization_id: org.id,
-            name: "Sub".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("team")
-        .into_inner();
+    let org = create_org(&srv, "agree").await;
+    let team = create_team(&srv, org.id, "sub").await;
     let mut users = Vec::new();
     for i in 0..4 {
-        users.push(
-            directory
-                .create_user(pb::CreateUserRequest {
-                    email: format!("agree{i}@example.com"),
-                    ..Default::default()
-                })
-                .await
-                .expect("user")
-                .into_inner()
-                .id,
-        );
+        users.push(create_user(&srv, &format!("agree{i}@example.com")).await.id);
     }
-    let mut memberships = srv.memberships();
-    for (user, team_id, role_id, accepted) in [
-        (users[0], org.id, "owner_role", true),
-        (users[1], org.id, "admin_role", true),
-        (users[2], org.id, "member_role", true),
-        (users[2], team.id, "restricteduser_role", true),
-        (users[3], org.id, "admin_role", false),
-    ] {
-        memberships
-            .create_membership(pb::CreateMembershipRequest {
-                team_id,
-                user_id: user,
-                role_id: role_id.into(),
-                accepted,
-                ..Default::default()
-            })
-            .await
-            .expect("membership");
-    }
+    add_member(&srv, org.id, users[0], "owner_role").await;
+    add_member(&srv, org.id, users[1], "admin_role").await;
+    add_member(&srv, org.id, users[2], "member_role").await;
+    add_member(&srv, team.id, users[2], "restricteduser_role").await;
+    add_pending_member(&srv, org.id, users[3], "admin_role").await;
     // (user, team, permission) → (allowed, role_id, reason)
     let cases = [
         (

@@ -1,10 +1,12 @@
-//! The actor rules of DESIGN.md section 4 (`x-actor-user-id`) through the real server on every
-//! engine: who may change a membership's role, grant or touch OWNER, raise their own role, write
-//! roles, and hand out permissions.
+//! The actor rules (`x-actor-user-id`: the end user a request acts for) through the real server
+//! on every engine: who may change a membership's role, grant or touch OWNER, raise their own
+//! role, write roles, and hand out permissions.
 
-mod common;
-
-use common::{AuthChannel, Engine, TestServer, auth, error_info, expect_err, pb, reason};
+use crate::common::{
+    AuthChannel, Engine, TestServer, add_member, all_events, auth, create_org, create_role,
+    create_team, create_user, error_info, expect_err, get_membership_of, last_sequence,
+    new_membership, pb, reason, strings,
+};
 use pb::membership_service_client::MembershipServiceClient;
 use pb::role_service_client::RoleServiceClient;
 use pb::{MembershipRole, Role};
@@ -25,91 +27,7 @@ engine_tests!(
 );
 
 // ---------------------------------------------------------------------------------------------
-// Fixtures
-
-fn strings(items: &[&str]) -> Vec<String> {
-    items.iter().map(|s| s.to_string()).collect()
-}
-
-async fn user(srv: &TestServer, email: &str) -> i64 {
-    srv.directory()
-        .create_user(pb::CreateUserRequest {
-            email: email.into(),
-            name: email.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|s| panic!("create user {email}: {s:?}"))
-        .into_inner()
-        .id
-}
-
-async fn org(srv: &TestServer, slug: &str) -> i64 {
-    srv.directory()
-        .create_organization(pb::CreateOrganizationRequest {
-            name: format!("Org {slug}"),
-            slug: slug.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|s| panic!("create organization {slug}: {s:?}"))
-        .into_inner()
-        .id
-}
-
-async fn team(srv: &TestServer, organization_id: i64, slug: &str) -> i64 {
-    srv.directory()
-        .create_team(pb::CreateTeamRequest {
-            organization_id,
-            name: format!("Team {slug}"),
-            slug: slug.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|s| panic!("create team {slug}: {s:?}"))
-        .into_inner()
-        .id
-}
-
-/// An accepted membership, written without an actor.
-async fn member(srv: &TestServer, team_id: i64, user_id: i64, role_id: &str) -> pb::Membership {
-    srv.memberships()
-        .create_membership(pb::CreateMembershipRequest {
-            team_id,
-            user_id,
-            role_id: role_id.into(),
-            accepted: true,
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|s| panic!("membership of {user_id} in {team_id} as {role_id}: {s:?}"))
-        .into_inner()
-}
-
-async fn get_membership(srv: &TestServer, team_id: i64, user_id: i64) -> pb::Membership {
-    srv.memberships()
-        .get_membership(pb::GetMembershipRequest {
-            team_id,
-            member: Some(pb::get_membership_request::Member::UserId(user_id)),
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|s| panic!("get membership of {user_id} in {team_id}: {s:?}"))
-        .into_inner()
-}
-
-async fn create_role(srv: &TestServer, team_id: i64, name: &str, permissions: &[&str]) -> Role {
-    srv.roles()
-        .create_role(pb::CreateRoleRequest {
-            team_id,
-            name: name.into(),
-            permissions: strings(permissions),
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|s| panic!("create role {name} in {team_id}: {s:?}"))
-        .into_inner()
-}
+// Acting for an end user (the shared fixtures are in `common`)
 
 /// MembershipService acting for `actor`.
 fn memberships_as(srv: &TestServer, actor: i64) -> MembershipServiceClient<AuthChannel> {
@@ -152,13 +70,7 @@ async fn add_member_as(
     role_id: &str,
 ) -> Result<pb::Membership, Status> {
     memberships_as(srv, actor)
-        .create_membership(pb::CreateMembershipRequest {
-            team_id,
-            user_id,
-            role_id: role_id.into(),
-            accepted: true,
-            ..Default::default()
-        })
+        .create_membership(new_membership(team_id, user_id, role_id, true))
         .await
         .map(|r| r.into_inner())
 }
@@ -198,37 +110,6 @@ fn assert_actor_denied(status: &Status) {
     );
 }
 
-async fn all_events(srv: &TestServer) -> Vec<pb::Event> {
-    let mut out = Vec::new();
-    let mut token = String::new();
-    for _ in 0..1000 {
-        let page = srv
-            .events()
-            .list_events(pb::ListEventsRequest {
-                page_size: 1000,
-                page_token: token.clone(),
-                ..Default::default()
-            })
-            .await
-            .expect("list events")
-            .into_inner();
-        out.extend(page.events);
-        if page.next_page_token.is_empty() {
-            return out;
-        }
-        token = page.next_page_token;
-    }
-    panic!("ListEvents did not finish");
-}
-
-async fn last_sequence(srv: &TestServer) -> i64 {
-    all_events(srv)
-        .await
-        .last()
-        .map(|e| e.sequence)
-        .unwrap_or(0)
-}
-
 /// An organization with an owner, a second owner, an admin, a member, a superuser and a plain
 /// target member.
 struct Org {
@@ -242,7 +123,7 @@ struct Org {
 }
 
 async fn setup(srv: &TestServer, slug: &str) -> Org {
-    let id = org(srv, slug).await;
+    let id = create_org(srv, slug).await.id;
     let mut users = Vec::new();
     for (name, role) in [
         ("owner", "owner"),
@@ -252,8 +133,8 @@ async fn setup(srv: &TestServer, slug: &str) -> Org {
         ("superuser", "superuser"),
         ("target", "member"),
     ] {
-        let u = user(srv, &format!("{name}@{slug}.test")).await;
-        member(srv, id, u, role).await;
+        let u = create_user(srv, &format!("{name}@{slug}.test")).await.id;
+        add_member(srv, id, u, role).await;
         users.push(u);
     }
     Org {
@@ -309,7 +190,7 @@ async fn members_cannot_change_roles(engine: Engine) {
         return;
     };
     let o = setup(&srv, "acme").await;
-    let sub = team(&srv, o.id, "sales").await;
+    let sub = create_team(&srv, o.id, "sales").await.id;
 
     let status = denied(set_role_as(&srv, o.member, o.id, o.target, "restricteduser").await);
     assert_lacks(&status, "organization.changeMemberRole");
@@ -330,22 +211,22 @@ async fn members_cannot_change_roles(engine: Engine) {
     assert_lacks(&status, "organization.changeMemberRole");
 
     // In a sub-team, where the actor is a plain member of both, the team permission is named.
-    member(&srv, sub, o.member, "member").await;
-    member(&srv, sub, o.target, "member").await;
+    add_member(&srv, sub, o.member, "member").await;
+    add_member(&srv, sub, o.target, "member").await;
     let status = denied(set_role_as(&srv, o.member, sub, o.target, "restricteduser").await);
     assert_lacks(&status, "team.changeMemberRole");
 
     // An actor with no membership at all.
-    let stranger = user(&srv, "stranger@acme.test").await;
+    let stranger = create_user(&srv, "stranger@acme.test").await.id;
     let status = denied(set_role_as(&srv, stranger, o.id, o.target, "restricteduser").await);
     assert_lacks(&status, "organization.changeMemberRole");
 
     assert_eq!(
-        get_membership(&srv, o.id, o.target).await.role_id,
+        get_membership_of(&srv, o.id, o.target).await.role_id,
         "member_role"
     );
     assert_eq!(
-        get_membership(&srv, sub, o.target).await.role_id,
+        get_membership_of(&srv, sub, o.target).await.role_id,
         "member_role"
     );
     srv.stop().await;
@@ -375,7 +256,7 @@ async fn only_owners_grant_or_change_owner(engine: Engine) {
     let status = denied(set_role_as(&srv, o.admin, o.id, o.owner2, "admin").await);
     assert_lacks(&status, "OWNER");
     // Creating an OWNER membership is granting OWNER too.
-    let newcomer = user(&srv, "newcomer@acme.test").await;
+    let newcomer = create_user(&srv, "newcomer@acme.test").await.id;
     let status = denied(add_member_as(&srv, o.admin, o.id, newcomer, "owner_role").await);
     assert_lacks(&status, "OWNER");
 
@@ -399,10 +280,10 @@ async fn organization_owner_counts_for_sub_teams(engine: Engine) {
         return;
     };
     let o = setup(&srv, "acme").await;
-    let sub = team(&srv, o.id, "sales").await;
-    member(&srv, sub, o.target, "member").await;
+    let sub = create_team(&srv, o.id, "sales").await.id;
+    add_member(&srv, sub, o.target, "member").await;
     // The member is a sub-team ADMIN: enough to change roles there, not to grant OWNER.
-    member(&srv, sub, o.member, "admin").await;
+    add_member(&srv, sub, o.member, "admin").await;
 
     let status = denied(set_role_as(&srv, o.member, sub, o.target, "owner").await);
     assert_lacks(&status, "OWNER");
@@ -439,30 +320,30 @@ async fn nobody_raises_their_own_role(engine: Engine) {
         return;
     };
     let o = setup(&srv, "acme").await;
-    let sub = team(&srv, o.id, "sales").await;
+    let sub = create_team(&srv, o.id, "sales").await.id;
 
     let status = denied(set_role_as(&srv, o.admin, o.id, o.admin, "owner").await);
     assert_lacks(&status, "OWNER");
     let status = denied(set_role_as(&srv, o.superuser, o.id, o.superuser, "admin").await);
     assert_actor_denied(&status);
     assert_eq!(
-        get_membership(&srv, o.id, o.superuser).await.role_id,
+        get_membership_of(&srv, o.id, o.superuser).await.role_id,
         "superuser_role"
     );
 
     // The self rule on its own: an org ADMIN (who may change sub-team roles and holds every
     // admin permission) cannot raise their own sub-team membership.
-    member(&srv, sub, o.admin, "member").await;
+    add_member(&srv, sub, o.admin, "member").await;
     let status = denied(set_role_as(&srv, o.admin, sub, o.admin, "admin").await);
     assert_actor_denied(&status);
     let status = denied(set_role_as(&srv, o.admin, sub, o.admin, "superuser").await);
     assert_actor_denied(&status);
     assert_eq!(
-        get_membership(&srv, sub, o.admin).await.role_id,
+        get_membership_of(&srv, sub, o.admin).await.role_id,
         "member_role"
     );
     // ... while raising somebody else's is fine.
-    member(&srv, sub, o.target, "member").await;
+    add_member(&srv, sub, o.target, "member").await;
     set_role_as(&srv, o.admin, sub, o.target, "admin")
         .await
         .expect("an org ADMIN raises another sub-team member");
@@ -490,7 +371,7 @@ async fn no_escalation_through_a_granted_role(engine: Engine) {
     let everything = create_role(&srv, o.id, "Everything", &["*.*"]).await;
 
     // The superuser lacks organization.update: it cannot hand it out through a new membership.
-    let newcomer = user(&srv, "newcomer@acme.test").await;
+    let newcomer = create_user(&srv, "newcomer@acme.test").await.id;
     let status = denied(add_member_as(&srv, o.superuser, o.id, newcomer, &updater.id).await);
     assert_lacks(&status, "organization.update");
     let m = add_member_as(&srv, o.superuser, o.id, newcomer, &reader.key)
@@ -506,7 +387,7 @@ async fn no_escalation_through_a_granted_role(engine: Engine) {
     let missing = error_info(&status).unwrap().metadata["permission"].clone();
     assert!(missing.ends_with(".manageBilling"), "{missing}");
     assert_eq!(
-        get_membership(&srv, o.id, o.target).await.role_id,
+        get_membership_of(&srv, o.id, o.target).await.role_id,
         "member_role"
     );
 
@@ -522,7 +403,7 @@ async fn role_writes_need_role_permissions(engine: Engine) {
         return;
     };
     let o = setup(&srv, "acme").await;
-    let sub = team(&srv, o.id, "sales").await;
+    let sub = create_team(&srv, o.id, "sales").await.id;
     let existing = create_role(&srv, o.id, "Existing", &["team.read"]).await;
     let new = |name: &str, permissions: &[&str]| pb::CreateRoleRequest {
         team_id: o.id,
@@ -642,7 +523,7 @@ async fn role_writes_need_role_permissions(engine: Engine) {
         .expect("an OWNER creates a billing role");
 
     // In a sub-team, a sub-team ADMIN (org MEMBER) writes the sub-team's roles only.
-    member(&srv, sub, o.member, "admin").await;
+    add_member(&srv, sub, o.member, "admin").await;
     let mut sub_admin = roles_as(&srv, o.member);
     sub_admin
         .create_role(pb::CreateRoleRequest {
@@ -662,13 +543,13 @@ async fn permission_denied_wins_over_last_owner(engine: Engine) {
     let Some(srv) = TestServer::start(engine).await else {
         return;
     };
-    let org_id = org(&srv, "solo").await;
-    let owner = user(&srv, "owner@solo.test").await;
-    let plain = user(&srv, "plain@solo.test").await;
-    let admin = user(&srv, "admin@solo.test").await;
-    member(&srv, org_id, owner, "owner").await;
-    member(&srv, org_id, plain, "member").await;
-    member(&srv, org_id, admin, "admin").await;
+    let org_id = create_org(&srv, "solo").await.id;
+    let owner = create_user(&srv, "owner@solo.test").await.id;
+    let plain = create_user(&srv, "plain@solo.test").await.id;
+    let admin = create_user(&srv, "admin@solo.test").await.id;
+    add_member(&srv, org_id, owner, "owner").await;
+    add_member(&srv, org_id, plain, "member").await;
+    add_member(&srv, org_id, admin, "admin").await;
 
     // Without an actor, the invariant answers.
     let status = expect_err(
@@ -690,7 +571,7 @@ async fn permission_denied_wins_over_last_owner(engine: Engine) {
     let status = denied(set_role_as(&srv, admin, org_id, owner, "admin").await);
     assert_lacks(&status, "OWNER");
     assert_eq!(
-        get_membership(&srv, org_id, owner).await.role(),
+        get_membership_of(&srv, org_id, owner).await.role(),
         MembershipRole::Owner
     );
     srv.stop().await;
@@ -752,7 +633,7 @@ async fn malformed_actor_header_is_invalid(engine: Engine) {
         assert_eq!(status.code(), Code::InvalidArgument, "{bad:?}: {status:?}");
     }
     assert_eq!(
-        get_membership(&srv, o.id, o.target).await.role_id,
+        get_membership_of(&srv, o.id, o.target).await.role_id,
         "member_role"
     );
     srv.stop().await;
@@ -764,7 +645,7 @@ async fn denied_writes_change_nothing(engine: Engine) {
     };
     let o = setup(&srv, "acme").await;
     let role = create_role(&srv, o.id, "Kept", &["team.read"]).await;
-    let target_before = get_membership(&srv, o.id, o.target).await;
+    let target_before = get_membership_of(&srv, o.id, o.target).await;
     let before = all_events(&srv).await;
 
     denied(set_role_as(&srv, o.member, o.id, o.target, "admin").await);
@@ -776,12 +657,12 @@ async fn denied_writes_change_nothing(engine: Engine) {
                 member: Some(pb::update_membership_request::Member::UserId(o.target)),
                 role_id: Some("admin".into()),
                 disable_impersonation: Some(true),
-                public_metadata: Some(common::to_struct(serde_json::json!({"x": 1}))),
+                public_metadata: Some(crate::common::to_struct(serde_json::json!({"x": 1}))),
                 ..Default::default()
             })
             .await,
     );
-    let newcomer = user(&srv, "newcomer@acme.test").await;
+    let newcomer = create_user(&srv, "newcomer@acme.test").await.id;
     let after_user = all_events(&srv).await;
     denied(add_member_as(&srv, o.admin, o.id, newcomer, "owner").await);
     let mut su = roles_as(&srv, o.superuser);
@@ -820,7 +701,7 @@ async fn denied_writes_change_nothing(engine: Engine) {
             .await,
     );
 
-    let target_after = get_membership(&srv, o.id, o.target).await;
+    let target_after = get_membership_of(&srv, o.id, o.target).await;
     assert_eq!(target_after.etag, target_before.etag, "etag unchanged");
     assert_eq!(
         pb::Membership {

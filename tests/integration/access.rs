@@ -1,13 +1,14 @@
 //! AccessService through the real server on every engine: single and batch checks, organization
 //! inheritance, pending memberships, effective permissions, and freshness after writes.
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::{Engine, TestServer, expect_err, field_violations, pb};
-use pb::{CheckPermissionRequest, CheckPermissionResponse, MembershipRole, PermissionList, Role};
-use tonic::{Code, Status};
+use crate::common::{
+    Engine, TestServer, add_member, add_pending_member, assert_invalid, create_org, create_role,
+    create_team, create_user, effective_permissions, expect_err, field_violations, pb, strings,
+};
+use pb::{CheckPermissionRequest, CheckPermissionResponse, MembershipRole, PermissionList};
+use tonic::Code;
 
 engine_tests!(
     check_granted_by_team_role,
@@ -21,98 +22,7 @@ engine_tests!(
 );
 
 // ---------------------------------------------------------------------------------------------
-// Fixtures
-
-fn strings(items: &[&str]) -> Vec<String> {
-    items.iter().map(|s| s.to_string()).collect()
-}
-
-#[track_caller]
-fn assert_invalid(status: &Status, field: &str) {
-    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
-    let fields = field_violations(status);
-    assert!(
-        fields.iter().any(|f| f == field),
-        "violations {fields:?} name {field:?}: {status:?}"
-    );
-}
-
-async fn user(srv: &TestServer, email: &str) -> i64 {
-    srv.directory()
-        .create_user(pb::CreateUserRequest {
-            email: email.into(),
-            name: email.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|s| panic!("create user {email}: {s:?}"))
-        .into_inner()
-        .id
-}
-
-async fn org(srv: &TestServer, slug: &str) -> i64 {
-    srv.directory()
-        .create_organization(pb::CreateOrganizationRequest {
-            name: format!("Org {slug}"),
-            slug: slug.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|s| panic!("create organization {slug}: {s:?}"))
-        .into_inner()
-        .id
-}
-
-async fn team(srv: &TestServer, organization_id: i64, slug: &str) -> i64 {
-    srv.directory()
-        .create_team(pb::CreateTeamRequest {
-            organization_id,
-            name: format!("Team {slug}"),
-            slug: slug.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|s| panic!("create team {slug}: {s:?}"))
-        .into_inner()
-        .id
-}
-
-async fn membership(
-    srv: &TestServer,
-    team_id: i64,
-    user_id: i64,
-    role_id: &str,
-    accepted: bool,
-) -> pb::Membership {
-    srv.memberships()
-        .create_membership(pb::CreateMembershipRequest {
-            team_id,
-            user_id,
-            role_id: role_id.into(),
-            accepted,
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|s| panic!("membership of {user_id} in {team_id} as {role_id}: {s:?}"))
-        .into_inner()
-}
-
-async fn member(srv: &TestServer, team_id: i64, user_id: i64, role_id: &str) -> pb::Membership {
-    membership(srv, team_id, user_id, role_id, true).await
-}
-
-async fn create_role(srv: &TestServer, team_id: i64, name: &str, permissions: &[&str]) -> Role {
-    srv.roles()
-        .create_role(pb::CreateRoleRequest {
-            team_id,
-            name: name.into(),
-            permissions: strings(permissions),
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|s| panic!("create role {name} in {team_id}: {s:?}"))
-        .into_inner()
-}
+// Checks and their answers
 
 fn req(user_id: i64, team_id: i64, permission: &str) -> CheckPermissionRequest {
     CheckPermissionRequest {
@@ -153,22 +63,6 @@ const BY_ORG: &str = "GRANTED_BY_ORGANIZATION_ROLE";
 const NO_MEMBERSHIP: &str = "NO_ACCEPTED_MEMBERSHIP";
 const NOT_GRANTED: &str = "NOT_GRANTED";
 
-async fn effective(
-    srv: &TestServer,
-    user_id: i64,
-    team_id: i64,
-) -> pb::ListEffectivePermissionsResponse {
-    srv.access()
-        .list_effective_permissions(pb::ListEffectivePermissionsRequest {
-            user_id,
-            team_id,
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|s| panic!("effective permissions of {user_id} in {team_id}: {s:?}"))
-        .into_inner()
-}
-
 // ---------------------------------------------------------------------------------------------
 // Tests
 
@@ -176,11 +70,11 @@ async fn check_granted_by_team_role(engine: Engine) {
     let Some(srv) = TestServer::start(engine).await else {
         return;
     };
-    let org_id = org(&srv, "acme").await;
-    let admin = user(&srv, "admin@acme.test").await;
-    let plain = user(&srv, "plain@acme.test").await;
-    member(&srv, org_id, admin, "admin").await;
-    member(&srv, org_id, plain, "member").await;
+    let org_id = create_org(&srv, "acme").await.id;
+    let admin = create_user(&srv, "admin@acme.test").await.id;
+    let plain = create_user(&srv, "plain@acme.test").await.id;
+    add_member(&srv, org_id, admin, "admin").await;
+    add_member(&srv, org_id, plain, "member").await;
 
     assert_eq!(
         check(&srv, admin, org_id, "team.update").await,
@@ -213,15 +107,15 @@ async fn organization_roles_reach_sub_teams(engine: Engine) {
     let Some(srv) = TestServer::start(engine).await else {
         return;
     };
-    let org_id = org(&srv, "acme").await;
-    let sub = team(&srv, org_id, "sales").await;
-    let org_admin = user(&srv, "orgadmin@acme.test").await;
-    let team_admin = user(&srv, "teamadmin@acme.test").await;
-    let org_owner = user(&srv, "owner@acme.test").await;
-    member(&srv, org_id, org_admin, "admin").await;
-    member(&srv, org_id, org_owner, "owner").await;
-    member(&srv, org_id, team_admin, "member").await;
-    member(&srv, sub, team_admin, "admin").await;
+    let org_id = create_org(&srv, "acme").await.id;
+    let sub = create_team(&srv, org_id, "sales").await.id;
+    let org_admin = create_user(&srv, "orgadmin@acme.test").await.id;
+    let team_admin = create_user(&srv, "teamadmin@acme.test").await.id;
+    let org_owner = create_user(&srv, "owner@acme.test").await.id;
+    add_member(&srv, org_id, org_admin, "admin").await;
+    add_member(&srv, org_id, org_owner, "owner").await;
+    add_member(&srv, org_id, team_admin, "member").await;
+    add_member(&srv, sub, team_admin, "admin").await;
 
     // No sub-team membership at all: the organization's role reaches the sub-team.
     assert_eq!(
@@ -257,15 +151,15 @@ async fn pending_or_missing_memberships_grant_nothing(engine: Engine) {
     let Some(srv) = TestServer::start(engine).await else {
         return;
     };
-    let org_id = org(&srv, "acme").await;
-    let sub = team(&srv, org_id, "sales").await;
-    let invited = user(&srv, "invited@acme.test").await;
-    let stranger = user(&srv, "stranger@acme.test").await;
-    let half = user(&srv, "half@acme.test").await;
-    let pending = membership(&srv, org_id, invited, "admin", false).await;
+    let org_id = create_org(&srv, "acme").await.id;
+    let sub = create_team(&srv, org_id, "sales").await.id;
+    let invited = create_user(&srv, "invited@acme.test").await.id;
+    let stranger = create_user(&srv, "stranger@acme.test").await.id;
+    let half = create_user(&srv, "half@acme.test").await.id;
+    let pending = add_pending_member(&srv, org_id, invited, "admin").await;
     assert!(!pending.accepted);
-    membership(&srv, org_id, half, "restricteduser", true).await;
-    membership(&srv, sub, half, "admin", false).await;
+    add_member(&srv, org_id, half, "restricteduser").await;
+    add_pending_member(&srv, sub, half, "admin").await;
 
     assert_eq!(
         check(&srv, invited, org_id, "team.read").await,
@@ -293,12 +187,12 @@ async fn pending_or_missing_memberships_grant_nothing(engine: Engine) {
         denied(NOT_GRANTED)
     );
 
-    let listed = effective(&srv, invited, org_id).await;
+    let listed = effective_permissions(&srv, invited, org_id).await;
     assert!(
         listed.permissions.is_empty() && listed.roles.is_empty(),
         "{listed:?}"
     );
-    let listed = effective(&srv, stranger, sub).await;
+    let listed = effective_permissions(&srv, stranger, sub).await;
     assert!(
         listed.permissions.is_empty() && listed.roles.is_empty(),
         "{listed:?}"
@@ -310,12 +204,12 @@ async fn union_of_sub_team_and_organization_roles(engine: Engine) {
     let Some(srv) = TestServer::start(engine).await else {
         return;
     };
-    let org_id = org(&srv, "acme").await;
-    let sub = team(&srv, org_id, "sales").await;
+    let org_id = create_org(&srv, "acme").await.id;
+    let sub = create_team(&srv, org_id, "sales").await.id;
     let closer = create_role(&srv, sub, "Closer", &["booking.update", "workflow.create"]).await;
-    let u = user(&srv, "u@acme.test").await;
-    member(&srv, org_id, u, "member").await;
-    member(&srv, sub, u, &closer.id).await;
+    let u = create_user(&srv, "u@acme.test").await.id;
+    add_member(&srv, org_id, u, "member").await;
+    add_member(&srv, sub, u, &closer.id).await;
 
     assert_eq!(
         check(&srv, u, sub, "booking.update").await,
@@ -345,8 +239,8 @@ async fn union_of_sub_team_and_organization_roles(engine: Engine) {
 
     // An organization custom role with wildcards.
     let wild = create_role(&srv, org_id, "Wild", &["webhook.*", "*.delete"]).await;
-    let w = user(&srv, "w@acme.test").await;
-    member(&srv, org_id, w, &wild.id).await;
+    let w = create_user(&srv, "w@acme.test").await.id;
+    add_member(&srv, org_id, w, &wild.id).await;
     for p in [
         "webhook.create",
         "webhook.read",
@@ -372,9 +266,9 @@ async fn check_validates_its_request(engine: Engine) {
     let Some(srv) = TestServer::start(engine).await else {
         return;
     };
-    let org_id = org(&srv, "acme").await;
-    let u = user(&srv, "u@acme.test").await;
-    member(&srv, org_id, u, "owner").await;
+    let org_id = create_org(&srv, "acme").await.id;
+    let u = create_user(&srv, "u@acme.test").await.id;
+    add_member(&srv, org_id, u, "owner").await;
     let mut access = srv.access();
     for bad in ["foo.bar", "", "booking.*", "*.*", "team"] {
         let status = expect_err(access.check_permission(req(u, org_id, bad)).await);
@@ -407,13 +301,13 @@ async fn batch_checks_in_request_order(engine: Engine) {
     let Some(srv) = TestServer::start(engine).await else {
         return;
     };
-    let org_id = org(&srv, "acme").await;
-    let sub = team(&srv, org_id, "sales").await;
-    let admin = user(&srv, "admin@acme.test").await;
-    let plain = user(&srv, "plain@acme.test").await;
-    let stranger = user(&srv, "stranger@acme.test").await;
-    member(&srv, org_id, admin, "admin").await;
-    member(&srv, org_id, plain, "member").await;
+    let org_id = create_org(&srv, "acme").await.id;
+    let sub = create_team(&srv, org_id, "sales").await.id;
+    let admin = create_user(&srv, "admin@acme.test").await.id;
+    let plain = create_user(&srv, "plain@acme.test").await.id;
+    let stranger = create_user(&srv, "stranger@acme.test").await.id;
+    add_member(&srv, org_id, admin, "admin").await;
+    add_member(&srv, org_id, plain, "member").await;
     let mut access = srv.access();
 
     let checks = vec![
@@ -513,15 +407,15 @@ async fn lists_effective_permissions_and_roles(engine: Engine) {
     let Some(srv) = TestServer::start(engine).await else {
         return;
     };
-    let org_id = org(&srv, "acme").await;
-    let sub = team(&srv, org_id, "sales").await;
+    let org_id = create_org(&srv, "acme").await.id;
+    let sub = create_team(&srv, org_id, "sales").await.id;
     let closer = create_role(&srv, sub, "Closer", &["booking.update", "team.read"]).await;
     let wild = create_role(&srv, org_id, "Wild", &["webhook.*", "availability.read"]).await;
-    let u = user(&srv, "u@acme.test").await;
-    member(&srv, org_id, u, &wild.id).await;
-    member(&srv, sub, u, &closer.id).await;
+    let u = create_user(&srv, "u@acme.test").await.id;
+    add_member(&srv, org_id, u, &wild.id).await;
+    add_member(&srv, sub, u, &closer.id).await;
 
-    let listed = effective(&srv, u, sub).await;
+    let listed = effective_permissions(&srv, u, sub).await;
     let expected: Vec<String> = strings(&[
         "availability.read",
         "booking.update",
@@ -550,7 +444,7 @@ async fn lists_effective_permissions_and_roles(engine: Engine) {
         ]
     );
 
-    let in_org = effective(&srv, u, org_id).await;
+    let in_org = effective_permissions(&srv, u, org_id).await;
     assert_eq!(
         in_org.permissions,
         strings(&[
@@ -566,9 +460,9 @@ async fn lists_effective_permissions_and_roles(engine: Engine) {
     assert_eq!(in_org.roles[0].team_id, org_id);
 
     // An organization member without a sub-team membership: one inherited role.
-    let v = user(&srv, "v@acme.test").await;
-    member(&srv, org_id, v, "restricteduser").await;
-    let inherited = effective(&srv, v, sub).await;
+    let v = create_user(&srv, "v@acme.test").await.id;
+    add_member(&srv, org_id, v, "restricteduser").await;
+    let inherited = effective_permissions(&srv, v, sub).await;
     assert_eq!(
         inherited.permissions,
         strings(&["booking.read", "eventType.read", "team.read"])
@@ -591,12 +485,12 @@ async fn checks_follow_writes(engine: Engine) {
     let Some(srv) = TestServer::start(engine).await else {
         return;
     };
-    let org_id = org(&srv, "acme").await;
-    let sub = team(&srv, org_id, "sales").await;
-    let owner = user(&srv, "owner@acme.test").await;
-    let u = user(&srv, "u@acme.test").await;
-    member(&srv, org_id, owner, "owner").await;
-    let m = membership(&srv, org_id, u, "member", false).await;
+    let org_id = create_org(&srv, "acme").await.id;
+    let sub = create_team(&srv, org_id, "sales").await.id;
+    let owner = create_user(&srv, "owner@acme.test").await.id;
+    let u = create_user(&srv, "u@acme.test").await.id;
+    add_member(&srv, org_id, owner, "owner").await;
+    let m = add_pending_member(&srv, org_id, u, "member").await;
     let mut memberships = srv.memberships();
     let mut roles = srv.roles();
     let update = |patch: pb::UpdateMembershipRequest| pb::UpdateMembershipRequest {
