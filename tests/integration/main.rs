@@ -11,6 +11,7 @@ mod common;
 
 mod access;
 mod actor;
+mod actor_header;
 mod attributes;
 mod consistency;
 mod feed;
