@@ -2,7 +2,9 @@
 //! is refused (INVALID_ARGUMENT naming the header) instead of one copy silently winning, and the
 //! refused call changes nothing.
 
-use crate::common::{Auth, AuthChannel, Engine, TestServer, error_info, expect_err, field_violations, pb};
+use crate::common::{
+    Auth, AuthChannel, Engine, TestServer, error_info, expect_err, field_violations, pb,
+};
 use pb::membership_service_client::MembershipServiceClient;
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
