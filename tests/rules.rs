@@ -1,5 +1,5 @@
-//! The foundation's rules (DESIGN.md sections 2, 3, 5 and 6) end to end through the real server,
-//! on every engine: the last owner, the membership limit, sub-team membership, cascades,
+//! The foundation's rules (docs/design.md sections 2, 3, 5 and 6) end to end through the real
+//! server, on every engine: the last owner, the membership limit, sub-team membership, cascades,
 //! auto-accept, addressing and cross-parent NOT_FOUND, etags, role references, input validation,
 //! duplicates, pagination, events and API key scopes.
 
@@ -1660,7 +1660,7 @@ async fn role_references_resolve(engine: Engine) {
     srv.stop().await;
 }
 
-/// References are exact (DESIGN.md 2: "an exact role id; a key …; the aliases above") on every
+/// References are exact (docs/design.md 2: "an exact role id; a key …; the aliases above") on every
 /// engine: other spellings of ids, keys and aliases are unknown, as they are on PostgreSQL and
 /// SQLite.
 async fn role_references_are_exact(engine: Engine) {
@@ -1999,7 +1999,7 @@ fn status_mentions_sql(status: &Status) -> bool {
 
 /// Strings that reach a query unvalidated (role references, list filters) with a NUL byte, and
 /// ids far out of range, are client errors or empty answers on every engine, never INTERNAL
-/// (DESIGN.md 6: "never INTERNAL for anything a client can cause").
+/// (docs/design.md 6: "never INTERNAL for anything a client can cause").
 async fn odd_input_is_never_internal(engine: Engine) {
     let Some(srv) = TestServer::start(engine).await else {
         return;
@@ -2545,7 +2545,7 @@ async fn every_write_records_one_event(engine: Engine) {
     let e = one_event(&srv, seq, "membership.updated").await;
     assert_eq!(shape(&e), (true, true));
     assert_eq!(e.membership_id, Some(team_m.id));
-    assert_ne!(field(&e.before, "role_id"), field(&e.after, "role_id"));
+    assert_ne!(field(&e.before, "roleId"), field(&e.after, "roleId"));
 
     // A failed write records nothing.
     let seq = e.sequence;

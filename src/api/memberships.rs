@@ -7,13 +7,13 @@ use super::errors::IntoStatus;
 use super::{Context, trace_ids};
 use crate::auth::Scope;
 use crate::domain::Violations;
+use crate::domain::memberships::{
+    MembershipAddress, MembershipFilter, MembershipPatch, MembershipTarget, NewMembership,
+};
 use crate::domain::page::PageRequest;
 use crate::domain::validate;
 use crate::pb::membership_service_server::MembershipService;
 use crate::pb::*;
-use crate::storage::memberships::{
-    MembershipAddress, MembershipFilter, MembershipPatch, MembershipTarget, NewMembership,
-};
 
 pub struct MembershipApi(pub Context);
 
@@ -43,12 +43,6 @@ fn address(
         }
         Some(Member::UserId(id)) => {
             v.check(validate::id("user_id", *id));
-            if team_id <= 0 {
-                v.add(
-                    "team_id",
-                    "is required when addressing a membership by user_id",
-                );
-            }
             MembershipTarget::UserId(*id)
         }
         None => {
@@ -59,11 +53,13 @@ fn address(
             MembershipTarget::MembershipId(0)
         }
     };
-    MembershipAddress {
+    let address = MembershipAddress {
         team_id: positive(team_id),
         target,
         organization_id: positive(organization_id),
-    }
+    };
+    v.check(address.check());
+    address
 }
 
 fn update_member(
