@@ -8,6 +8,7 @@ use std::sync::{Arc, RwLock};
 use moka::sync::Cache;
 
 use crate::domain::catalog::PermissionSet;
+use crate::domain::events::EventKind;
 use crate::domain::model::{Event, Membership, MembershipView};
 
 pub struct AccessCache {
@@ -101,12 +102,17 @@ impl AccessCache {
     pub fn apply(&self, event: &Event) {
         let mut generation = self.generation.write().unwrap_or_else(|e| e.into_inner());
         *generation += 1;
-        let (resource, action) = event
-            .kind
-            .split_once('.')
-            .unwrap_or((event.kind.as_str(), ""));
-        match (resource, action) {
-            ("membership", _) => {
+        let Some(kind) = EventKind::parse(&event.kind) else {
+            // A kind this build does not know (a newer replica wrote it): what it touched is
+            // unknown, so nothing cached is trusted.
+            tracing::warn!(kind = %event.kind, "unknown event kind; clearing the access cache");
+            self.clear_all();
+            return;
+        };
+        match kind {
+            EventKind::MembershipCreated
+            | EventKind::MembershipUpdated
+            | EventKind::MembershipDeleted => {
                 if let Some(user) = event.user_id {
                     self.users.invalidate(&user);
                     if let Some(team) = event.team_id {
@@ -117,23 +123,33 @@ impl AccessCache {
                     self.views.invalidate(&id);
                 }
             }
-            ("user", "updated" | "deleted") => {
+            // Nothing cached refers to a user before their first membership.
+            EventKind::UserCreated => {}
+            EventKind::UserUpdated | EventKind::UserDeleted => {
                 if let Some(user) = event.user_id {
                     self.users.invalidate(&user);
                 }
                 // Views embed the user's profile.
                 self.views.invalidate_all();
             }
-            ("role", "updated" | "deleted") => {
+            // No membership uses a new role yet.
+            EventKind::RoleCreated => {}
+            EventKind::RoleUpdated | EventKind::RoleDeleted => {
                 if let Some(role) = &event.role_id {
                     self.roles.invalidate(role);
                 }
             }
+            // A team never moves to another organization, and views do not embed teams.
+            EventKind::OrganizationCreated
+            | EventKind::OrganizationUpdated
+            | EventKind::TeamCreated
+            | EventKind::TeamUpdated => {}
             // Deleting a team removes its memberships and roles without an event each.
-            ("team" | "organization", "deleted") => self.clear_all(),
+            EventKind::OrganizationDeleted | EventKind::TeamDeleted => self.clear_all(),
             // Views embed attribute names, options and values.
-            ("attribute", _) => self.views.invalidate_all(),
-            _ => {}
+            EventKind::AttributeCreated
+            | EventKind::AttributeUpdated
+            | EventKind::AttributeDeleted => self.views.invalidate_all(),
         }
     }
 
@@ -150,5 +166,180 @@ impl AccessCache {
         self.roles.invalidate_all();
         self.views.invalidate_all();
         self.view_ids.invalidate_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use chrono::Utc;
+
+    use super::*;
+    use crate::domain::model::{AutoRecordCalls, JsonObject, User};
+    use crate::domain::roles::BaseRole;
+
+    const USER: i64 = 3;
+    const OTHER_USER: i64 = 4;
+    const TEAM: i64 = 2;
+    const MEMBERSHIP: i64 = 20;
+    const OTHER_MEMBERSHIP: i64 = 21;
+
+    fn membership(id: i64, user_id: i64) -> Membership {
+        Membership {
+            id,
+            team_id: TEAM,
+            organization_id: 1,
+            user_id,
+            accepted: true,
+            role: BaseRole::Member,
+            role_id: "role_a".into(),
+            role_key: "a".into(),
+            disable_impersonation: false,
+            auto_record_calls: AutoRecordCalls::Unset,
+            public_metadata: JsonObject::new(),
+            private_metadata: JsonObject::new(),
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+            version: 1,
+        }
+    }
+
+    fn view(id: i64, user_id: i64) -> Arc<MembershipView> {
+        Arc::new(MembershipView {
+            membership: membership(id, user_id),
+            user: User {
+                id: user_id,
+                email: format!("{user_id}@cache.test"),
+                username: None,
+                name: String::new(),
+                first_name: String::new(),
+                last_name: String::new(),
+                avatar_url: String::new(),
+                bio: String::new(),
+                metadata: JsonObject::new(),
+                created_at: Utc::now(),
+                updated_at: Utc::now(),
+                version: 1,
+            },
+            attributes: Vec::new(),
+        })
+    }
+
+    /// A cache holding one entry of each kind for `USER` and one for `OTHER_USER`.
+    fn filled() -> AccessCache {
+        let cache = AccessCache::new(100);
+        let seen = cache.generation();
+        for (user, id) in [(USER, MEMBERSHIP), (OTHER_USER, OTHER_MEMBERSHIP)] {
+            cache.fill_user_memberships(seen, user, Arc::new(vec![membership(id, user)]));
+            cache.fill_view(seen, view(id, user));
+        }
+        cache.fill_organization_of(seen, TEAM, 1);
+        for role in ["role_a", "role_b"] {
+            cache.fill_role_permissions(seen, role, Arc::new(PermissionSet::default()));
+        }
+        cache
+    }
+
+    /// What is still cached, by name.
+    fn remaining(cache: &AccessCache) -> BTreeSet<&'static str> {
+        let mut left = BTreeSet::new();
+        let mut note = |present: bool, name| {
+            if present {
+                left.insert(name);
+            }
+        };
+        note(cache.user_memberships(USER).is_some(), "user");
+        note(cache.user_memberships(OTHER_USER).is_some(), "other user");
+        note(cache.organization_of(TEAM).is_some(), "team org");
+        note(cache.role_permissions("role_a").is_some(), "role");
+        note(cache.role_permissions("role_b").is_some(), "other role");
+        note(cache.view(MEMBERSHIP).is_some(), "view");
+        note(cache.view(OTHER_MEMBERSHIP).is_some(), "other view");
+        note(cache.view_id(TEAM, USER).is_some(), "view id");
+        note(cache.view_id(TEAM, OTHER_USER).is_some(), "other view id");
+        left
+    }
+
+    fn event(kind: &str) -> Event {
+        Event {
+            sequence: 1,
+            kind: kind.into(),
+            occurred_at: Utc::now(),
+            actor_key_id: None,
+            actor_user_id: None,
+            organization_id: Some(1),
+            team_id: Some(TEAM),
+            user_id: Some(USER),
+            membership_id: Some(MEMBERSHIP),
+            role_id: Some("role_a".into()),
+            before: None,
+            after: None,
+        }
+    }
+
+    const EVERYTHING: [&str; 9] = [
+        "user",
+        "other user",
+        "team org",
+        "role",
+        "other role",
+        "view",
+        "other view",
+        "view id",
+        "other view id",
+    ];
+
+    fn all_but(gone: &[&str]) -> BTreeSet<&'static str> {
+        EVERYTHING
+            .into_iter()
+            .filter(|name| !gone.contains(name))
+            .collect()
+    }
+
+    #[test]
+    fn each_event_kind_invalidates_what_it_touched() {
+        let views = ["view", "other view"];
+        for kind in EventKind::ALL {
+            let expected = match kind {
+                EventKind::MembershipCreated
+                | EventKind::MembershipUpdated
+                | EventKind::MembershipDeleted => all_but(&["user", "view", "view id"]),
+                EventKind::UserUpdated | EventKind::UserDeleted => {
+                    all_but(&["user", "view", "other view"])
+                }
+                EventKind::RoleUpdated | EventKind::RoleDeleted => all_but(&["role"]),
+                EventKind::OrganizationDeleted | EventKind::TeamDeleted => BTreeSet::new(),
+                EventKind::AttributeCreated
+                | EventKind::AttributeUpdated
+                | EventKind::AttributeDeleted => all_but(&views),
+                EventKind::UserCreated
+                | EventKind::RoleCreated
+                | EventKind::OrganizationCreated
+                | EventKind::OrganizationUpdated
+                | EventKind::TeamCreated
+                | EventKind::TeamUpdated => all_but(&[]),
+            };
+            let cache = filled();
+            assert_eq!(remaining(&cache), all_but(&[]), "filled");
+            cache.apply(&event(kind.as_str()));
+            assert_eq!(remaining(&cache), expected, "{kind}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_kind_clears_everything() {
+        let cache = filled();
+        cache.apply(&event("membership.moved"));
+        assert_eq!(remaining(&cache), BTreeSet::new());
+    }
+
+    #[test]
+    fn a_fill_from_before_an_invalidation_is_dropped() {
+        let cache = AccessCache::new(100);
+        let seen = cache.generation();
+        cache.apply(&event("membership.updated"));
+        cache.fill_user_memberships(seen, USER, Arc::new(vec![membership(MEMBERSHIP, USER)]));
+        assert!(cache.user_memberships(USER).is_none());
     }
 }

@@ -12,9 +12,9 @@ use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
 use crate::cache::AccessCache;
+use crate::domain::events::EventFilter;
 use crate::domain::model::Event;
 use crate::storage::Store;
-use crate::storage::events::EventFilter;
 
 /// Events a slow watcher may fall behind before it re-reads from the database instead.
 const BROADCAST_CAPACITY: usize = 4096;

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use crate::cache::AccessCache;
 use crate::domain::DomainResult;
-use crate::domain::access::Effective;
+use crate::domain::access::{Effective, counts_for_permissions};
+use crate::domain::memberships::{MembershipAddress, MembershipTarget};
 use crate::domain::model::{Consistency, MembershipView};
 use crate::feed::Feed;
 use crate::storage::Store;
-use crate::storage::memberships::{MembershipAddress, MembershipTarget};
 
 /// How long an `at_least_as_fresh` read waits for the cache before reading the database.
 const CATCH_UP_WAIT: Duration = Duration::from_millis(50);
@@ -127,8 +127,7 @@ impl Reads {
         let policy = self.store.policy();
         let mut custom = Vec::new();
         for m in memberships.iter() {
-            let relevant = m.accepted && (m.team_id == team_id || m.team_id == organization_id);
-            if relevant
+            if counts_for_permissions(m, team_id, organization_id)
                 && policy.system_permissions(&m.role_id).is_none()
                 && self.cache.role_permissions(&m.role_id).is_none()
             {

@@ -4,13 +4,14 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::{Context, actor, trace_ids};
-use crate::domain::attributes::{self as rules, Attribute, AttributeType, ValueInput};
+use crate::domain::attributes::{
+    self as rules, Attribute, AttributeType, NewAttribute, ValueInput,
+};
+use crate::domain::memberships::MembershipTarget;
 use crate::domain::page::{KeyedPageRequest, encode_keyed_token};
 use crate::domain::{FieldViolation, Violations, validate};
 use crate::pb::attribute_service_server::AttributeService;
 use crate::pb::*;
-use crate::storage::attributes::NewAttribute;
-use crate::storage::memberships::MembershipTarget;
 
 pub struct AttributeApi(pub Context);
 
@@ -168,10 +169,7 @@ impl AttributeService for AttributeApi {
         let organization_id = check_organization_id(&mut v, r.organization_id);
         let page = KeyedPageRequest::parse(r.page_size, &r.page_token).unwrap_or_else(|e| {
             v.extend(e);
-            KeyedPageRequest {
-                after: String::new(),
-                size: 0,
-            }
+            KeyedPageRequest::default()
         });
         v.into_result()?;
         let result = self.0.store.list_attributes(organization_id, page).await?;
@@ -179,7 +177,6 @@ impl AttributeService for AttributeApi {
             attributes: result.items.into_iter().map(|a| attribute(a, 0)).collect(),
             next_page_token: result
                 .next_after
-                .as_deref()
                 .map(encode_keyed_token)
                 .unwrap_or_default(),
         }))

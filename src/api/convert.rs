@@ -9,6 +9,7 @@ use crate::domain::model::{
     self, AssignedAttribute, AssignedValue, AutoRecordCalls, Consistency, JsonObject,
     MembershipView,
 };
+use crate::domain::page::PageCursor;
 use crate::domain::roles::BaseRole;
 use crate::domain::validate;
 use crate::pb;
@@ -292,7 +293,7 @@ pub fn event(e: model::Event) -> pb::Event {
     }
 }
 
-pub fn page_token(next_after: Option<i64>) -> String {
+pub fn page_token(next_after: Option<PageCursor>) -> String {
     next_after
         .map(crate::domain::page::encode_token)
         .unwrap_or_default()

@@ -5,12 +5,12 @@ use tonic::{Request, Response, Status};
 use super::convert;
 use super::{Context, actor, trace_ids};
 use crate::domain::page::PageRequest;
+use crate::domain::teams::{NewTeam, TeamKind, TeamPatch};
+use crate::domain::users::{NewUser, UserPatch};
 use crate::domain::validate::{self, MAX_BIO_CHARS, MAX_NAME_CHARS};
 use crate::domain::{DomainError, Violations};
 use crate::pb::directory_service_server::DirectoryService;
 use crate::pb::*;
-use crate::storage::organizations::{NewTeam, TeamKind, TeamPatch};
-use crate::storage::users::{NewUser, UserPatch};
 
 pub struct DirectoryApi(pub Context);
 

@@ -7,13 +7,13 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::{Context, convert};
-use crate::domain::model::{Event as DomainEvent, is_event_kind};
+use crate::domain::events::{EventFilter, is_event_kind};
+use crate::domain::model::Event as DomainEvent;
 use crate::domain::page::PageRequest;
 use crate::domain::{DomainError, Reason, Violations, validate};
 use crate::feed::Feed;
 use crate::pb::event_service_server::EventService;
 use crate::pb::*;
-use crate::storage::events::EventFilter;
 
 pub struct EventApi(pub Context);
 

@@ -5,13 +5,13 @@ use tonic::{Request, Response, Status};
 use super::convert;
 use super::{Context, actor, trace_ids};
 use crate::domain::Violations;
+use crate::domain::memberships::{
+    MembershipAddress, MembershipFilter, MembershipPatch, MembershipTarget, NewMembership,
+};
 use crate::domain::page::PageRequest;
 use crate::domain::validate;
 use crate::pb::membership_service_server::MembershipService;
 use crate::pb::*;
-use crate::storage::memberships::{
-    MembershipAddress, MembershipFilter, MembershipPatch, MembershipTarget, NewMembership,
-};
 
 pub struct MembershipApi(pub Context);
 
@@ -41,12 +41,6 @@ fn address(
         }
         Some(Member::UserId(id)) => {
             v.check(validate::id("user_id", *id));
-            if team_id <= 0 {
-                v.add(
-                    "team_id",
-                    "is required when addressing a membership by user_id",
-                );
-            }
             MembershipTarget::UserId(*id)
         }
         None => {
@@ -57,11 +51,13 @@ fn address(
             MembershipTarget::MembershipId(0)
         }
     };
-    MembershipAddress {
+    let address = MembershipAddress {
         team_id: positive(team_id),
         target,
         organization_id: positive(organization_id),
-    }
+    };
+    v.check(address.check());
+    address
 }
 
 fn update_member(

@@ -4,12 +4,12 @@ use tonic::{Request, Response, Status};
 
 use super::{Context, actor, convert, trace_ids};
 use crate::domain::Violations;
+use crate::domain::custom_roles::{NewRole, RoleAddress, RolePatch};
 use crate::domain::model::{self, RoleType as DomainRoleType};
 use crate::domain::page::{KeyedPageRequest, encode_keyed_token};
 use crate::domain::validate::{self, MAX_ROLE_DESCRIPTION_CHARS, MAX_ROLE_NAME_CHARS};
 use crate::pb::role_service_server::RoleService;
 use crate::pb::*;
-use crate::storage::roles::{NewRole, RoleAddress, RolePatch};
 
 pub struct RoleApi(pub Context);
 
@@ -203,16 +203,13 @@ impl RoleService for RoleApi {
             .unwrap_or_default();
         let page = KeyedPageRequest::parse(r.page_size, &r.page_token).unwrap_or_else(|errs| {
             v.extend(errs);
-            KeyedPageRequest {
-                after: String::new(),
-                size: 0,
-            }
+            KeyedPageRequest::default()
         });
         v.into_result()?;
         let (roles, next) = self.0.store.list_roles(team_id, &page).await?;
         Ok(Response::new(ListRolesResponse {
             roles: roles.into_iter().map(|r| role(r, 0)).collect(),
-            next_page_token: next.as_deref().map(encode_keyed_token).unwrap_or_default(),
+            next_page_token: next.map(encode_keyed_token).unwrap_or_default(),
         }))
     }
 

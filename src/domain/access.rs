@@ -50,6 +50,13 @@ impl Default for Policy {
     }
 }
 
+/// Whether a membership counts for its user's permissions in `team_id` (of `organization_id`):
+/// accepted, and in the team itself or in the team's organization. The one definition, used by
+/// every evaluation (database and cache); pending memberships never count.
+pub fn counts_for_permissions(m: &Membership, team_id: i64, organization_id: i64) -> bool {
+    m.accepted && (m.team_id == team_id || m.team_id == organization_id)
+}
+
 /// One accepted membership's contribution to a user's permissions in a team.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Grant {
@@ -96,8 +103,8 @@ pub struct Decision {
 }
 
 impl Effective {
-    /// The grants a user's memberships give in `team_id` (of `organization_id`): accepted
-    /// memberships of the team itself first, then of its organization.
+    /// The grants a user's memberships give in `team_id` (of `organization_id`): those that
+    /// [`counts_for_permissions`], the team's own first, then its organization's.
     pub fn from_memberships<'a>(
         team_id: i64,
         organization_id: i64,
@@ -106,7 +113,7 @@ impl Effective {
     ) -> Effective {
         let mut relevant: Vec<&Membership> = memberships
             .into_iter()
-            .filter(|m| m.accepted && (m.team_id == team_id || m.team_id == organization_id))
+            .filter(|m| counts_for_permissions(m, team_id, organization_id))
             .collect();
         relevant.sort_by_key(|m| m.team_id != team_id);
         let grants = relevant
@@ -186,6 +193,62 @@ mod tests {
             from_organization,
             permissions: policy.role_permissions(role_id, None),
         }
+    }
+
+    fn membership(team_id: i64, accepted: bool) -> Membership {
+        Membership {
+            id: team_id * 10,
+            team_id,
+            organization_id: 1,
+            user_id: 3,
+            accepted,
+            role: BaseRole::Member,
+            role_id: "member_role".into(),
+            role_key: "member".into(),
+            disable_impersonation: false,
+            auto_record_calls: crate::domain::model::AutoRecordCalls::Unset,
+            public_metadata: Default::default(),
+            private_metadata: Default::default(),
+            created_at: chrono::Utc::now(),
+            updated_at: chrono::Utc::now(),
+            version: 1,
+        }
+    }
+
+    #[test]
+    fn what_counts_for_permissions_in_a_team() {
+        // Organization 1, sub-teams 2 and 3.
+        assert!(counts_for_permissions(&membership(2, true), 2, 1));
+        assert!(counts_for_permissions(&membership(1, true), 2, 1));
+        assert!(counts_for_permissions(&membership(1, true), 1, 1));
+        assert!(
+            !counts_for_permissions(&membership(3, true), 2, 1),
+            "a sibling"
+        );
+        assert!(
+            !counts_for_permissions(&membership(2, true), 1, 1),
+            "a sub-team"
+        );
+        assert!(
+            !counts_for_permissions(&membership(2, false), 2, 1),
+            "pending"
+        );
+        assert!(
+            !counts_for_permissions(&membership(1, false), 2, 1),
+            "pending"
+        );
+        let effective = Effective::from_memberships(
+            2,
+            1,
+            &[
+                membership(3, true),
+                membership(1, true),
+                membership(2, true),
+            ],
+            |id| Policy::default().role_permissions(id, None),
+        );
+        let teams: Vec<i64> = effective.grants.iter().map(|g| g.team_id).collect();
+        assert_eq!(teams, [2, 1], "the team's own grant first");
     }
 
     #[test]

@@ -9,12 +9,16 @@ use super::validate;
 /// Names, option values and text values are all limited like other names.
 pub const MAX_VALUE_CHARS: usize = validate::MAX_NAME_CHARS;
 
+/// Snapshots spell it with the proto value names (`ATTRIBUTE_TYPE_TEXT`), as the API's JSON does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum AttributeType {
+    #[serde(rename = "ATTRIBUTE_TYPE_TEXT")]
     Text,
+    #[serde(rename = "ATTRIBUTE_TYPE_NUMBER")]
     Number,
+    #[serde(rename = "ATTRIBUTE_TYPE_SINGLE_SELECT")]
     SingleSelect,
+    #[serde(rename = "ATTRIBUTE_TYPE_MULTI_SELECT")]
     MultiSelect,
 }
 
@@ -68,13 +72,16 @@ impl AttributeType {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct AttributeOption {
     pub id: String,
     pub value: String,
     pub slug: String,
 }
 
+/// `Serialize` gives its event snapshot, spelled like the API's JSON (see `model`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Attribute {
     pub id: String,
     pub organization_id: i64,
@@ -92,6 +99,16 @@ impl Attribute {
     pub fn option(&self, id: &str) -> Option<&AttributeOption> {
         self.options.iter().find(|o| o.id == id)
     }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewAttribute {
+    pub organization_id: i64,
+    pub name: String,
+    pub slug: String,
+    pub kind: AttributeType,
+    /// Checked option values (select types only).
+    pub options: Vec<String>,
 }
 
 /// An assignment value as a request carries it.

@@ -177,7 +177,7 @@ impl Violations {
     ) -> crate::domain::page::PageRequest {
         result.unwrap_or_else(|violations| {
             self.extend(violations);
-            crate::domain::page::PageRequest { after: 0, size: 0 }
+            crate::domain::page::PageRequest::default()
         })
     }
 

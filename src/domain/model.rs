@@ -1,4 +1,7 @@
 //! The entities as the domain sees them, independent of their storage rows and wire messages.
+//!
+//! `Serialize` gives an entity's event snapshot (`Event.before` / `after`), spelled as the API's
+//! JSON spells the resource: lowerCamelCase field names, enum values by their proto names.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -10,6 +13,7 @@ use super::roles::BaseRole;
 pub type JsonObject = Map<String, Value>;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct User {
     pub id: i64,
     pub email: String,
@@ -27,6 +31,7 @@ pub struct User {
 
 /// An organization (no parent) or one of its sub-teams.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Team {
     pub id: i64,
     pub parent_id: Option<i64>,
@@ -54,10 +59,12 @@ impl Team {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum AutoRecordCalls {
+    #[serde(rename = "AUTO_RECORD_CALLS_UNSET")]
     Unset,
+    #[serde(rename = "AUTO_RECORD_CALLS_DISABLED")]
     Disabled,
+    #[serde(rename = "AUTO_RECORD_CALLS_ENABLED")]
     Enabled,
 }
 
@@ -81,6 +88,7 @@ impl AutoRecordCalls {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Membership {
     pub id: i64,
     pub team_id: i64,
@@ -116,6 +124,7 @@ pub struct MembershipView {
 
 /// An organization attribute as one membership holds it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct AssignedAttribute {
     pub attribute_id: String,
     pub name: String,
@@ -124,7 +133,11 @@ pub struct AssignedAttribute {
 
 /// The value by type; `type` in snapshots uses cal.com's names (`text`, `singleSelect`, …).
 #[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type", rename_all = "camelCase")]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum AssignedValue {
     /// `assignment_id` names the free value itself, as cal.com's `optionId` does.
     Text {
@@ -144,20 +157,23 @@ pub enum AssignedValue {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ChosenOption {
     pub id: String,
     pub value: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RoleType {
+    #[serde(rename = "ROLE_TYPE_SYSTEM")]
     System,
+    #[serde(rename = "ROLE_TYPE_CUSTOM")]
     Custom,
 }
 
 /// A PBAC role: a system role (no team) or a team's custom role.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Role {
     pub id: String,
     pub key: String,
@@ -165,6 +181,8 @@ pub struct Role {
     pub color: Option<String>,
     pub description: Option<String>,
     pub team_id: Option<i64>,
+    /// `type`, as the API names it.
+    #[serde(rename = "type")]
     pub role_type: RoleType,
     /// The base level a system role implies.
     pub base: Option<BaseRole>,
@@ -193,6 +211,7 @@ pub struct Actor {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     pub sequence: i64,
+    /// The wire name of its `EventKind`.
     pub kind: String,
     pub occurred_at: DateTime<Utc>,
     pub actor_key_id: Option<String>,
@@ -211,33 +230,7 @@ pub fn etag(version: i64) -> String {
     format!("v{version}")
 }
 
-/// One page of a list and where the next one starts.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    pub next_after: Option<i64>,
-}
-
-/// Whether `kind` is one of the event kinds writes record.
-pub fn is_event_kind(kind: &str) -> bool {
-    match kind.split_once('.') {
-        Some((resource, action)) => {
-            [
-                "user",
-                "organization",
-                "team",
-                "membership",
-                "role",
-                "attribute",
-            ]
-            .contains(&resource)
-                && ["created", "updated", "deleted"].contains(&action)
-        }
-        None => false,
-    }
-}
-
-/// How fresh a read must be (DESIGN.md section 9).
+/// How fresh a read must be (docs/design.md section 9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Consistency {
     /// From this replica's cache.

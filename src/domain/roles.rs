@@ -1,5 +1,5 @@
-//! The five global system roles (DESIGN.md section 2, "System roles") and how a role reference
-//! resolves to one of them.
+//! The five global system roles (docs/design.md section 2, "System roles") and how a role
+//! reference names one of them.
 
 use std::collections::BTreeSet;
 
@@ -8,14 +8,15 @@ use crate::domain::catalog::{PermissionCatalog, split_permission};
 /// The base level of a membership (`Membership.role`).
 ///
 /// The derived ordering (Member < Admin < Owner) is relied upon for "at least ADMIN" checks,
-/// so the variant order must not change. Serializes as the same strings as [`BaseRole::as_str`], so event snapshots match the columns.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "UPPERCASE")]
+/// so the variant order must not change. Event snapshots spell it as the API's JSON does, with
+/// the `MembershipRole` value names (`MEMBERSHIP_ROLE_ADMIN`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub enum BaseRole {
+    #[serde(rename = "MEMBERSHIP_ROLE_MEMBER")]
     Member,
+    #[serde(rename = "MEMBERSHIP_ROLE_ADMIN")]
     Admin,
+    #[serde(rename = "MEMBERSHIP_ROLE_OWNER")]
     Owner,
 }
 
@@ -116,17 +117,16 @@ pub fn system_role_for_base(base: BaseRole) -> &'static SystemRole {
     }
 }
 
-/// Resolves a reference by system role id, then key, then alias (exact, case-sensitive).
-///
-/// Only the system-role part of the resolution order of DESIGN.md: custom role keys of the team
-/// and its organization must be tried by the caller between the id and the system keys.
+/// The system role a reference names by id, key or alias (exact, case-sensitive), ignoring custom
+/// roles: what a custom role key must not shadow, and how a role request may name a system role.
+/// A membership's role reference resolves with `custom_roles::resolve_role_reference`.
 pub fn resolve_system_reference(reference: &str) -> Option<&'static SystemRole> {
     system_role_by_id(reference)
         .or_else(|| SYSTEM_ROLES.iter().find(|r| r.key == reference))
         .or_else(|| SYSTEM_ROLES.iter().find(|r| r.aliases.contains(&reference)))
 }
 
-/// The permission set of a system role, computed from the given catalog per the DESIGN table.
+/// The permission set of a system role, computed from the given catalog per the design table.
 ///
 /// Computed rather than stored so that an operator catalog (`--permissions-file`) changes what
 /// admin/member/superuser hold without a migration. Only catalog entries are returned (apart from
@@ -200,10 +200,8 @@ mod tests {
         }
         for b in [BaseRole::Member, BaseRole::Admin, BaseRole::Owner] {
             let json = serde_json::to_string(&b).unwrap();
-            assert_eq!(json, format!("\"{}\"", b.as_str()));
-            assert_eq!(serde_json::from_str::<BaseRole>(&json).unwrap(), b);
+            assert_eq!(json, format!("\"MEMBERSHIP_ROLE_{}\"", b.as_str()));
         }
-        assert!(serde_json::from_str::<BaseRole>("\"Admin\"").is_err());
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! The invariants of DESIGN.md section 3, as decisions over data the storage layer loaded inside
-//! the write's transaction.
+//! The invariants of docs/design.md section 3, as decisions over data the storage layer loaded
+//! inside the write's transaction.
 
 use super::errors::{DomainError, DomainResult, Reason};
 use super::model::{Membership, RoleRef, Team, etag};

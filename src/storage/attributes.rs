@@ -6,42 +6,28 @@
 use std::collections::HashMap;
 
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult,
-    IntoActiveModel, JoinType, QueryFilter, QueryOrder, QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 use serde_json::Value;
 
-use super::entities::{attribute, attribute_assignment, attribute_option, membership};
+use super::entities::{attribute, attribute_assignment, attribute_option};
 use super::events::{self, EventDraft, snapshot};
-use super::memberships::{MembershipTarget, lock_organization};
-use super::organizations::{TeamKind, find_team};
-use super::users::{Written, find_user};
+use super::shared::{
+    Written, attributes_of, delete_attribute_rows, find_team, find_user, lock_organization,
+    membership_event, membership_query,
+};
 use super::{Store, convert, db_error};
 use crate::domain::attributes::{
-    self as rules, Attribute, AttributeOption, AttributeType, CheckedValue, ValueInput,
+    self as rules, Attribute, AttributeOption, AttributeType, CheckedValue, NewAttribute,
+    ValueInput,
 };
-use crate::domain::model::{
-    Actor, AssignedAttribute, AssignedValue, ChosenOption, JsonObject, Membership, MembershipView,
-};
-use crate::domain::page::KeyedPageRequest;
+use crate::domain::events::EventKind;
+use crate::domain::memberships::{MembershipAddress, MembershipTarget};
+use crate::domain::model::{Actor, AssignedAttribute, JsonObject, Membership, MembershipView};
+use crate::domain::page::{KeyedPage, KeyedPageRequest, PagedList};
+use crate::domain::teams::TeamKind;
 use crate::domain::{DomainError, DomainResult};
-
-#[derive(Debug, Clone)]
-pub struct NewAttribute {
-    pub organization_id: i64,
-    pub name: String,
-    pub slug: String,
-    pub kind: AttributeType,
-    /// Checked option values (select types only).
-    pub options: Vec<String>,
-}
-
-/// One page of attributes and the id the next one starts after.
-#[derive(Debug, Clone)]
-pub struct AttributePage {
-    pub items: Vec<Attribute>,
-    pub next_after: Option<String>,
-}
 
 /// A new id: the prefix, 14 hex digits of the current time in microseconds (so ids sort in
 /// creation order), and 10 random hex digits.
@@ -49,10 +35,6 @@ fn new_id(prefix: &str) -> String {
     let micros = convert::now_micros().max(0) as u64;
     let random = rand::random::<u64>() & 0xff_ffff_ffff;
     format!("{prefix}_{micros:014x}{random:010x}")
-}
-
-fn corrupt(what: &str, value: &str) -> DomainError {
-    DomainError::Internal(format!("stored {what} {value:?} is not valid"))
 }
 
 fn option_of(row: attribute_option::Model) -> AttributeOption {
@@ -66,7 +48,7 @@ fn option_of(row: attribute_option::Model) -> AttributeOption {
 fn attribute_of(row: attribute::Model, options: Vec<AttributeOption>) -> DomainResult<Attribute> {
     Ok(Attribute {
         kind: AttributeType::parse(&row.attribute_type)
-            .ok_or_else(|| corrupt("attribute type", &row.attribute_type))?,
+            .ok_or_else(|| convert::corrupt("attribute type", &row.attribute_type))?,
         id: row.id,
         organization_id: row.organization_id,
         name: row.name,
@@ -124,192 +106,32 @@ async fn find_attribute<C: ConnectionTrait>(
     attribute_of(row, options)
 }
 
-/// The organization membership a request names; a sub-team membership, or one of another
-/// organization, is NOT_FOUND.
+/// The organization membership a request names: an address within the organization as a team.
+/// A sub-team membership, or one of another organization, is NOT_FOUND.
 async fn find_org_membership<C: ConnectionTrait>(
     conn: &C,
     organization_id: i64,
     target: MembershipTarget,
 ) -> DomainResult<Membership> {
-    let query = membership::Entity::find().filter(membership::Column::TeamId.eq(organization_id));
-    let (query, missing) = match target {
-        MembershipTarget::MembershipId(id) => (
-            query.filter(membership::Column::Id.eq(id)),
-            format!("membership {id} in organization {organization_id}"),
-        ),
-        MembershipTarget::UserId(user) => (
-            query.filter(membership::Column::UserId.eq(user)),
-            format!("membership of user {user} in organization {organization_id}"),
-        ),
+    let address = MembershipAddress {
+        team_id: Some(organization_id),
+        target,
+        organization_id: None,
     };
-    let row = query
+    let missing = match target {
+        MembershipTarget::MembershipId(id) => {
+            format!("membership {id} in organization {organization_id}")
+        }
+        MembershipTarget::UserId(user) => {
+            format!("membership of user {user} in organization {organization_id}")
+        }
+    };
+    let row = membership_query(&address)?
         .one(conn)
         .await
         .map_err(db_error)?
         .ok_or_else(|| DomainError::not_found(missing))?;
     convert::membership(row)
-}
-
-#[derive(Debug, FromQueryResult)]
-struct AssignedRow {
-    membership_id: i64,
-    assignment_id: String,
-    attribute_id: String,
-    attribute_name: String,
-    attribute_type: String,
-    option_id: Option<String>,
-    option_value: Option<String>,
-    value_text: Option<String>,
-    value_number: Option<f64>,
-}
-
-/// The attributes of each membership, in attribute creation order, options in their order: one
-/// query for any number of memberships.
-pub(crate) async fn attributes_of<C: ConnectionTrait>(
-    conn: &C,
-    membership_ids: &[i64],
-) -> DomainResult<HashMap<i64, Vec<AssignedAttribute>>> {
-    let mut out: HashMap<i64, Vec<AssignedAttribute>> = HashMap::new();
-    if membership_ids.is_empty() {
-        return Ok(out);
-    }
-    let to_attribute = attribute_assignment::Entity::belongs_to(attribute::Entity)
-        .from(attribute_assignment::Column::AttributeId)
-        .to(attribute::Column::Id);
-    let to_option = attribute_assignment::Entity::belongs_to(attribute_option::Entity)
-        .from(attribute_assignment::Column::OptionId)
-        .to(attribute_option::Column::Id);
-    let rows = attribute_assignment::Entity::find()
-        .select_only()
-        .column(attribute_assignment::Column::MembershipId)
-        .column_as(attribute_assignment::Column::Id, "assignment_id")
-        .column(attribute_assignment::Column::AttributeId)
-        .column_as(attribute::Column::Name, "attribute_name")
-        .column_as(attribute::Column::AttributeType, "attribute_type")
-        .column(attribute_assignment::Column::OptionId)
-        .column_as(attribute_option::Column::Value, "option_value")
-        .column(attribute_assignment::Column::ValueText)
-        .column(attribute_assignment::Column::ValueNumber)
-        .join(JoinType::InnerJoin, to_attribute.into())
-        .join(JoinType::LeftJoin, to_option.into())
-        .filter(attribute_assignment::Column::MembershipId.is_in(membership_ids.iter().copied()))
-        .order_by_asc(attribute_assignment::Column::MembershipId)
-        .order_by_asc(attribute::Column::Id)
-        .order_by_asc(attribute_option::Column::Position)
-        .into_model::<AssignedRow>()
-        .all(conn)
-        .await
-        .map_err(db_error)?;
-    for row in rows {
-        let kind = AttributeType::parse(&row.attribute_type)
-            .ok_or_else(|| corrupt("attribute type", &row.attribute_type))?;
-        let chosen = match (&row.option_id, &row.option_value) {
-            (Some(id), Some(value)) => Some(ChosenOption {
-                id: id.clone(),
-                value: value.clone(),
-            }),
-            _ => None,
-        };
-        let list = out.entry(row.membership_id).or_default();
-        if kind == AttributeType::MultiSelect
-            && let Some(last) = list.last_mut()
-            && last.attribute_id == row.attribute_id
-            && let AssignedValue::MultiSelect { options } = &mut last.value
-        {
-            options.extend(chosen);
-            continue;
-        }
-        let value = match kind {
-            AttributeType::Text => row.value_text.map(|text| AssignedValue::Text {
-                assignment_id: row.assignment_id,
-                text,
-            }),
-            AttributeType::Number => row.value_number.map(|number| AssignedValue::Number {
-                assignment_id: row.assignment_id,
-                number,
-            }),
-            AttributeType::SingleSelect => {
-                chosen.map(|option| AssignedValue::SingleSelect { option })
-            }
-            AttributeType::MultiSelect => chosen.map(|option| AssignedValue::MultiSelect {
-                options: vec![option],
-            }),
-        };
-        if let Some(value) = value {
-            list.push(AssignedAttribute {
-                attribute_id: row.attribute_id,
-                name: row.attribute_name,
-                value,
-            });
-        }
-    }
-    Ok(out)
-}
-
-/// Removes a membership's attribute values (the membership is being deleted).
-pub(crate) async fn delete_assignments_of<C: ConnectionTrait>(
-    conn: &C,
-    membership_id: i64,
-) -> DomainResult<()> {
-    attribute_assignment::Entity::delete_many()
-        .filter(attribute_assignment::Column::MembershipId.eq(membership_id))
-        .exec(conn)
-        .await
-        .map_err(db_error)?;
-    Ok(())
-}
-
-/// Removes what the attributes feature keeps about these teams before they are deleted: the
-/// values held by their memberships and, for organizations, their attributes.
-pub(crate) async fn delete_for_teams<C: ConnectionTrait>(
-    conn: &C,
-    team_ids: &[i64],
-) -> DomainResult<()> {
-    let memberships: Vec<i64> = membership::Entity::find()
-        .select_only()
-        .column(membership::Column::Id)
-        .filter(membership::Column::TeamId.is_in(team_ids.iter().copied()))
-        .into_tuple()
-        .all(conn)
-        .await
-        .map_err(db_error)?;
-    if !memberships.is_empty() {
-        attribute_assignment::Entity::delete_many()
-            .filter(attribute_assignment::Column::MembershipId.is_in(memberships))
-            .exec(conn)
-            .await
-            .map_err(db_error)?;
-    }
-    let attributes: Vec<String> = attribute::Entity::find()
-        .select_only()
-        .column(attribute::Column::Id)
-        .filter(attribute::Column::OrganizationId.is_in(team_ids.iter().copied()))
-        .into_tuple()
-        .all(conn)
-        .await
-        .map_err(db_error)?;
-    for id in attributes {
-        delete_attribute_rows(conn, &id).await?;
-    }
-    Ok(())
-}
-
-async fn delete_attribute_rows<C: ConnectionTrait>(conn: &C, id: &str) -> DomainResult<()> {
-    attribute_assignment::Entity::delete_many()
-        .filter(attribute_assignment::Column::AttributeId.eq(id))
-        .exec(conn)
-        .await
-        .map_err(db_error)?;
-    attribute_option::Entity::delete_many()
-        .filter(attribute_option::Column::AttributeId.eq(id))
-        .exec(conn)
-        .await
-        .map_err(db_error)?;
-    attribute::Entity::delete_by_id(id)
-        .exec(conn)
-        .await
-        .map_err(db_error)?;
-    Ok(())
 }
 
 async fn insert_options<C: ConnectionTrait>(
@@ -341,18 +163,17 @@ async fn insert_options<C: ConnectionTrait>(
 }
 
 fn attribute_event(
-    kind: &'static str,
+    kind: EventKind,
     a: &Attribute,
     before: Option<&Attribute>,
     after: Option<&Attribute>,
 ) -> EventDraft {
     EventDraft {
-        kind,
         organization_id: Some(a.organization_id),
         team_id: Some(a.organization_id),
         before: before.and_then(snapshot),
         after: after.and_then(snapshot),
-        ..Default::default()
+        ..EventDraft::new(kind)
     }
 }
 
@@ -495,7 +316,7 @@ impl Store {
         let revision = events::record(
             &*tx,
             actor,
-            attribute_event("attribute.created", &created, None, Some(&created)),
+            attribute_event(EventKind::AttributeCreated, &created, None, Some(&created)),
         )
         .await?;
         tx.commit().await?;
@@ -509,33 +330,36 @@ impl Store {
         &self,
         organization_id: i64,
         page: KeyedPageRequest,
-    ) -> DomainResult<AttributePage> {
+    ) -> DomainResult<KeyedPage<Attribute>> {
+        let page = page.of(PagedList::Attributes)?;
         find_team(self.conn(), organization_id, TeamKind::Organization).await?;
-        let mut rows = attribute::Entity::find()
+        let rows = attribute::Entity::find()
             .filter(attribute::Column::OrganizationId.eq(organization_id))
             .filter(attribute::Column::Id.gt(page.after.as_str()))
             .order_by_asc(attribute::Column::Id)
-            .limit(page.size + 1)
+            .limit(page.fetch())
             .all(self.conn())
             .await
             .map_err(db_error)?;
-        let more = rows.len() as u64 > page.size;
-        rows.truncate(page.size as usize);
-        let next_after = if more {
-            rows.last().map(|r| r.id.clone())
-        } else {
-            None
-        };
-        let mut options =
-            options_of(self.conn(), rows.iter().map(|r| r.id.clone()).collect()).await?;
+        // Options are read for this page's attributes only, not for the extra row.
+        let rows = page.cut(rows, |r| r.id.clone());
+        let mut options = options_of(
+            self.conn(),
+            rows.items.iter().map(|r| r.id.clone()).collect(),
+        )
+        .await?;
         let items = rows
+            .items
             .into_iter()
             .map(|row| {
                 let opts = options.remove(&row.id).unwrap_or_default();
                 attribute_of(row, opts)
             })
             .collect::<DomainResult<Vec<_>>>()?;
-        Ok(AttributePage { items, next_after })
+        Ok(KeyedPage {
+            items,
+            next_after: rows.next_after,
+        })
     }
 
     /// Deletes the attribute, its options and every membership's value of it.
@@ -552,7 +376,12 @@ impl Store {
         let revision = events::record(
             &*tx,
             actor,
-            attribute_event("attribute.deleted", &existing, Some(&existing), None),
+            attribute_event(
+                EventKind::AttributeDeleted,
+                &existing,
+                Some(&existing),
+                None,
+            ),
         )
         .await?;
         tx.commit().await?;
@@ -613,7 +442,12 @@ impl Store {
         let revision = events::record(
             &*tx,
             actor,
-            attribute_event("attribute.updated", &after, Some(&before), Some(&after)),
+            attribute_event(
+                EventKind::AttributeUpdated,
+                &after,
+                Some(&before),
+                Some(&after),
+            ),
         )
         .await?;
         tx.commit().await?;
@@ -700,14 +534,9 @@ impl Store {
             &*tx,
             actor,
             EventDraft {
-                kind: "membership.updated",
-                organization_id: Some(membership.organization_id),
-                team_id: Some(membership.team_id),
-                user_id: Some(membership.user_id),
-                membership_id: Some(membership.id),
-                role_id: Some(membership.role_id.clone()),
                 before: membership_snapshot(&membership, &before),
                 after: membership_snapshot(&membership, &after),
+                ..membership_event(EventKind::MembershipUpdated, &membership, None, None)
             },
         )
         .await?;
@@ -720,13 +549,5 @@ impl Store {
             },
             revision,
         })
-    }
-
-    /// The attributes of each of these memberships (absent: none).
-    pub async fn attributes_of(
-        &self,
-        membership_ids: &[i64],
-    ) -> DomainResult<HashMap<i64, Vec<AssignedAttribute>>> {
-        attributes_of(self.conn(), membership_ids).await
     }
 }

@@ -27,7 +27,8 @@ pub fn object_text(object: &JsonObject) -> String {
     Value::Object(object.clone()).to_string()
 }
 
-fn corrupt(what: &str, value: &str) -> DomainError {
+/// A stored value this build cannot read: INTERNAL, never the client's fault.
+pub(crate) fn corrupt(what: &str, value: &str) -> DomainError {
     DomainError::Internal(format!("stored {what} {value:?} is not valid"))
 }
 

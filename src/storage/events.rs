@@ -11,14 +11,15 @@ use serde_json::Value;
 use super::convert;
 use super::entities::{event, event_sequence};
 use super::{Store, db_error};
-use crate::domain::model::{Actor, Event, JsonObject, Page};
-use crate::domain::page::PageRequest;
+use crate::domain::events::{EventFilter, EventKind};
+use crate::domain::model::{Actor, Event, JsonObject};
+use crate::domain::page::{Page, PageRequest, PagedList};
 use crate::domain::{DomainError, DomainResult};
 
 /// What a write records; the sequence and time are assigned on insert.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct EventDraft {
-    pub kind: &'static str,
+    pub kind: EventKind,
     pub organization_id: Option<i64>,
     pub team_id: Option<i64>,
     pub user_id: Option<i64>,
@@ -28,7 +29,24 @@ pub struct EventDraft {
     pub after: Option<JsonObject>,
 }
 
-/// A snapshot of a domain value for `before` / `after`.
+impl EventDraft {
+    /// An event of `kind` that names nothing yet.
+    pub fn new(kind: EventKind) -> Self {
+        Self {
+            kind,
+            organization_id: None,
+            team_id: None,
+            user_id: None,
+            membership_id: None,
+            role_id: None,
+            before: None,
+            after: None,
+        }
+    }
+}
+
+/// A snapshot of a domain value for `before` / `after`, spelled as its `Serialize` says (the
+/// API's JSON spelling, see `domain::model`).
 pub fn snapshot<T: Serialize>(value: &T) -> Option<JsonObject> {
     match serde_json::to_value(value) {
         Ok(Value::Object(map)) => Some(map),
@@ -88,7 +106,7 @@ pub async fn record<C: ConnectionTrait>(
     event::Entity::insert(event::ActiveModel {
         sequence: Set(sequence),
         occurred_at: Set(convert::now_micros()),
-        kind: Set(draft.kind.to_string()),
+        kind: Set(draft.kind.as_str().to_string()),
         actor_key_id: Set(actor.key_id.clone()),
         actor_user_id: Set(actor.user_id),
         organization_id: Set(draft.organization_id),
@@ -109,39 +127,6 @@ pub async fn record<C: ConnectionTrait>(
             .map_err(db_error)?;
     }
     Ok(sequence)
-}
-
-#[derive(Debug, Default, Clone)]
-pub struct EventFilter {
-    pub after_sequence: i64,
-    /// Events up to this sequence only.
-    pub up_to: Option<i64>,
-    /// Events of this team, or of this organization and its teams.
-    pub team_id: Option<i64>,
-    /// Any of these kinds; empty: every kind.
-    pub kinds: Vec<String>,
-    pub actor_key_id: Option<String>,
-    pub actor_user_id: Option<i64>,
-    /// Microseconds since the epoch: at or after.
-    pub occurred_after: Option<i64>,
-    /// Microseconds since the epoch: strictly before.
-    pub occurred_before: Option<i64>,
-}
-
-impl EventFilter {
-    /// Whether an event passes the filters a watcher gives (team and kinds).
-    pub fn matches(&self, e: &Event) -> bool {
-        self.team_id
-            .is_none_or(|t| e.team_id == Some(t) || e.organization_id == Some(t))
-            && (self.kinds.is_empty() || self.kinds.contains(&e.kind))
-            && self
-                .actor_key_id
-                .as_ref()
-                .is_none_or(|k| e.actor_key_id.as_ref() == Some(k))
-            && self
-                .actor_user_id
-                .is_none_or(|u| e.actor_user_id == Some(u))
-    }
 }
 
 /// Where the feed stands: the last sequence handed out, and how far retention has removed.
@@ -198,8 +183,9 @@ impl Store {
         filter: &EventFilter,
         page: PageRequest,
     ) -> DomainResult<Page<Event>> {
-        let rows = self.events_after(filter, page.after, page.size + 1).await?;
-        Ok(page_of(rows, page.size, |e| e.sequence, |e| e))
+        let page = page.of(PagedList::Events)?;
+        let rows = self.events_after(filter, page.after, page.fetch()).await?;
+        Ok(page.cut(rows, |e| e.sequence, |e| e))
     }
 
     pub async fn feed_head(&self) -> DomainResult<FeedHead> {
@@ -242,38 +228,4 @@ impl Store {
             .map_err(db_error)?;
         Ok(deleted.rows_affected)
     }
-}
-
-/// Cuts the extra row a keyset query fetched to learn whether another page exists.
-pub(crate) fn page_of<R, T>(
-    mut rows: Vec<R>,
-    size: u64,
-    key: impl Fn(&R) -> i64,
-    map: impl Fn(R) -> T,
-) -> Page<T> {
-    let more = rows.len() as u64 > size;
-    rows.truncate(size as usize);
-    let next_after = if more { rows.last().map(&key) } else { None };
-    Page {
-        items: rows.into_iter().map(map).collect(),
-        next_after,
-    }
-}
-
-/// Like `page_of` for conversions that can fail.
-pub(crate) fn try_page_of<R, T>(
-    rows: Vec<R>,
-    size: u64,
-    key: impl Fn(&R) -> i64,
-    map: impl Fn(R) -> DomainResult<T>,
-) -> DomainResult<Page<T>> {
-    let page = page_of(rows, size, key, map);
-    let items = page
-        .items
-        .into_iter()
-        .collect::<Result<Vec<T>, DomainError>>()?;
-    Ok(Page {
-        items,
-        next_after: page.next_after,
-    })
 }

@@ -1,8 +1,5 @@
-//! Memberships, and the organization lock that every membership write takes first.
-//!
-//! Rules that span rows (the last owner, the membership limit) are checked after locking the
-//! organization's row, which every competing writer of that organization must lock too; at READ
-//! COMMITTED every read after the lock sees what the previous holder committed.
+//! Memberships: their writes under the organization lock (see `shared::lock_organization`), and
+//! their reads with the user's profile and attributes beside them.
 
 use std::collections::HashMap;
 
@@ -10,101 +7,29 @@ use sea_orm::{
     ActiveModelTrait,
     ActiveValue::{Set, Unchanged},
     ColumnTrait, ConnectionTrait, EntityTrait, JoinType, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Select,
+    QuerySelect,
 };
 
-use super::entities::{membership, team, user};
-use super::events::{self, EventDraft, snapshot};
-use super::organizations::TeamKind;
-use super::organizations::find_team;
-use super::users::{Written, find_user};
-use super::{Store, WriteTx, attributes, convert, db_error, roles};
+use super::entities::{membership, user};
+use super::events;
+use super::permissions::{effective, role_permissions};
+use super::shared::{
+    Written, attributes_of, delete_membership, find_team, find_user, lock_organization,
+    membership_event, membership_query, other_accepted_owners, resolve_role,
+};
+use super::{Store, WriteTx, convert, db_error};
 use crate::domain::actor::{self, RoleChange, RoleSide};
-use crate::domain::model::{
-    Actor, AutoRecordCalls, JsonObject, Membership, MembershipView, Page, RoleRef, Team,
+use crate::domain::events::EventKind;
+use crate::domain::memberships::{
+    MembershipAddress, MembershipFilter, MembershipPatch, NewMembership,
 };
-use crate::domain::page::PageRequest;
+use crate::domain::model::{
+    Actor, AssignedAttribute, AutoRecordCalls, Membership, MembershipView, RoleRef, Team,
+};
+use crate::domain::page::{Page, PageRequest, PagedList};
 use crate::domain::roles::BaseRole;
+use crate::domain::teams::TeamKind;
 use crate::domain::{DomainError, DomainResult, Reason, rules};
-
-/// How a request names a membership.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MembershipAddress {
-    /// The team (the organization for organization memberships); optional with `MembershipId`.
-    pub team_id: Option<i64>,
-    pub target: MembershipTarget,
-    /// When set, the team must belong to this organization.
-    pub organization_id: Option<i64>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MembershipTarget {
-    MembershipId(i64),
-    /// Needs `team_id`.
-    UserId(i64),
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct NewMembership {
-    pub team_id: i64,
-    pub organization_id: Option<i64>,
-    pub user_id: i64,
-    pub role: Option<BaseRole>,
-    pub role_id: Option<String>,
-    pub accepted: bool,
-    pub disable_impersonation: bool,
-    pub auto_record_calls: Option<AutoRecordCalls>,
-    pub public_metadata: JsonObject,
-    pub private_metadata: JsonObject,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct MembershipPatch {
-    pub accepted: Option<bool>,
-    pub role: Option<BaseRole>,
-    pub role_id: Option<String>,
-    pub disable_impersonation: Option<bool>,
-    pub auto_record_calls: Option<AutoRecordCalls>,
-    pub public_metadata: Option<JsonObject>,
-    pub private_metadata: Option<JsonObject>,
-    pub etag: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-pub struct MembershipFilter {
-    pub role: Option<BaseRole>,
-    pub accepted: Option<bool>,
-}
-
-/// Locks the organization's row for the rest of the transaction (SQLite: writers are already
-/// serialised) and returns it. NOT_FOUND when there is no such organization.
-pub(crate) async fn lock_organization<C: ConnectionTrait>(
-    conn: &C,
-    organization_id: i64,
-) -> DomainResult<Team> {
-    team::Entity::find_by_id(organization_id)
-        .filter(team::Column::ParentId.is_null())
-        .lock_exclusive()
-        .one(conn)
-        .await
-        .map_err(db_error)?
-        .map(convert::team)
-        .ok_or_else(|| DomainError::not_found(format_args!("organization {organization_id}")))
-}
-
-fn membership_not_found(address: &MembershipAddress) -> DomainError {
-    match (address.target, address.team_id) {
-        (MembershipTarget::MembershipId(id), _) => {
-            DomainError::not_found(format_args!("membership {id}"))
-        }
-        (MembershipTarget::UserId(user), Some(team)) => {
-            DomainError::not_found(format_args!("membership of user {user} in team {team}"))
-        }
-        (MembershipTarget::UserId(user), None) => {
-            DomainError::not_found(format_args!("membership of user {user}"))
-        }
-    }
-}
 
 /// Finds the membership an address names and locks its organization for the rest of the
 /// transaction. SQLite serialises writers already; elsewhere the membership is read again under
@@ -118,101 +43,23 @@ async fn locate_locked(tx: &WriteTx, address: &MembershipAddress) -> DomainResul
     locate(&**tx, address).await
 }
 
-/// The query for the membership an address names.
-fn address_query(address: &MembershipAddress) -> DomainResult<Select<membership::Entity>> {
-    Ok(match (address.target, address.team_id) {
-        (MembershipTarget::MembershipId(id), team) => {
-            let q = membership::Entity::find_by_id(id);
-            match team {
-                Some(team) => q.filter(membership::Column::TeamId.eq(team)),
-                None => q,
-            }
-        }
-        (MembershipTarget::UserId(user), Some(team)) => membership::Entity::find()
-            .filter(membership::Column::TeamId.eq(team))
-            .filter(membership::Column::UserId.eq(user)),
-        (MembershipTarget::UserId(_), None) => {
-            return Err(DomainError::invalid(
-                "team_id",
-                "is required when addressing a membership by user_id",
-            ));
-        }
-    })
-}
-
-/// A found membership outside the named organization is NOT_FOUND like a missing one.
-fn in_organization(
-    address: &MembershipAddress,
-    row: Option<membership::Model>,
-) -> DomainResult<membership::Model> {
-    row.filter(|row| {
-        address
-            .organization_id
-            .is_none_or(|org| org == row.organization_id)
-    })
-    .ok_or_else(|| membership_not_found(address))
-}
-
 /// Finds the membership an address names. A membership outside the named team, or a team outside
 /// the named organization, is NOT_FOUND like a missing one.
 async fn locate<C: ConnectionTrait>(
     conn: &C,
     address: &MembershipAddress,
 ) -> DomainResult<Membership> {
-    let row = address_query(address)?.one(conn).await.map_err(db_error)?;
-    let row = in_organization(address, row)?;
+    let row = membership_query(address)?
+        .one(conn)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| address.not_found())?;
     convert::membership(row)
 }
 
-async fn other_accepted_owners<C: ConnectionTrait>(conn: &C, m: &Membership) -> DomainResult<u64> {
-    membership::Entity::find()
-        .filter(membership::Column::TeamId.eq(m.team_id))
-        .filter(membership::Column::Accepted.eq(true))
-        .filter(membership::Column::Role.eq(BaseRole::Owner.as_str()))
-        .filter(membership::Column::Id.ne(m.id))
-        .count(conn)
-        .await
-        .map_err(db_error)
-}
-
-pub(crate) fn membership_event(
-    kind: &'static str,
-    m: &Membership,
-    before: Option<&Membership>,
-    after: Option<&Membership>,
-) -> EventDraft {
-    EventDraft {
-        kind,
-        organization_id: Some(m.organization_id),
-        team_id: Some(m.team_id),
-        user_id: Some(m.user_id),
-        membership_id: Some(m.id),
-        role_id: Some(m.role_id.clone()),
-        before: before.and_then(snapshot),
-        after: after.and_then(snapshot),
-    }
-}
-
-/// Deletes one membership under the caller's organization lock, after the last-owner check, and
-/// records its event.
-pub(crate) async fn delete_one(tx: &WriteTx, actor: &Actor, m: &Membership) -> DomainResult<i64> {
-    rules::check_last_owner(m, None, other_accepted_owners(&**tx, m).await?)?;
-    attributes::delete_assignments_of(&**tx, m.id).await?;
-    membership::Entity::delete_by_id(m.id)
-        .exec(&**tx)
-        .await
-        .map_err(db_error)?;
-    events::record(
-        &**tx,
-        actor,
-        membership_event("membership.deleted", m, Some(m), None),
-    )
-    .await
-}
-
 impl Store {
-    /// The actor rules for giving a membership a role (DESIGN.md section 4), when the call names
-    /// an end user; read under the organization's lock like the write itself.
+    /// The actor rules for giving a membership a role (docs/design.md section 4), when the call
+    /// names an end user; read under the organization's lock like the write itself.
     async fn check_actor_role_change(
         &self,
         tx: &WriteTx,
@@ -226,12 +73,12 @@ impl Store {
             return Ok(());
         };
         let policy = self.policy();
-        let grants = roles::effective(&**tx, policy, actor_user_id, team).await?;
+        let grants = effective(&**tx, policy, actor_user_id, team).await?;
         let before_permissions = match before {
-            Some((_, role_id)) => Some(roles::role_permissions(&**tx, policy, role_id).await?),
+            Some((_, role_id)) => Some(role_permissions(&**tx, policy, role_id).await?),
             None => None,
         };
-        let after_permissions = roles::role_permissions(&**tx, policy, after.1).await?;
+        let after_permissions = role_permissions(&**tx, policy, after.1).await?;
         let change = RoleChange {
             target_user_id,
             team_is_organization: team.is_organization(),
@@ -274,7 +121,7 @@ impl Store {
             .map(convert::user)
             .ok_or_else(|| DomainError::not_found(format_args!("user {}", new.user_id)))?;
         let reference = match &new.role_id {
-            Some(r) => Some(roles::resolve_reference(&*tx, &team, r).await?),
+            Some(r) => Some(resolve_role(&*tx, &team, r).await?),
             None => None,
         };
         let (role, role_ref) = rules::choose_role(new.role, reference, None)?;
@@ -339,7 +186,7 @@ impl Store {
         let revision = events::record(
             &*tx,
             actor,
-            membership_event("membership.created", &created, None, Some(&created)),
+            membership_event(EventKind::MembershipCreated, &created, None, Some(&created)),
         )
         .await?;
         tx.commit().await?;
@@ -358,7 +205,7 @@ impl Store {
         address: &MembershipAddress,
     ) -> DomainResult<MembershipView> {
         // The membership and its user in one query: this is the fully consistent read path.
-        let found = address_query(address)?
+        let found = membership_query(address)?
             .select_also(user::Entity)
             .join(
                 JoinType::InnerJoin,
@@ -371,10 +218,10 @@ impl Store {
             .await
             .map_err(db_error)?;
         let (row, user) = match found {
-            Some((row, Some(user))) => (Some(row), user),
-            _ => return Err(membership_not_found(address)),
+            Some((row, Some(user))) => (row, user),
+            _ => return Err(address.not_found()),
         };
-        let membership = convert::membership(in_organization(address, row)?)?;
+        let membership = convert::membership(row)?;
         let attributes = self.attributes_of_one(&membership).await?;
         Ok(MembershipView {
             membership,
@@ -399,7 +246,7 @@ impl Store {
             None
         };
         let reference = match (&patch.role_id, &team) {
-            (Some(r), Some(team)) => Some(roles::resolve_reference(&*tx, team, r).await?),
+            (Some(r), Some(team)) => Some(resolve_role(&*tx, team, r).await?),
             _ => None,
         };
         let current_ref = RoleRef {
@@ -474,7 +321,7 @@ impl Store {
             &*tx,
             actor,
             membership_event(
-                "membership.updated",
+                EventKind::MembershipUpdated,
                 &updated,
                 Some(&before),
                 Some(&updated),
@@ -491,14 +338,11 @@ impl Store {
     }
 
     /// Attributes belong to organization memberships only: sub-team ones skip the query.
-    async fn attributes_of_one(
-        &self,
-        m: &Membership,
-    ) -> DomainResult<Vec<crate::domain::model::AssignedAttribute>> {
+    async fn attributes_of_one(&self, m: &Membership) -> DomainResult<Vec<AssignedAttribute>> {
         if m.team_id != m.organization_id {
             return Ok(Vec::new());
         }
-        Ok(attributes::attributes_of(self.conn(), &[m.id])
+        Ok(attributes_of(self.conn(), &[m.id])
             .await?
             .remove(&m.id)
             .unwrap_or_default())
@@ -537,10 +381,10 @@ impl Store {
                 .await
                 .map_err(db_error)?;
             for row in sub_team_rows {
-                revision = delete_one(&tx, actor, &convert::membership(row)?).await?;
+                revision = delete_membership(&tx, actor, &convert::membership(row)?).await?;
             }
         }
-        revision = revision.max(delete_one(&tx, actor, &target).await?);
+        revision = revision.max(delete_membership(&tx, actor, &target).await?);
         tx.commit().await?;
         Ok(revision)
     }
@@ -552,6 +396,7 @@ impl Store {
         filter: MembershipFilter,
         page: PageRequest,
     ) -> DomainResult<Page<MembershipView>> {
+        let page = page.of(PagedList::Memberships)?;
         let team = find_team(self.conn(), team_id, TeamKind::Any).await?;
         if organization_id.is_some_and(|org| org != team.organization_id()) {
             return Err(DomainError::not_found(format_args!("team {team_id}")));
@@ -560,7 +405,7 @@ impl Store {
             .filter(membership::Column::TeamId.eq(team_id))
             .filter(membership::Column::Id.gt(page.after))
             .order_by_asc(membership::Column::Id)
-            .limit(page.size + 1);
+            .limit(page.fetch());
         if let Some(role) = filter.role {
             query = query.filter(membership::Column::Role.eq(role.as_str()));
         }
@@ -568,13 +413,8 @@ impl Store {
             query = query.filter(membership::Column::Accepted.eq(accepted));
         }
         let rows = query.all(self.conn()).await.map_err(db_error)?;
-        self.with_users(events::try_page_of(
-            rows,
-            page.size,
-            |r| r.id,
-            convert::membership,
-        )?)
-        .await
+        self.with_users(page.try_cut(rows, |r| r.id, convert::membership)?)
+            .await
     }
 
     pub async fn list_user_memberships(
@@ -582,22 +422,18 @@ impl Store {
         user_id: i64,
         page: PageRequest,
     ) -> DomainResult<Page<MembershipView>> {
+        let page = page.of(PagedList::UserMemberships)?;
         find_user(self.conn(), user_id).await?;
         let rows = membership::Entity::find()
             .filter(membership::Column::UserId.eq(user_id))
             .filter(membership::Column::Id.gt(page.after))
             .order_by_asc(membership::Column::Id)
-            .limit(page.size + 1)
+            .limit(page.fetch())
             .all(self.conn())
             .await
             .map_err(db_error)?;
-        self.with_users(events::try_page_of(
-            rows,
-            page.size,
-            |r| r.id,
-            convert::membership,
-        )?)
-        .await
+        self.with_users(page.try_cut(rows, |r| r.id, convert::membership)?)
+            .await
     }
 
     async fn with_users(&self, page: Page<Membership>) -> DomainResult<Page<MembershipView>> {
@@ -617,7 +453,7 @@ impl Store {
                 .collect()
         };
         let membership_ids: Vec<i64> = page.items.iter().map(|m| m.id).collect();
-        let mut attributes = attributes::attributes_of(self.conn(), &membership_ids).await?;
+        let mut attributes = attributes_of(self.conn(), &membership_ids).await?;
         let items = page
             .items
             .into_iter()
@@ -636,40 +472,5 @@ impl Store {
             items,
             next_after: page.next_after,
         })
-    }
-}
-
-impl MembershipAddress {
-    /// Whether `m` is the membership this address names (the checks `locate` makes in SQL).
-    pub fn matches(&self, m: &Membership) -> bool {
-        let target = match self.target {
-            MembershipTarget::MembershipId(id) => m.id == id,
-            MembershipTarget::UserId(user) => m.user_id == user && self.team_id.is_some(),
-        };
-        target
-            && self.team_id.is_none_or(|t| t == m.team_id)
-            && self.organization_id.is_none_or(|o| o == m.organization_id)
-    }
-}
-
-impl Store {
-    /// Every membership of a user, pending ones included.
-    pub async fn memberships_of_user(&self, user_id: i64) -> DomainResult<Vec<Membership>> {
-        membership::Entity::find()
-            .filter(membership::Column::UserId.eq(user_id))
-            .order_by_asc(membership::Column::Id)
-            .all(self.conn())
-            .await
-            .map_err(db_error)?
-            .into_iter()
-            .map(convert::membership)
-            .collect()
-    }
-
-    /// The organization a team belongs to (itself for an organization); NOT_FOUND for no team.
-    pub async fn organization_of(&self, team_id: i64) -> DomainResult<i64> {
-        Ok(find_team(self.conn(), team_id, TeamKind::Any)
-            .await?
-            .organization_id())
     }
 }

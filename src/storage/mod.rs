@@ -1,5 +1,9 @@
-//! SeaORM storage: entities, migrations, and the repositories. Every write runs its invariant
-//! checks and records its event inside one transaction.
+//! SeaORM storage: entities, migrations, and the use cases. Every write runs in one
+//! transaction: it reads what the domain rules need, calls them, and records its event.
+//!
+//! The entity modules (users, organizations, memberships, roles, attributes) never import each
+//! other: what several need is in `shared`, what a user's roles grant in `permissions`, and
+//! `events` records the event of every write.
 
 pub mod api_keys;
 pub mod attributes;
@@ -9,7 +13,9 @@ pub mod events;
 pub mod memberships;
 pub mod migration;
 pub mod organizations;
+pub mod permissions;
 pub mod roles;
+pub mod shared;
 pub mod users;
 
 use std::sync::Arc;
@@ -118,8 +124,8 @@ impl Store {
     }
 
     /// Begins a write transaction. On PostgreSQL and MariaDB it runs at READ COMMITTED: the
-    /// invariants are protected by row locks (see `lock_team`), and every read after a lock sees
-    /// what the previous holder committed. On SQLite writers are serialised.
+    /// invariants are protected by row locks (see `shared::lock_organization`), and every read
+    /// after a lock sees what the previous holder committed. On SQLite writers are serialised.
     pub async fn begin_write(&self) -> DomainResult<WriteTx> {
         let writer = match &self.sqlite_writer {
             Some(lock) => Some(Arc::clone(lock).lock_owned().await),

@@ -10,78 +10,13 @@ use sea_orm::{
 
 use super::entities::{membership, role, team};
 use super::events::{self, EventDraft, snapshot};
-use super::users::Written;
+use super::shared::{Written, delete_attributes_of_teams, find_team, lock_organization};
 use super::{Store, convert, db_error};
-use crate::domain::model::{Actor, JsonObject, Page, Team};
-use crate::domain::page::PageRequest;
+use crate::domain::events::EventKind;
+use crate::domain::model::{Actor, Team};
+use crate::domain::page::{Page, PageRequest, PagedList};
+use crate::domain::teams::{NewTeam, TeamKind, TeamPatch};
 use crate::domain::{DomainError, DomainResult, rules};
-
-#[derive(Debug, Clone, Default)]
-pub struct NewTeam {
-    /// None creates an organization.
-    pub organization_id: Option<i64>,
-    pub name: String,
-    pub slug: String,
-    pub image_url: String,
-    pub max_allowed_memberships: i32,
-    pub auto_accept_email_domain: Option<String>,
-    pub admin_delete_enabled: bool,
-    pub public_metadata: JsonObject,
-    pub private_metadata: JsonObject,
-}
-
-/// Present fields are set; `auto_accept_email_domain: Some(None)` turns auto-accept off.
-#[derive(Debug, Clone, Default)]
-pub struct TeamPatch {
-    pub name: Option<String>,
-    pub slug: Option<String>,
-    pub image_url: Option<String>,
-    pub max_allowed_memberships: Option<i32>,
-    pub auto_accept_email_domain: Option<Option<String>>,
-    pub admin_delete_enabled: Option<bool>,
-    pub public_metadata: Option<JsonObject>,
-    pub private_metadata: Option<JsonObject>,
-    pub etag: Option<String>,
-}
-
-/// Which kind of team an id must name; the other kind is NOT_FOUND.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TeamKind {
-    Organization,
-    /// A sub-team, of this organization when one is given.
-    SubTeam(Option<i64>),
-    Any,
-}
-
-fn kind_name(kind: TeamKind) -> &'static str {
-    match kind {
-        TeamKind::Organization => "organization",
-        _ => "team",
-    }
-}
-
-pub(crate) fn matches_kind(team: &Team, kind: TeamKind) -> bool {
-    match kind {
-        TeamKind::Organization => team.is_organization(),
-        TeamKind::SubTeam(None) => !team.is_organization(),
-        TeamKind::SubTeam(Some(org)) => team.parent_id == Some(org),
-        TeamKind::Any => true,
-    }
-}
-
-pub(crate) async fn find_team<C: ConnectionTrait>(
-    conn: &C,
-    id: i64,
-    kind: TeamKind,
-) -> DomainResult<Team> {
-    team::Entity::find_by_id(id)
-        .one(conn)
-        .await
-        .map_err(db_error)?
-        .map(convert::team)
-        .filter(|t| matches_kind(t, kind))
-        .ok_or_else(|| DomainError::not_found(format_args!("{} {id}", kind_name(kind))))
-}
 
 async fn ensure_slug_free<C: ConnectionTrait>(
     conn: &C,
@@ -108,30 +43,26 @@ async fn ensure_slug_free<C: ConnectionTrait>(
     Ok(())
 }
 
-fn kind_event(team: &Team, action: &str) -> &'static str {
-    match (team.is_organization(), action) {
-        (true, "created") => "organization.created",
-        (true, "updated") => "organization.updated",
-        (true, _) => "organization.deleted",
-        (false, "created") => "team.created",
-        (false, "updated") => "team.updated",
-        (false, _) => "team.deleted",
-    }
-}
-
+/// Organizations and sub-teams share a table, not their event kinds: `organization` names the
+/// kind for an organization, `sub_team` for a sub-team.
 fn team_event(
+    organization: EventKind,
+    sub_team: EventKind,
     team: &Team,
-    action: &str,
     before: Option<&Team>,
     after: Option<&Team>,
 ) -> EventDraft {
+    let kind = if team.is_organization() {
+        organization
+    } else {
+        sub_team
+    };
     EventDraft {
-        kind: kind_event(team, action),
         organization_id: Some(team.organization_id()),
         team_id: Some(team.id),
         before: before.and_then(snapshot),
         after: after.and_then(snapshot),
-        ..Default::default()
+        ..EventDraft::new(kind)
     }
 }
 
@@ -140,7 +71,7 @@ impl Store {
         let tx = self.begin_write().await?;
         if let Some(org) = new.organization_id {
             // The lock keeps the organization from being deleted under its new team.
-            super::memberships::lock_organization(&*tx, org).await?;
+            lock_organization(&*tx, org).await?;
         }
         let scope_id = new.organization_id.unwrap_or(0);
         ensure_slug_free(&*tx, scope_id, &new.slug, None).await?;
@@ -168,7 +99,13 @@ impl Store {
         let revision = events::record(
             &*tx,
             actor,
-            team_event(&created, "created", None, Some(&created)),
+            team_event(
+                EventKind::OrganizationCreated,
+                EventKind::TeamCreated,
+                &created,
+                None,
+                Some(&created),
+            ),
         )
         .await?;
         tx.commit().await?;
@@ -195,8 +132,8 @@ impl Store {
             .one(&*tx)
             .await
             .map_err(db_error)?
-            .filter(|row| matches_kind(&convert::team(row.clone()), kind))
-            .ok_or_else(|| DomainError::not_found(format_args!("{} {id}", kind_name(kind))))?;
+            .filter(|row| kind.admits(&convert::team(row.clone())))
+            .ok_or_else(|| kind.not_found(id))?;
         let before = convert::team(row.clone());
         rules::check_etag(patch.etag.as_deref(), before.version)?;
         if let Some(slug) = &patch.slug {
@@ -240,7 +177,13 @@ impl Store {
         let revision = events::record(
             &*tx,
             actor,
-            team_event(&updated, "updated", Some(&before), Some(&updated)),
+            team_event(
+                EventKind::OrganizationUpdated,
+                EventKind::TeamUpdated,
+                &updated,
+                Some(&before),
+                Some(&updated),
+            ),
         )
         .await?;
         tx.commit().await?;
@@ -255,10 +198,15 @@ impl Store {
         organization_id: Option<i64>,
         page: PageRequest,
     ) -> DomainResult<Page<Team>> {
+        let list = match organization_id {
+            Some(_) => PagedList::Teams,
+            None => PagedList::Organizations,
+        };
+        let page = page.of(list)?;
         let mut query = team::Entity::find()
             .filter(team::Column::Id.gt(page.after))
             .order_by_asc(team::Column::Id)
-            .limit(page.size + 1);
+            .limit(page.fetch());
         query = match organization_id {
             Some(org) => {
                 find_team(self.conn(), org, TeamKind::Organization).await?;
@@ -267,7 +215,7 @@ impl Store {
             None => query.filter(team::Column::ParentId.is_null()),
         };
         let rows = query.all(self.conn()).await.map_err(db_error)?;
-        Ok(events::page_of(rows, page.size, |r| r.id, convert::team))
+        Ok(page.cut(rows, |r| r.id, convert::team))
     }
 
     /// Organization-level membership counts (members_count) for a page of organizations, in
@@ -303,7 +251,7 @@ impl Store {
     ) -> DomainResult<i64> {
         let tx = self.begin_write().await?;
         let existing = find_team(&*tx, id, kind).await?;
-        super::memberships::lock_organization(&*tx, existing.organization_id()).await?;
+        lock_organization(&*tx, existing.organization_id()).await?;
         let team = find_team(&*tx, id, kind).await?;
         rules::check_etag(etag, team.version)?;
         let mut team_ids = vec![id];
@@ -315,7 +263,7 @@ impl Store {
                 .map_err(db_error)?;
             team_ids.extend(children.into_iter().map(|t| t.id));
         }
-        super::attributes::delete_for_teams(&*tx, &team_ids).await?;
+        delete_attributes_of_teams(&*tx, &team_ids).await?;
         membership::Entity::delete_many()
             .filter(membership::Column::TeamId.is_in(team_ids.clone()))
             .exec(&*tx)
@@ -333,8 +281,18 @@ impl Store {
                 .await
                 .map_err(db_error)?;
         }
-        let revision =
-            events::record(&*tx, actor, team_event(&team, "deleted", Some(&team), None)).await?;
+        let revision = events::record(
+            &*tx,
+            actor,
+            team_event(
+                EventKind::OrganizationDeleted,
+                EventKind::TeamDeleted,
+                &team,
+                Some(&team),
+                None,
+            ),
+        )
+        .await?;
         tx.commit().await?;
         Ok(revision)
     }

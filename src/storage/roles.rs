@@ -1,40 +1,31 @@
-//! Roles: resolution of the references memberships make, the custom roles' writes, and the
-//! effective permissions a user's accepted memberships give in a team.
+//! Roles: the custom roles' writes and the reads of roles by address or team. What a user's
+//! roles grant is `permissions`; how a membership's reference finds a role is
+//! `shared::resolve_role`.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use rand::RngCore;
-use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait,
     IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
 };
 
-use super::entities::{membership, role, team};
+use super::entities::{membership, role};
 use super::events::{self, EventDraft, snapshot};
-use super::organizations::{TeamKind, find_team};
-use super::users::Written;
-use super::{Store, WriteTx, convert, db_error, memberships};
+use super::permissions::{effective, stored_permissions};
+use super::shared::{Written, find_team, lock_organization, membership_event, resolve_role};
+use super::{Store, WriteTx, convert, db_error};
 use crate::domain::access::{Effective, Policy};
 use crate::domain::actor;
 use crate::domain::catalog::PermissionSet;
-use crate::domain::model::{Actor, Role, RoleRef, RoleType, Team};
-use crate::domain::page::KeyedPageRequest;
+use crate::domain::custom_roles::{NewRole, RoleAddress, RolePatch};
+use crate::domain::events::EventKind;
+use crate::domain::model::{Actor, Role, RoleType, Team};
+use crate::domain::page::{KeyedCursor, KeyedPageRequest, PagedList};
 use crate::domain::roles::{BaseRole, resolve_system_reference};
+use crate::domain::teams::TeamKind;
 use crate::domain::{DomainError, DomainResult, Reason, rules};
-
-fn role_ref(row: &role::Model) -> RoleRef {
-    RoleRef {
-        id: row.id.clone(),
-        key: row.key.clone(),
-        base: row.base_role.as_deref().and_then(BaseRole::parse),
-    }
-}
-
-fn stored_permissions(row: &role::Model) -> Vec<String> {
-    serde_json::from_str(&row.permissions).unwrap_or_default()
-}
 
 /// A role row as the domain sees it; system roles hold what the catalog in force gives them.
 fn to_role(row: role::Model, policy: &Policy) -> Role {
@@ -60,159 +51,6 @@ fn to_role(row: role::Model, policy: &Policy) -> Role {
         updated_at: convert::time(row.updated_at),
         version: row.version,
     }
-}
-
-/// Resolves a role reference for a membership of `team`, in DESIGN.md's order: an exact role id;
-/// a key among the team's custom roles, then its organization's, then the system roles; the
-/// system aliases. A custom role of another team or organization is ROLE_NOT_FOUND.
-pub async fn resolve_reference<C: ConnectionTrait>(
-    conn: &C,
-    team: &Team,
-    reference: &str,
-) -> DomainResult<RoleRef> {
-    let usable = |row: &role::Model| match row.team_id {
-        None => true,
-        Some(owner) => owner == team.id || owner == team.organization_id(),
-    };
-    if let Some(row) = role::Entity::find_by_id(reference)
-        .one(conn)
-        .await
-        .map_err(db_error)?
-    {
-        return if usable(&row) {
-            Ok(role_ref(&row))
-        } else {
-            Err(DomainError::role_not_found(reference))
-        };
-    }
-    let mut scopes = vec![team.id];
-    if !team.is_organization() {
-        scopes.push(team.organization_id());
-    }
-    scopes.push(0);
-    for scope in scopes {
-        let found = role::Entity::find()
-            .filter(role::Column::ScopeId.eq(scope))
-            .filter(role::Column::Key.eq(reference))
-            .one(conn)
-            .await
-            .map_err(db_error)?;
-        if let Some(row) = found {
-            return Ok(role_ref(&row));
-        }
-    }
-    match resolve_system_reference(reference) {
-        Some(system) => Ok(RoleRef {
-            id: system.id.to_string(),
-            key: system.key.to_string(),
-            base: Some(system.base),
-        }),
-        None => Err(DomainError::role_not_found(reference)),
-    }
-}
-
-/// The permissions a role holds, for a membership that uses it.
-pub(crate) async fn role_permissions<C: ConnectionTrait>(
-    conn: &C,
-    policy: &Policy,
-    role_id: &str,
-) -> DomainResult<Arc<PermissionSet>> {
-    if let Some(system) = policy.system_permissions(role_id) {
-        return Ok(Arc::clone(system));
-    }
-    let row = role::Entity::find_by_id(role_id)
-        .one(conn)
-        .await
-        .map_err(db_error)?;
-    Ok(policy.role_permissions(role_id, row.as_ref().map(stored_permissions).as_deref()))
-}
-
-/// A user's accepted grants in `team`: the team membership's role, then the organization's.
-pub(crate) async fn effective<C: ConnectionTrait>(
-    conn: &C,
-    policy: &Policy,
-    user_id: i64,
-    team: &Team,
-) -> DomainResult<Effective> {
-    let organization_id = team.organization_id();
-    let rows = membership::Entity::find()
-        .filter(membership::Column::UserId.eq(user_id))
-        .filter(membership::Column::TeamId.is_in([team.id, organization_id]))
-        .filter(membership::Column::Accepted.eq(true))
-        .all(conn)
-        .await
-        .map_err(db_error)?;
-    grants_of(conn, policy, team.id, organization_id, rows).await
-}
-
-/// The grants of a user's accepted memberships in a team and its organization, with the custom
-/// roles' permissions read in one query.
-async fn grants_of<C: ConnectionTrait>(
-    conn: &C,
-    policy: &Policy,
-    team_id: i64,
-    organization_id: i64,
-    rows: Vec<membership::Model>,
-) -> DomainResult<Effective> {
-    let memberships = rows
-        .into_iter()
-        .map(convert::membership)
-        .collect::<DomainResult<Vec<_>>>()?;
-    let custom: Vec<&str> = memberships
-        .iter()
-        .filter(|m| policy.system_permissions(&m.role_id).is_none())
-        .map(|m| m.role_id.as_str())
-        .collect();
-    let custom_rows = if custom.is_empty() {
-        Vec::new()
-    } else {
-        role::Entity::find()
-            .filter(role::Column::Id.is_in(custom))
-            .all(conn)
-            .await
-            .map_err(db_error)?
-    };
-    Ok(Effective::from_memberships(
-        team_id,
-        organization_id,
-        &memberships,
-        |role_id| {
-            let stored = custom_rows
-                .iter()
-                .find(|r| r.id == role_id)
-                .map(stored_permissions);
-            policy.role_permissions(role_id, stored.as_deref())
-        },
-    ))
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct NewRole {
-    pub team_id: i64,
-    /// Derived from the name when None.
-    pub key: Option<String>,
-    pub name: String,
-    pub color: Option<String>,
-    pub description: Option<String>,
-    pub permissions: Vec<String>,
-}
-
-/// Present fields are set; `color`/`description: Some(None)` clear them; `permissions` replaces
-/// the whole set.
-#[derive(Debug, Clone, Default)]
-pub struct RolePatch {
-    pub name: Option<String>,
-    pub color: Option<Option<String>>,
-    pub description: Option<Option<String>>,
-    pub permissions: Option<Vec<String>>,
-    pub etag: Option<String>,
-}
-
-/// How a request names a role: an id, or a key within `team_id`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RoleAddress {
-    pub team_id: Option<i64>,
-    pub role: String,
 }
 
 fn role_id() -> String {
@@ -305,20 +143,19 @@ async fn ensure_name_free<C: ConnectionTrait>(
 }
 
 fn role_event(
-    kind: &'static str,
+    kind: EventKind,
     team: &Team,
     role_id: &str,
     before: Option<&Role>,
     after: Option<&Role>,
 ) -> EventDraft {
     EventDraft {
-        kind,
         organization_id: Some(team.organization_id()),
         team_id: Some(team.id),
         role_id: Some(role_id.to_string()),
         before: before.and_then(snapshot),
         after: after.and_then(snapshot),
-        ..Default::default()
+        ..EventDraft::new(kind)
     }
 }
 
@@ -372,7 +209,7 @@ impl Store {
     pub async fn create_role(&self, actor: &Actor, new: NewRole) -> DomainResult<Written<Role>> {
         let tx = self.begin_write().await?;
         let existing = find_team(&*tx, new.team_id, TeamKind::Any).await?;
-        memberships::lock_organization(&*tx, existing.organization_id()).await?;
+        lock_organization(&*tx, existing.organization_id()).await?;
         let team = find_team(&*tx, new.team_id, TeamKind::Any).await?;
         let permissions = self.validate_permissions("permissions", &team, &new.permissions)?;
         let grants = self.actor_effective(&tx, actor, &team).await?;
@@ -415,7 +252,13 @@ impl Store {
         let revision = events::record(
             &*tx,
             actor,
-            role_event("role.created", &team, &created.id, None, Some(&created)),
+            role_event(
+                EventKind::RoleCreated,
+                &team,
+                &created.id,
+                None,
+                Some(&created),
+            ),
         )
         .await?;
         tx.commit().await?;
@@ -447,7 +290,7 @@ impl Store {
         immutable(&found)?;
         let team_id = found.team_id.unwrap_or_default();
         let existing = find_team(&*tx, team_id, TeamKind::Any).await?;
-        memberships::lock_organization(&*tx, existing.organization_id()).await?;
+        lock_organization(&*tx, existing.organization_id()).await?;
         let row = find_role(&*tx, address).await?;
         let team = find_team(&*tx, team_id, TeamKind::Any).await?;
         let before = to_role(row.clone(), self.policy());
@@ -496,7 +339,7 @@ impl Store {
             &*tx,
             actor,
             role_event(
-                "role.updated",
+                EventKind::RoleUpdated,
                 &team,
                 &updated.id,
                 Some(&before),
@@ -577,14 +420,14 @@ impl Store {
         immutable(&found)?;
         let team_id = found.team_id.unwrap_or_default();
         let existing = find_team(&*tx, team_id, TeamKind::Any).await?;
-        memberships::lock_organization(&*tx, existing.organization_id()).await?;
+        lock_organization(&*tx, existing.organization_id()).await?;
         let row = find_role(&*tx, address).await?;
         rules::check_etag(etag, row.version)?;
         let team = find_team(&*tx, team_id, TeamKind::Any).await?;
         if let Some(grants) = self.actor_effective(&tx, actor, &team).await? {
             actor::check_role_write(&grants, "delete")?;
         }
-        let target = resolve_reference(&*tx, &team, reassign_to.unwrap_or("member_role"))
+        let target = resolve_role(&*tx, &team, reassign_to.unwrap_or("member_role"))
             .await
             .map_err(|_| {
                 DomainError::invalid(
@@ -617,8 +460,8 @@ impl Store {
             events::record(
                 &*tx,
                 actor,
-                memberships::membership_event(
-                    "membership.updated",
+                membership_event(
+                    EventKind::MembershipUpdated,
                     &after,
                     Some(&before),
                     Some(&after),
@@ -634,7 +477,13 @@ impl Store {
         let revision = events::record(
             &*tx,
             actor,
-            role_event("role.deleted", &team, &deleted.id, Some(&deleted), None),
+            role_event(
+                EventKind::RoleDeleted,
+                &team,
+                &deleted.id,
+                Some(&deleted),
+                None,
+            ),
         )
         .await?;
         tx.commit().await?;
@@ -642,12 +491,13 @@ impl Store {
     }
 
     /// The system roles, the team's custom roles and, for a sub-team, its organization's; by id.
-    /// Returns the page and the key the next page starts after.
+    /// Returns the page and where the next page starts.
     pub async fn list_roles(
         &self,
         team_id: i64,
         page: &KeyedPageRequest,
-    ) -> DomainResult<(Vec<Role>, Option<String>)> {
+    ) -> DomainResult<(Vec<Role>, Option<KeyedCursor>)> {
+        let page = page.of(PagedList::Roles)?;
         let team = find_team(self.conn(), team_id, TeamKind::Any).await?;
         let mut scopes = Condition::any()
             .add(role::Column::TeamId.is_null())
@@ -659,66 +509,15 @@ impl Store {
             .filter(scopes)
             .filter(role::Column::Id.gt(page.after.as_str()))
             .order_by_asc(role::Column::Id)
-            .limit(page.size + 1)
+            .limit(page.fetch())
             .all(self.conn())
             .await
             .map_err(db_error)?;
-        let more = rows.len() as u64 > page.size;
-        let roles: Vec<Role> = rows
+        let roles = rows
             .into_iter()
-            .take(page.size as usize)
             .map(|r| to_role(r, self.policy()))
             .collect();
-        let next = if more {
-            roles.last().map(|r| r.id.clone())
-        } else {
-            None
-        };
-        Ok((roles, next))
-    }
-
-    /// Effective permissions of a user in a team, read from the database: one query in the
-    /// common case (the organization comes from a subquery); the team is read only when the user
-    /// has no accepted membership there, to tell an unknown team (NOT_FOUND) from no access.
-    pub async fn effective_permissions(
-        &self,
-        user_id: i64,
-        team_id: i64,
-    ) -> DomainResult<Effective> {
-        let organization_of_team = Query::select()
-            .expr(Expr::cust("COALESCE(parent_id, id)"))
-            .from(team::Entity)
-            .and_where(team::Column::Id.eq(team_id))
-            .to_owned();
-        let rows = membership::Entity::find()
-            .filter(membership::Column::UserId.eq(user_id))
-            .filter(membership::Column::Accepted.eq(true))
-            .filter(
-                Condition::any()
-                    .add(membership::Column::TeamId.eq(team_id))
-                    .add(membership::Column::TeamId.in_subquery(organization_of_team)),
-            )
-            .all(self.conn())
-            .await
-            .map_err(db_error)?;
-        let Some(organization_id) = rows.first().map(|m| m.organization_id) else {
-            find_team(self.conn(), team_id, TeamKind::Any).await?;
-            return Ok(Effective::default());
-        };
-        grants_of(self.conn(), self.policy(), team_id, organization_id, rows).await
-    }
-}
-
-impl Store {
-    /// A custom role's stored permissions; None when there is no such role.
-    pub async fn custom_role_permissions(
-        &self,
-        role_id: &str,
-    ) -> DomainResult<Option<Vec<String>>> {
-        Ok(role::Entity::find_by_id(role_id)
-            .one(self.conn())
-            .await
-            .map_err(db_error)?
-            .map(|row| stored_permissions(&row)))
+        let page = page.cut(roles, |r: &Role| r.id.clone());
+        Ok((page.items, page.next_after))
     }
 }

@@ -7,52 +7,13 @@ use sea_orm::{
 
 use super::entities::{membership, user};
 use super::events::{self, EventDraft, snapshot};
-use super::{Store, convert, db_error, memberships};
-use crate::domain::model::{Actor, JsonObject, Page, User};
-use crate::domain::page::PageRequest;
+use super::shared::{Written, delete_membership, find_user, lock_organization};
+use super::{Store, convert, db_error};
+use crate::domain::events::EventKind;
+use crate::domain::model::{Actor, User};
+use crate::domain::page::{Page, PageRequest, PagedList};
+use crate::domain::users::{NewUser, UserPatch};
 use crate::domain::{DomainError, DomainResult, rules};
-
-#[derive(Debug, Clone, Default)]
-pub struct NewUser {
-    pub email: String,
-    pub username: Option<String>,
-    pub name: String,
-    pub first_name: String,
-    pub last_name: String,
-    pub avatar_url: String,
-    pub bio: String,
-    pub metadata: JsonObject,
-}
-
-/// Present fields are set; `username: Some(None)` clears it.
-#[derive(Debug, Clone, Default)]
-pub struct UserPatch {
-    pub email: Option<String>,
-    pub username: Option<Option<String>>,
-    pub name: Option<String>,
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
-    pub avatar_url: Option<String>,
-    pub bio: Option<String>,
-    pub metadata: Option<JsonObject>,
-    pub etag: Option<String>,
-}
-
-/// A write's result and the sequence of the event it recorded.
-#[derive(Debug, Clone)]
-pub struct Written<T> {
-    pub value: T,
-    pub revision: i64,
-}
-
-pub(crate) async fn find_user<C: ConnectionTrait>(conn: &C, id: i64) -> DomainResult<User> {
-    user::Entity::find_by_id(id)
-        .one(conn)
-        .await
-        .map_err(db_error)?
-        .map(convert::user)
-        .ok_or_else(|| DomainError::not_found(format_args!("user {id}")))
-}
 
 async fn ensure_unique<C: ConnectionTrait>(
     conn: &C,
@@ -117,10 +78,9 @@ impl Store {
             &*tx,
             actor,
             EventDraft {
-                kind: "user.created",
                 user_id: Some(created.id),
                 after: snapshot(&created),
-                ..Default::default()
+                ..EventDraft::new(EventKind::UserCreated)
             },
         )
         .await?;
@@ -194,11 +154,10 @@ impl Store {
             &*tx,
             actor,
             EventDraft {
-                kind: "user.updated",
                 user_id: Some(id),
                 before: snapshot(&before),
                 after: snapshot(&updated),
-                ..Default::default()
+                ..EventDraft::new(EventKind::UserUpdated)
             },
         )
         .await?;
@@ -214,15 +173,16 @@ impl Store {
         email: Option<&str>,
         page: PageRequest,
     ) -> DomainResult<Page<User>> {
+        let page = page.of(PagedList::Users)?;
         let mut query = user::Entity::find()
             .filter(user::Column::Id.gt(page.after))
             .order_by_asc(user::Column::Id)
-            .limit(page.size + 1);
+            .limit(page.fetch());
         if let Some(email) = email {
             query = query.filter(user::Column::Email.eq(email));
         }
         let rows = query.all(self.conn()).await.map_err(db_error)?;
-        Ok(events::page_of(rows, page.size, |r| r.id, convert::user))
+        Ok(page.cut(rows, |r| r.id, convert::user))
     }
 
     /// Deletes the user and their memberships; refused with LAST_OWNER when one of them is the
@@ -255,7 +215,7 @@ impl Store {
         // each other in a cycle, before reading the memberships the rule depends on.
         let organizations = organizations_of(&*tx, id).await?;
         for organization_id in &organizations {
-            memberships::lock_organization(&*tx, *organization_id).await?;
+            lock_organization(&*tx, *organization_id).await?;
         }
         let row = user::Entity::find_by_id(id)
             .lock_exclusive()
@@ -276,7 +236,7 @@ impl Store {
             .map_err(db_error)?;
         for row in rows {
             let membership = convert::membership(row)?;
-            memberships::delete_one(&tx, actor, &membership).await?;
+            delete_membership(&tx, actor, &membership).await?;
         }
         user::Entity::delete_by_id(id)
             .exec(&*tx)
@@ -286,10 +246,9 @@ impl Store {
             &*tx,
             actor,
             EventDraft {
-                kind: "user.deleted",
                 user_id: Some(id),
                 before: snapshot(&user),
-                ..Default::default()
+                ..EventDraft::new(EventKind::UserDeleted)
             },
         )
         .await?;

@@ -2408,7 +2408,7 @@ async fn every_write_records_one_event(engine: Engine) {
     let e = one_event(&srv, seq, "membership.updated").await;
     assert_eq!(shape(&e), (true, true));
     assert_eq!(e.membership_id, Some(team_m.id));
-    assert_ne!(field(&e.before, "role_id"), field(&e.after, "role_id"));
+    assert_ne!(field(&e.before, "roleId"), field(&e.after, "roleId"));
 
     // A failed write records nothing.
     let seq = e.sequence;

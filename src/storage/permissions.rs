@@ -1,0 +1,165 @@
+//! The permission read model: what a user's memberships grant in a team, read from the database
+//! for the actor checks of writes and for fully consistent reads, and the rows the cached
+//! evaluation (`reads`) is filled from. Which memberships count is the domain's
+//! `counts_for_permissions`; the SQL filters here only keep the rows few.
+
+use std::sync::Arc;
+
+use sea_orm::sea_query::{Expr, Query};
+use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
+
+use super::entities::{membership, role, team};
+use super::shared::find_team;
+use super::{Store, convert, db_error};
+use crate::domain::DomainResult;
+use crate::domain::access::{Effective, Policy};
+use crate::domain::catalog::PermissionSet;
+use crate::domain::model::{Membership, Team};
+use crate::domain::teams::TeamKind;
+
+/// A custom role row's permissions as stored.
+pub(crate) fn stored_permissions(row: &role::Model) -> Vec<String> {
+    serde_json::from_str(&row.permissions).unwrap_or_default()
+}
+
+/// The permissions a role holds, for a membership that uses it.
+pub(crate) async fn role_permissions<C: ConnectionTrait>(
+    conn: &C,
+    policy: &Policy,
+    role_id: &str,
+) -> DomainResult<Arc<PermissionSet>> {
+    if let Some(system) = policy.system_permissions(role_id) {
+        return Ok(Arc::clone(system));
+    }
+    let row = role::Entity::find_by_id(role_id)
+        .one(conn)
+        .await
+        .map_err(db_error)?;
+    Ok(policy.role_permissions(role_id, row.as_ref().map(stored_permissions).as_deref()))
+}
+
+/// A user's grants in `team`: the team membership's role, then the organization's.
+pub(crate) async fn effective<C: ConnectionTrait>(
+    conn: &C,
+    policy: &Policy,
+    user_id: i64,
+    team: &Team,
+) -> DomainResult<Effective> {
+    let organization_id = team.organization_id();
+    // A pre-filter only (fewer rows): `Effective::from_memberships` applies the rule.
+    let rows = membership::Entity::find()
+        .filter(membership::Column::UserId.eq(user_id))
+        .filter(membership::Column::TeamId.is_in([team.id, organization_id]))
+        .filter(membership::Column::Accepted.eq(true))
+        .all(conn)
+        .await
+        .map_err(db_error)?;
+    grants_of(conn, policy, team.id, organization_id, rows).await
+}
+
+/// The grants of a user's memberships in a team and its organization, with the custom roles'
+/// permissions read in one query.
+async fn grants_of<C: ConnectionTrait>(
+    conn: &C,
+    policy: &Policy,
+    team_id: i64,
+    organization_id: i64,
+    rows: Vec<membership::Model>,
+) -> DomainResult<Effective> {
+    let memberships = rows
+        .into_iter()
+        .map(convert::membership)
+        .collect::<DomainResult<Vec<_>>>()?;
+    let custom: Vec<&str> = memberships
+        .iter()
+        .filter(|m| policy.system_permissions(&m.role_id).is_none())
+        .map(|m| m.role_id.as_str())
+        .collect();
+    let custom_rows = if custom.is_empty() {
+        Vec::new()
+    } else {
+        role::Entity::find()
+            .filter(role::Column::Id.is_in(custom))
+            .all(conn)
+            .await
+            .map_err(db_error)?
+    };
+    Ok(Effective::from_memberships(
+        team_id,
+        organization_id,
+        &memberships,
+        |role_id| {
+            let stored = custom_rows
+                .iter()
+                .find(|r| r.id == role_id)
+                .map(stored_permissions);
+            policy.role_permissions(role_id, stored.as_deref())
+        },
+    ))
+}
+
+impl Store {
+    /// Effective permissions of a user in a team, read from the database: one query in the
+    /// common case (the organization comes from a subquery); the team is read only when the user
+    /// has no accepted membership there, to tell an unknown team (NOT_FOUND) from no access.
+    pub async fn effective_permissions(
+        &self,
+        user_id: i64,
+        team_id: i64,
+    ) -> DomainResult<Effective> {
+        let organization_of_team = Query::select()
+            .expr(Expr::cust("COALESCE(parent_id, id)"))
+            .from(team::Entity)
+            .and_where(team::Column::Id.eq(team_id))
+            .to_owned();
+        // A pre-filter only (fewer rows): `Effective::from_memberships` applies the rule.
+        let rows = membership::Entity::find()
+            .filter(membership::Column::UserId.eq(user_id))
+            .filter(membership::Column::Accepted.eq(true))
+            .filter(
+                Condition::any()
+                    .add(membership::Column::TeamId.eq(team_id))
+                    .add(membership::Column::TeamId.in_subquery(organization_of_team)),
+            )
+            .all(self.conn())
+            .await
+            .map_err(db_error)?;
+        let Some(organization_id) = rows.first().map(|m| m.organization_id) else {
+            find_team(self.conn(), team_id, TeamKind::Any).await?;
+            return Ok(Effective::default());
+        };
+        grants_of(self.conn(), self.policy(), team_id, organization_id, rows).await
+    }
+
+    /// A custom role's stored permissions; None when there is no such role.
+    pub async fn custom_role_permissions(
+        &self,
+        role_id: &str,
+    ) -> DomainResult<Option<Vec<String>>> {
+        Ok(role::Entity::find_by_id(role_id)
+            .one(self.conn())
+            .await
+            .map_err(db_error)?
+            .map(|row| stored_permissions(&row)))
+    }
+
+    /// Every membership of a user, pending ones included.
+    pub async fn memberships_of_user(&self, user_id: i64) -> DomainResult<Vec<Membership>> {
+        membership::Entity::find()
+            .filter(membership::Column::UserId.eq(user_id))
+            .order_by_asc(membership::Column::Id)
+            .all(self.conn())
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(convert::membership)
+            .collect()
+    }
+
+    /// The organization a team belongs to (itself for an organization); NOT_FOUND for no team.
+    pub async fn organization_of(&self, team_id: i64) -> DomainResult<i64> {
+        Ok(find_team(self.conn(), team_id, TeamKind::Any)
+            .await?
+            .organization_id())
+    }
+}
