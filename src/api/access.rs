@@ -75,7 +75,7 @@ impl AccessService for AccessApi {
             v.add(
                 "checks",
                 format!(
-                    "must hold 1..={MAX_BATCH_CHECKS} checks (got {})",
+                    "must hold 1 to {MAX_BATCH_CHECKS} checks (got {})",
                     r.checks.len()
                 ),
             );

@@ -146,7 +146,7 @@ pub fn slug(field: &str, value: &str) -> Result<String, FieldViolation> {
         Err(violation(
             field,
             format!(
-                "{value:?} must be 1..={MAX_SLUG_CHARS} lower-case letters, digits and single hyphens"
+                "{value:?} must be 1 to {MAX_SLUG_CHARS} lower-case letters, digits and single hyphens"
             ),
         ))
     }
@@ -239,7 +239,7 @@ pub fn role_key(field: &str, value: &str) -> Result<String, FieldViolation> {
         return Err(violation(
             field,
             format!(
-                "{value:?} must be 1..={MAX_ROLE_KEY_CHARS} letters, digits, ':', '_', '-' or '.'"
+                "{value:?} must be 1 to {MAX_ROLE_KEY_CHARS} letters, digits, ':', '_', '-' or '.'"
             ),
         ));
     }
