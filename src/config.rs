@@ -1,7 +1,8 @@
 //! Command-line flags with environment fallbacks, validated once at start.
 
+use std::fmt;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -50,11 +51,97 @@ pub enum KeysCommand {
     },
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub struct DatabaseArgs {
-    /// `sqlite://…`, `postgres://…` or `mysql://…`.
+    /// `sqlite://…`, `postgres://…` or `mysql://…`. A relative SQLite path is relative to the
+    /// working directory.
     #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
     pub database_url: String,
+}
+
+impl DatabaseArgs {
+    /// Where the data lives, safe to print: see [`describe_database`].
+    pub fn describe(&self) -> String {
+        describe_database(&self.database_url)
+    }
+}
+
+impl fmt::Debug for DatabaseArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseArgs")
+            .field("database_url", &redact_url(&self.database_url))
+            .finish()
+    }
+}
+
+/// Where the data lives, as an operator needs to see it: the absolute path of a SQLite file (a
+/// relative one depends on the working directory, so two commands run from different folders
+/// can use different databases), else the URL without its password.
+pub fn describe_database(url: &str) -> String {
+    let Some(rest) = url.strip_prefix("sqlite:") else {
+        return redact_url(url);
+    };
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" || url.contains("mode=memory") {
+        return "sqlite in memory".into();
+    }
+    let path = Path::new(path);
+    let absolute = match std::env::current_dir() {
+        Ok(dir) if path.is_relative() => dir.join(path),
+        _ => path.to_path_buf(),
+    };
+    absolute.display().to_string()
+}
+
+/// The URL with any password replaced by `***`: the one in the user info and `password=`-like
+/// query parameters. Malformed URLs are redacted too (everything between the first `:` of the
+/// user info and the last `@`), since they are exactly the ones that end up in error messages.
+pub fn redact_url(url: &str) -> String {
+    let authority = url.find("://").map_or(0, |i| i + 3);
+    let (scheme, rest) = url.split_at(authority);
+    // The last `@`: a password may contain an unencoded `@`, `/` or `?`.
+    let rest = match rest.rfind('@') {
+        Some(at) => match rest[..at].split_once(':') {
+            Some((user, _)) => format!("{user}:***{}", &rest[at..]),
+            None => rest.to_string(),
+        },
+        None => rest.to_string(),
+    };
+    let redacted = format!("{scheme}{rest}");
+    match redacted.split_once('?') {
+        Some((base, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((name, _)) if is_secret_parameter(name) => format!("{name}=***"),
+                    _ => pair.to_string(),
+                })
+                .collect();
+            format!("{base}?{}", query.join("&"))
+        }
+        None => redacted,
+    }
+}
+
+fn is_secret_parameter(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    name.contains("password") || name.contains("secret") || name == "pass" || name == "pwd"
+}
+
+/// `message` with the URL (and its password, should the message quote it alone) redacted.
+pub fn redact_in(message: &str, url: &str) -> String {
+    let mut out = message.replace(url, &redact_url(url));
+    if let Some(password) = url_password(url).filter(|p| p.len() >= 4) {
+        out = out.replace(password, "***");
+    }
+    out
+}
+
+fn url_password(url: &str) -> Option<&str> {
+    let rest = &url[url.find("://").map_or(0, |i| i + 3)..];
+    let userinfo = &rest[..rest.rfind('@')?];
+    userinfo.split_once(':').map(|(_, password)| password)
 }
 
 #[derive(Debug, Clone, Args)]
@@ -163,5 +250,70 @@ mod tests {
         for bad in ["", "0d", "3w", "d", "-1h"] {
             assert!(bad.parse::<Retention>().is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn urls_lose_their_passwords() {
+        for (url, shown) in [
+            (
+                "postgres://app:s3cret@db:5432/members",
+                "postgres://app:***@db:5432/members",
+            ),
+            (
+                "mysql://root:pa@ss/w?rd@127.0.0.1/m?ssl-mode=required",
+                "mysql://root:***@127.0.0.1/m?ssl-mode=required",
+            ),
+            (
+                "postgres://db/m?user=app&password=s3cret&sslmode=require",
+                "postgres://db/m?user=app&password=***&sslmode=require",
+            ),
+            ("postgres://app@db/m", "postgres://app@db/m"),
+            ("postgres://db/m", "postgres://db/m"),
+            // Malformed: no `//`, or no scheme at all.
+            ("postgres:app:s3cret@db/m", "postgres:***@db/m"),
+            ("app:s3cret@db/m", "app:***@db/m"),
+            (
+                "sqlite://membership.db?mode=rwc",
+                "sqlite://membership.db?mode=rwc",
+            ),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+    }
+
+    #[test]
+    fn messages_lose_the_password() {
+        let url = "postgres//app:hunter22@db/m";
+        let message = format!("The connection string '{url}' has no supporting driver.");
+        let shown = redact_in(&message, url);
+        assert!(!shown.contains("hunter22"), "{shown}");
+        assert!(shown.contains("app:***@db/m"), "{shown}");
+        assert_eq!(
+            redact_in("password authentication failed for hunter22", url),
+            "password authentication failed for ***"
+        );
+    }
+
+    #[test]
+    fn databases_are_described_without_secrets() {
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            describe_database("sqlite://membership.db?mode=rwc"),
+            cwd.join("membership.db").display().to_string()
+        );
+        assert_eq!(describe_database("sqlite:///var/lib/m.db"), "/var/lib/m.db");
+        assert_eq!(
+            describe_database("sqlite:m.db"),
+            cwd.join("m.db").display().to_string()
+        );
+        assert_eq!(describe_database("sqlite::memory:"), "sqlite in memory");
+        assert_eq!(
+            describe_database("postgres://app:s3cret@db/m"),
+            "postgres://app:***@db/m"
+        );
+        let args = DatabaseArgs {
+            database_url: "mysql://root:s3cret@db/m".into(),
+        };
+        assert!(!format!("{args:?}").contains("s3cret"));
     }
 }

@@ -62,6 +62,20 @@ impl Drop for App {
     }
 }
 
+/// A configured bootstrap key is only stored when the key table is empty (say `keys create` ran
+/// first, or in another folder with the relative default SQLite path): then it is silently not a
+/// key at all, unless it was stored by an earlier start.
+async fn bootstrap_key_is_ignored(
+    store: &Store,
+    configured: &str,
+) -> Result<bool, crate::domain::DomainError> {
+    Ok(store.count_api_keys().await? > 0
+        && store
+            .find_api_key(&auth::hash_key(configured))
+            .await?
+            .is_none())
+}
+
 /// Removes events older than the retention, now and then.
 async fn prune_events(store: Store, retention: Duration) {
     let every = (retention / 10).clamp(Duration::from_secs(1), Duration::from_secs(3600));
@@ -92,7 +106,21 @@ impl App {
             None => PermissionCatalog::default_catalog(),
         };
         let store = store.with_policy(Arc::new(Policy::new(catalog)));
-        let bootstrap_key = auth::bootstrap(&store, config.bootstrap_key.as_deref())
+        let configured_key = config.bootstrap_key.as_deref().filter(|k| !k.is_empty());
+        if let Some(key) = configured_key
+            && bootstrap_key_is_ignored(&store, key)
+                .await
+                .map_err(|e| StartupError::Database(e.to_string()))?
+        {
+            tracing::warn!(
+                database = %config.database.describe(),
+                "the bootstrap key (--bootstrap-key, MEMBERSHIP_BOOTSTRAP_KEY) is not used: this \
+                 database already has API keys and the bootstrap key is only created in an empty \
+                 key table; calls with it fail UNAUTHENTICATED (use an existing key, or create one \
+                 with `keys create` on this database)"
+            );
+        }
+        let bootstrap_key = auth::bootstrap(&store, configured_key)
             .await
             .map_err(|e| StartupError::Database(e.to_string()))?;
         let cache = Arc::new(AccessCache::new(config.cache_capacity));
@@ -203,7 +231,11 @@ pub async fn run(config: ServeConfig) -> Result<(), StartupError> {
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| StartupError::Listen(e.to_string()))?;
-    tracing::info!(listen = %config.listen, "serving gRPC");
+    tracing::info!(
+        listen = %config.listen,
+        database = %config.database.describe(),
+        "serving gRPC"
+    );
     app.serve(listener, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())

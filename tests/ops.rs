@@ -1,0 +1,320 @@
+//! The built binary as an operator runs it: start-up messages, shutdown, and the CLI.
+//!
+//! Each test runs `membership-service` as a child process in a temp dir of its own, on SQLite,
+//! with JSON logs so that the log lines can be checked field by field.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use membership_service::pb;
+use pb::directory_service_client::DirectoryServiceClient;
+use serde_json::Value;
+use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_membership-service");
+const KEY: &str = "mk_ops_admin_key_0123456789";
+
+/// A temp dir removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "membership-ops-{tag}-{}-{}-{:08x}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed),
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        TempDir(dir)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    fn sqlite_url(&self, file: &str) -> String {
+        format!("sqlite://{}?mode=rwc", self.0.join(file).display())
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The binary, run in `dir`, with none of the service's variables inherited from the test's
+/// environment, and JSON logs.
+fn command(dir: &Path) -> Command {
+    let mut command = Command::new(BINARY);
+    command.current_dir(dir).stdin(Stdio::null());
+    for name in [
+        "DATABASE_URL",
+        "MEMBERSHIP_LISTEN",
+        "MEMBERSHIP_BOOTSTRAP_KEY",
+        "MEMBERSHIP_TLS_CERT",
+        "MEMBERSHIP_TLS_KEY",
+        "MEMBERSHIP_TLS_CLIENT_CA",
+        "RUST_LOG",
+    ] {
+        command.env_remove(name);
+    }
+    command.env("MEMBERSHIP_LOG_FORMAT", "json");
+    command
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The JSON log lines of a log; other lines (plain output) are skipped.
+fn log_lines(log: &str) -> Vec<Value> {
+    log.lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|v| v.is_object())
+        .collect()
+}
+
+/// The log lines whose message contains `needle`.
+fn lines_with(log: &str, needle: &str) -> Vec<Value> {
+    log_lines(log)
+        .into_iter()
+        .filter(|v| v["message"].as_str().is_some_and(|m| m.contains(needle)))
+        .collect()
+}
+
+/// Adds `authorization: Bearer <key>` to every call.
+#[derive(Clone)]
+struct Bearer(tonic::metadata::AsciiMetadataValue);
+
+impl Bearer {
+    fn new(key: &str) -> Bearer {
+        Bearer(format!("Bearer {key}").parse().expect("ASCII key"))
+    }
+}
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        request
+            .metadata_mut()
+            .insert("authorization", self.0.clone());
+        Ok(request)
+    }
+}
+
+type KeyedChannel = tonic::service::interceptor::InterceptedService<Channel, Bearer>;
+
+/// `serve` as a child process; its stdout and stderr go to files in its dir.
+struct Service {
+    child: Child,
+    addr: String,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Service {
+    /// `serve --listen 127.0.0.1:<free port> <args>` in `dir`, with `env`; waits until health
+    /// reports SERVING.
+    async fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Service {
+        Self::try_start(dir, args, env)
+            .await
+            .unwrap_or_else(|log| panic!("membership-service never served; its output:\n{log}"))
+    }
+
+    /// Like `start`, or the output of a child that exited (or never served).
+    async fn try_start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<Service, String> {
+        static RUN: AtomicU32 = AtomicU32::new(0);
+        let run = RUN.fetch_add(1, Ordering::Relaxed);
+        let mut last = String::new();
+        // The port is free when picked but could be taken before the child binds it.
+        for _attempt in 0..3 {
+            let addr = format!("127.0.0.1:{}", free_port());
+            let stdout = dir.join(format!("stdout-{run}.log"));
+            let stderr = dir.join(format!("stderr-{run}.log"));
+            let child = command(dir)
+                .args(["serve", "--listen", &addr])
+                .args(args)
+                .envs(env.iter().copied())
+                .stdout(std::fs::File::create(&stdout).expect("stdout file"))
+                .stderr(std::fs::File::create(&stderr).expect("stderr file"))
+                .spawn()
+                .expect("spawn membership-service");
+            let mut service = Service {
+                child,
+                addr,
+                stdout,
+                stderr,
+            };
+            if service.wait_serving(Duration::from_secs(60)).await {
+                return Ok(service);
+            }
+            let exited = matches!(service.child.try_wait(), Ok(Some(_)));
+            last = format!("{}{}", service.stdout(), service.stderr());
+            drop(service);
+            if !exited || !last.contains("cannot listen") {
+                break;
+            }
+        }
+        Err(last)
+    }
+
+    async fn wait_serving(&mut self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
+            }
+            if let Ok(channel) = self.endpoint().connect().await
+                && let Ok(answer) = HealthClient::new(channel)
+                    .check(HealthCheckRequest::default())
+                    .await
+                && answer.into_inner().status == 1
+            {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+
+    fn endpoint(&self) -> tonic::transport::Endpoint {
+        Channel::from_shared(format!("http://{}", self.addr))
+            .expect("endpoint")
+            .connect_timeout(Duration::from_secs(5))
+    }
+
+    fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.stdout).unwrap_or_default()
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// A directory client with `key`.
+    async fn directory(&self, key: &str) -> DirectoryServiceClient<KeyedChannel> {
+        let channel = self.endpoint().connect().await.expect("connect");
+        DirectoryServiceClient::with_interceptor(channel, Bearer::new(key))
+    }
+
+    async fn create_user(&self, key: &str, email: &str) -> Result<pb::User, tonic::Status> {
+        self.directory(key)
+            .await
+            .create_user(pb::CreateUserRequest {
+                email: email.into(),
+                name: "Ops Test".into(),
+                ..Default::default()
+            })
+            .await
+            .map(|r| r.into_inner())
+    }
+
+    /// Sends SIGTERM and waits for the exit; the time it took.
+    fn terminate(&mut self) -> Duration {
+        let began = Instant::now();
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+        let deadline = began + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                assert!(
+                    status.success(),
+                    "exit status {status} after SIGTERM; stderr:\n{}",
+                    self.stderr()
+                );
+                return began.elapsed();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still running 30 s after SIGTERM; stderr:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Start-up messages
+
+/// `keys create` before the first `serve` fills the key table, so the bootstrap key is never
+/// stored: the start-up log says so, once, and names the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unused_bootstrap_key_is_reported_once() {
+    let dir = TempDir::new("bootstrap");
+    let url = dir.sqlite_url("m.db");
+    let created = command(dir.path())
+        .args(["keys", "create", "--scopes", "directory.read"])
+        .args(["--database-url", &url])
+        .output()
+        .expect("run keys create");
+    assert!(created.status.success(), "{}", text(&created.stderr));
+
+    let mut svc = Service::start(
+        dir.path(),
+        &["--database-url", &url],
+        &[("MEMBERSHIP_BOOTSTRAP_KEY", KEY)],
+    )
+    .await;
+    let refused = svc.create_user(KEY, "nobody@ops.test").await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    svc.terminate();
+    let log = svc.stderr();
+    let warnings = lines_with(&log, "bootstrap key");
+    assert_eq!(warnings.len(), 1, "one warning:\n{log}");
+    assert_eq!(warnings[0]["level"], "WARN", "{log}");
+    let database = dir.path().join("m.db").display().to_string();
+    assert_eq!(warnings[0]["database"], database.as_str(), "{log}");
+    let serving = lines_with(&log, "serving");
+    assert_eq!(serving.len(), 1, "{log}");
+    assert_eq!(serving[0]["database"], database.as_str(), "{log}");
+}
+
+/// A bootstrap key on an empty database is stored, and on the next start it is a known key:
+/// no warning either time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_bootstrap_key_is_not_reported() {
+    let dir = TempDir::new("bootstrap-ok");
+    let url = dir.sqlite_url("m.db");
+    for round in 0..2 {
+        let mut svc = Service::start(
+            dir.path(),
+            &["--database-url", &url],
+            &[("MEMBERSHIP_BOOTSTRAP_KEY", KEY)],
+        )
+        .await;
+        svc.create_user(KEY, &format!("user{round}@ops.test"))
+            .await
+            .expect("the bootstrap key works");
+        svc.terminate();
+        let log = svc.stderr();
+        assert!(lines_with(&log, "bootstrap key").is_empty(), "{log}");
+    }
+}
