@@ -43,6 +43,9 @@ pub enum StartupError {
     Serve(String),
 }
 
+/// How long shutdown waits for the database connections to close.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A migrated database and the services over it, ready to serve.
 pub struct App {
     config: ServeConfig,
@@ -198,7 +201,7 @@ impl App {
 
         let stop = self.stop.clone();
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-        Server::builder()
+        let served = Server::builder()
             .timeout(self.config.request_timeout())
             .concurrency_limit_per_connection(self.config.concurrency_limit)
             .layer(RpcSpanLayer)
@@ -216,7 +219,25 @@ impl App {
                 let _ = stop.send(true);
             })
             .await
-            .map_err(|e| StartupError::Serve(e.to_string()))
+            .map_err(|e| StartupError::Serve(e.to_string()));
+        self.close().await;
+        served
+    }
+
+    /// Stops the background tasks, then closes the database pool (bounded: a connection still
+    /// held by a stuck task must not keep the process alive).
+    async fn close(mut self) {
+        for task in std::mem::take(&mut self.background) {
+            task.abort();
+            let _ = task.await;
+        }
+        match tokio::time::timeout(CLOSE_TIMEOUT, self.context.store.close()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot close the database connections"),
+            Err(_) => tracing::warn!(
+                "the database connections did not close within {CLOSE_TIMEOUT:?}; exiting anyway"
+            ),
+        }
     }
 }
 

@@ -318,3 +318,71 @@ async fn a_stored_bootstrap_key_is_not_reported() {
         assert!(lines_with(&log, "bootstrap key").is_empty(), "{log}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Shutdown
+
+/// After SIGTERM the SQLite file alone holds every write (the pool is closed, so SQLite
+/// checkpoints the WAL into it), and the process exits promptly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_leaves_a_complete_sqlite_file() {
+    use membership_service::storage::{Store, entities::user};
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+
+    let dir = TempDir::new("sigterm");
+    let mut svc = Service::start(
+        dir.path(),
+        &["--database-url", &dir.sqlite_url("m.db")],
+        &[("MEMBERSHIP_BOOTSTRAP_KEY", KEY)],
+    )
+    .await;
+    // Enough concurrent writes to use several pooled connections; the clients stay connected.
+    let mut writers = Vec::new();
+    for w in 0..8 {
+        let mut client = svc.directory(KEY).await;
+        writers.push(tokio::spawn(async move {
+            for i in 0..25 {
+                client
+                    .create_user(pb::CreateUserRequest {
+                        email: format!("user{w}-{i}@sigterm.test"),
+                        name: "x".repeat(200),
+                        ..Default::default()
+                    })
+                    .await
+                    .expect("create user");
+            }
+            client
+        }));
+    }
+    let mut clients = Vec::new();
+    for writer in writers {
+        clients.push(writer.await.expect("writer"));
+    }
+    let wal = dir.path().join("m.db-wal");
+    assert!(
+        wal.metadata().map(|m| m.len()).unwrap_or(0) > 0,
+        "the writes are in the WAL while serving"
+    );
+    let took = svc.terminate();
+    let log = svc.stderr();
+    eprintln!("SIGTERM to exit: {took:?}");
+    let wal_len = wal.metadata().map(|m| m.len()).unwrap_or(0);
+    assert_eq!(wal_len, 0, "the WAL is checkpointed on shutdown:\n{log}");
+
+    let copy = TempDir::new("sigterm-copy");
+    std::fs::copy(dir.path().join("m.db"), copy.path().join("m.db")).expect("copy the .db");
+    let store = Store::connect(&copy.sqlite_url("m.db"), 1)
+        .await
+        .expect("open the copy");
+    let users = user::Entity::find()
+        .filter(user::Column::Email.like("%@sigterm.test"))
+        .count(store.conn())
+        .await
+        .expect("count users");
+    assert_eq!(users, 200, "the copied .db alone holds the writes");
+    drop(clients);
+    assert!(
+        took < Duration::from_secs(2),
+        "SIGTERM to exit took {took:?}:\n{log}"
+    );
+}

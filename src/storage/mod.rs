@@ -89,6 +89,13 @@ impl Store {
         })
     }
 
+    /// Closes the pool: waits for the connections in use to come back, then closes them all.
+    /// On SQLite closing the last connection checkpoints the WAL into the database file, so the
+    /// `.db` alone is the whole database again.
+    pub async fn close(&self) -> Result<(), DbErr> {
+        self.db.close_by_ref().await
+    }
+
     /// Uses this catalog (and the system role permissions derived from it).
     pub fn with_policy(mut self, policy: Arc<Policy>) -> Self {
         self.policy = policy;
