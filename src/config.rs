@@ -1,13 +1,15 @@
 //! Command-line flags with environment fallbacks, validated once at start.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://membership.db?mode=rwc";
+/// Loopback only: serving other machines is a decision (`--listen 0.0.0.0:50051`).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -146,7 +148,9 @@ fn url_password(url: &str) -> Option<&str> {
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeConfig {
-    #[arg(long, env = "MEMBERSHIP_LISTEN", default_value = "0.0.0.0:50051")]
+    /// `ip:port` or `host:port`; a host name is resolved at start-up (to its first IPv4
+    /// address, if it has one). `0.0.0.0:50051` accepts other machines.
+    #[arg(long, env = "MEMBERSHIP_LISTEN", default_value = DEFAULT_LISTEN, value_parser = parse_listen)]
     pub listen: SocketAddr,
     #[command(flatten)]
     pub database: DatabaseArgs,
@@ -194,6 +198,25 @@ impl ServeConfig {
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
     }
+}
+
+/// An address to listen on: `ip:port`, or `host:port` resolved now. One address is bound, so a
+/// name with both families (`localhost`) gets its IPv4 address, which every client reaches.
+pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = s.parse() {
+        return Ok(addr);
+    }
+    let expected = "expected ip:port or host:port, e.g. 127.0.0.1:50051 or localhost:50051";
+    let addrs: Vec<SocketAddr> = s
+        .to_socket_addrs()
+        .map_err(|e| format!("{s:?}: {e} ({expected})"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("{s:?} resolves to no address ({expected})"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -250,6 +273,31 @@ mod tests {
         for bad in ["", "0d", "3w", "d", "-1h"] {
             assert!(bad.parse::<Retention>().is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn listen_addresses_and_host_names() {
+        assert_eq!(
+            parse_listen("127.0.0.1:50051").unwrap(),
+            SocketAddr::from(([127, 0, 0, 1], 50051))
+        );
+        assert_eq!(
+            parse_listen("[::1]:7").unwrap(),
+            "[::1]:7".parse::<SocketAddr>().unwrap()
+        );
+        let local = parse_listen("localhost:50051").unwrap();
+        assert!(local.ip().is_loopback() && local.port() == 50051, "{local}");
+        for bad in ["localhost", "localhost:port", ":50051x", ""] {
+            assert!(parse_listen(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            DEFAULT_LISTEN
+                .parse::<SocketAddr>()
+                .unwrap()
+                .ip()
+                .to_string(),
+            "127.0.0.1"
+        );
     }
 
     #[test]

@@ -140,23 +140,34 @@ impl Service {
     /// `serve --listen 127.0.0.1:<free port> <args>` in `dir`, with `env`; waits until health
     /// reports SERVING.
     async fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Service {
-        Self::try_start(dir, args, env)
+        Self::start_on("127.0.0.1", dir, args, env).await
+    }
+
+    /// Like `start`, with `--listen <host>:<free port>` (the clients use 127.0.0.1).
+    async fn start_on(host: &str, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Service {
+        Self::try_start(host, dir, args, env)
             .await
             .unwrap_or_else(|log| panic!("membership-service never served; its output:\n{log}"))
     }
 
-    /// Like `start`, or the output of a child that exited (or never served).
-    async fn try_start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<Service, String> {
+    /// Like `start_on`, or the output of a child that exited (or never served).
+    async fn try_start(
+        host: &str,
+        dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Service, String> {
         static RUN: AtomicU32 = AtomicU32::new(0);
         let run = RUN.fetch_add(1, Ordering::Relaxed);
         let mut last = String::new();
         // The port is free when picked but could be taken before the child binds it.
         for _attempt in 0..3 {
-            let addr = format!("127.0.0.1:{}", free_port());
+            let port = free_port();
+            let addr = format!("127.0.0.1:{port}");
             let stdout = dir.join(format!("stdout-{run}.log"));
             let stderr = dir.join(format!("stderr-{run}.log"));
             let child = command(dir)
-                .args(["serve", "--listen", &addr])
+                .args(["serve", "--listen", &format!("{host}:{port}")])
                 .args(args)
                 .envs(env.iter().copied())
                 .stdout(std::fs::File::create(&stdout).expect("stdout file"))
@@ -317,6 +328,33 @@ async fn a_stored_bootstrap_key_is_not_reported() {
         let log = svc.stderr();
         assert!(lines_with(&log, "bootstrap key").is_empty(), "{log}");
     }
+}
+
+/// `--listen` takes a host name; the default is loopback only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listens_on_a_host_name() {
+    let dir = TempDir::new("listen");
+    let mut svc = Service::start_on(
+        "localhost",
+        dir.path(),
+        &["--database-url", &dir.sqlite_url("m.db")],
+        &[("MEMBERSHIP_BOOTSTRAP_KEY", KEY)],
+    )
+    .await;
+    svc.create_user(KEY, "host@ops.test")
+        .await
+        .expect("a call through localhost");
+    svc.terminate();
+
+    let help = command(dir.path())
+        .args(["serve", "--help"])
+        .output()
+        .expect("serve --help");
+    assert!(
+        text(&help.stdout).contains("[default: 127.0.0.1:50051]"),
+        "{}",
+        text(&help.stdout)
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
