@@ -357,6 +357,23 @@ async fn listens_on_a_host_name() {
     );
 }
 
+/// A SQLite URL without `?mode=rwc` creates the file on the first start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_sqlite_file_is_created_without_mode_rwc() {
+    let dir = TempDir::new("create");
+    let file = dir.path().join("new.db");
+    let url = format!("sqlite://{}", file.display());
+    let mut svc = Service::start(
+        dir.path(),
+        &["--database-url", &url],
+        &[("MEMBERSHIP_BOOTSTRAP_KEY", KEY)],
+    )
+    .await;
+    svc.create_user(KEY, "new@ops.test").await.expect("a write");
+    svc.terminate();
+    assert!(file.exists(), "{url} was created");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Shutdown
 
