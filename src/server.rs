@@ -31,6 +31,8 @@ use crate::telemetry::RpcSpanLayer;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
+    #[error(transparent)]
+    Connect(#[from] crate::storage::ConnectError),
     #[error("cannot reach the database: {0}")]
     Database(String),
     #[error("invalid configuration: {0}")]
@@ -95,9 +97,8 @@ async fn prune_events(store: Store, retention: Duration) {
 
 impl App {
     pub async fn prepare(config: &ServeConfig) -> Result<App, StartupError> {
-        let store = Store::connect(&config.database.database_url, config.db_max_connections)
-            .await
-            .map_err(|e| StartupError::Database(e.to_string()))?;
+        let store =
+            Store::connect(&config.database.database_url, config.db_max_connections).await?;
         store
             .migrate()
             .await

@@ -375,6 +375,66 @@ async fn a_new_sqlite_file_is_created_without_mode_rwc() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The CLI
+
+fn keys_create(dir: &Path, args: &[&str]) -> Output {
+    command(dir)
+        .args(["keys", "create"])
+        .args(args)
+        .output()
+        .expect("run keys create")
+}
+
+/// An error of a command run by hand is a plain `error: …` line on stderr (no log lines), and
+/// the exit status says it failed.
+fn assert_plain_error(out: &Output, needle: &str) {
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "should fail:\n{stderr}");
+    assert!(out.stdout.is_empty(), "no output: {}", text(&out.stdout));
+    assert!(
+        stderr.starts_with("error: ") && stderr.contains(needle),
+        "a plain error naming {needle:?}:\n{stderr}"
+    );
+    assert!(log_lines(&stderr).is_empty(), "no log lines:\n{stderr}");
+}
+
+#[test]
+fn keys_create_prints_the_key_alone() {
+    let dir = TempDir::new("keys");
+    let file = dir.path().join("membership.db");
+    let out = keys_create(dir.path(), &["--scopes", "directory.read,access.check"]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "only the key on stdout: {stdout}");
+    assert!(lines[0].starts_with("mk_"), "{stdout}");
+    // No migration log; one line naming the database (the default path, in the working dir).
+    assert!(log_lines(&stderr).is_empty(), "{stderr}");
+    assert!(
+        stderr.contains(&file.display().to_string()),
+        "names the database:\n{stderr}"
+    );
+    assert!(!stderr.contains(lines[0]), "the key only on stdout");
+    assert!(file.exists());
+}
+
+#[test]
+fn keys_create_errors_are_plain() {
+    let dir = TempDir::new("keys-errors");
+    let out = keys_create(dir.path(), &["--scopes", "memberships.read,nope"]);
+    assert_plain_error(&out, "unknown scope \"nope\"");
+    assert!(
+        !dir.path().join("membership.db").exists(),
+        "a bad scope creates no database"
+    );
+
+    let missing = dir.path().join("no-such-dir").join("m.db");
+    let url = format!("sqlite://{}", missing.display());
+    let out = keys_create(dir.path(), &["--scopes", "admin", "--database-url", &url]);
+    assert_plain_error(&out, &missing.display().to_string());
+}
+
+// ---------------------------------------------------------------------------------------------
 // Shutdown
 
 /// After SIGTERM the SQLite file alone holds every write (the pool is closed, so SQLite

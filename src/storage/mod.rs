@@ -22,6 +22,7 @@ use sea_orm::{
 use sea_orm_migration::MigratorTrait;
 use tokio::sync::{Mutex, Notify, OwnedMutexGuard};
 
+use crate::config;
 use crate::domain::access::Policy;
 use crate::domain::{DomainError, DomainResult};
 
@@ -59,8 +60,16 @@ impl WriteTx {
     }
 }
 
+/// The database cannot be opened: which one (without its password) and why.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot connect to the database {database}: {cause}")]
+pub struct ConnectError {
+    pub database: String,
+    pub cause: String,
+}
+
 impl Store {
-    pub async fn connect(url: &str, max_connections: u32) -> DomainResult<Self> {
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, ConnectError> {
         let mut options = ConnectOptions::new(url.to_string());
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         options
@@ -78,9 +87,10 @@ impl Store {
                     .busy_timeout(Duration::from_secs(10))
                     .foreign_keys(true)
             });
-        let db = Database::connect(options).await.map_err(|e| {
-            tracing::error!(error = %e, "cannot connect to the database");
-            DomainError::Unavailable
+        // The error may quote the URL (an unknown scheme does): never with its password.
+        let db = Database::connect(options).await.map_err(|e| ConnectError {
+            database: config::describe_database(url),
+            cause: config::redact_in(&e.to_string(), url),
         })?;
         let sqlite_writer =
             (db.get_database_backend() == DbBackend::Sqlite).then(|| Arc::new(Mutex::new(())));
