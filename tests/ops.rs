@@ -435,6 +435,59 @@ fn keys_create_errors_are_plain() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Idle
+
+/// CPU time (user + system) a process has used, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/<pid>/stat");
+    // After the parenthesised command name: state is field 3, utime 14 and stime 15.
+    let fields: Vec<&str> = stat[stat.rfind(')').expect("comm") + 2..]
+        .split_whitespace()
+        .collect();
+    fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
+}
+
+fn ticks_per_second() -> u64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|out| text(&out.stdout).trim().parse().ok())
+        .unwrap_or(100)
+}
+
+/// An idle server hardly uses the CPU: the feed's poll of SQLite backs off while nothing
+/// happens (at a fixed 10 ms it cost ~5% of a core).
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_server_stays_idle() {
+    let dir = TempDir::new("idle");
+    let mut svc = Service::start(
+        dir.path(),
+        &["--database-url", &dir.sqlite_url("m.db")],
+        &[("MEMBERSHIP_BOOTSTRAP_KEY", KEY)],
+    )
+    .await;
+    svc.create_user(KEY, "idle@ops.test")
+        .await
+        .expect("a write");
+    // Let the poll reach its ceiling.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let pid = svc.child.id();
+    let (before, began) = (cpu_ticks(pid), Instant::now());
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let used = (cpu_ticks(pid) - before) as f64 / ticks_per_second() as f64;
+    let share = used / began.elapsed().as_secs_f64();
+    eprintln!("idle CPU: {:.2}% of a core", share * 100.0);
+    svc.terminate();
+    assert!(
+        share < 0.02,
+        "an idle server used {:.2}% of a core",
+        share * 100.0
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
 // Shutdown
 
 /// After SIGTERM the SQLite file alone holds every write (the pool is closed, so SQLite
