@@ -57,7 +57,12 @@ pub enum KeysCommand {
 pub struct DatabaseArgs {
     /// `sqlite://…`, `postgres://…` or `mysql://…`. A relative SQLite path is relative to the
     /// working directory.
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = DEFAULT_DATABASE_URL,
+        hide_env_values = true
+    )]
     pub database_url: String,
 }
 

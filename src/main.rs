@@ -4,8 +4,9 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use membership_service::config::{Cli, Command, KeysCommand, describe_database};
-use membership_service::{auth, server, storage::Store, telemetry};
+use membership_service::config::{Cli, Command, KeysCommand, ServeConfig, describe_database};
+use membership_service::server::{self, App, StartupError};
+use membership_service::{auth, storage::Store, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -14,7 +15,7 @@ async fn main() -> ExitCode {
         // The service reports through its log, in the configured format.
         Command::Serve(config) => {
             telemetry::init(cli.log_format, "info");
-            match server::run(config).await {
+            match serve(&config).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e}");
@@ -40,6 +41,25 @@ async fn main() -> ExitCode {
             exit_code(create_key(&database.database_url, &name, &scopes).await)
         }
     }
+}
+
+/// Prepares the service, shows a generated bootstrap key, then serves. The key goes to stdout
+/// once, alone on its line: logs are kept and shipped, so it never goes there.
+async fn serve(config: &ServeConfig) -> Result<(), StartupError> {
+    let mut app = App::prepare(config).await?;
+    if let Some(key) = app.bootstrap_key.take() {
+        let mut out = std::io::stdout().lock();
+        match writeln!(out, "{key}").and_then(|()| out.flush()) {
+            Ok(()) => tracing::warn!(
+                "created a bootstrap API key with the admin scope; it is printed once, on stdout"
+            ),
+            Err(e) => tracing::error!(
+                error = %e,
+                "created a bootstrap API key but cannot print it; create a key with `keys create`"
+            ),
+        }
+    }
+    server::run(app).await
 }
 
 fn exit_code(result: Result<(), String>) -> ExitCode {

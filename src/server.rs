@@ -52,7 +52,7 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct App {
     config: ServeConfig,
     context: Context,
-    /// A generated bootstrap key, to be shown once.
+    /// A generated bootstrap key, to be shown once (and never logged).
     pub bootstrap_key: Option<String>,
     /// The feed follower and the retention task; they end with the server.
     background: Vec<JoinHandle<()>>,
@@ -242,20 +242,16 @@ impl App {
     }
 }
 
-/// Binds the configured address and serves until SIGTERM or Ctrl-C.
-pub async fn run(config: ServeConfig) -> Result<(), StartupError> {
-    let app = App::prepare(&config).await?;
-    if let Some(key) = &app.bootstrap_key {
-        tracing::warn!(
-            "created a bootstrap API key with the admin scope; it is shown only now: {key}"
-        );
-    }
-    let listener = TcpListener::bind(config.listen)
+/// Binds the configured address and serves until SIGTERM or Ctrl-C. A generated bootstrap key
+/// is the caller's to show (`App::bootstrap_key`): it never goes into the log.
+pub async fn run(app: App) -> Result<(), StartupError> {
+    let listener = TcpListener::bind(app.config.listen)
         .await
-        .map_err(|e| StartupError::Listen(e.to_string()))?;
+        .map_err(|e| StartupError::Listen(format!("{}: {e}", app.config.listen)))?;
+    let listen = listener.local_addr().unwrap_or(app.config.listen);
     tracing::info!(
-        listen = %config.listen,
-        database = %config.database.describe(),
+        %listen,
+        database = %app.config.database.describe(),
         "serving gRPC"
     );
     app.serve(listener, shutdown_signal()).await?;

@@ -435,6 +435,93 @@ fn keys_create_errors_are_plain() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Secrets
+
+const PASSWORD: &str = "hunter22secret";
+
+#[test]
+fn help_hides_the_values_of_secrets() {
+    let dir = TempDir::new("help");
+    let bootstrap = "mk_bootstrap_from_the_environment";
+    for args in [
+        &["serve", "--help"][..],
+        &["migrate", "--help"],
+        &["keys", "create", "--help"],
+    ] {
+        let out = command(dir.path())
+            .args(args)
+            .env("DATABASE_URL", format!("postgres://app:{PASSWORD}@db/m"))
+            .env("MEMBERSHIP_BOOTSTRAP_KEY", bootstrap)
+            .output()
+            .expect("--help");
+        let shown = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert!(out.status.success(), "{args:?}: {shown}");
+        assert!(shown.contains("DATABASE_URL"), "{args:?}: {shown}");
+        assert!(
+            !shown.contains(PASSWORD),
+            "{args:?} shows the password:\n{shown}"
+        );
+        assert!(
+            !shown.contains(bootstrap),
+            "{args:?} shows the key:\n{shown}"
+        );
+    }
+}
+
+/// Database URLs that fail, malformed or unreachable, are reported without their password.
+#[test]
+fn failing_database_urls_are_reported_without_the_password() {
+    let dir = TempDir::new("redact");
+    for url in [
+        format!("postgres//app:{PASSWORD}@db/m"),
+        // Refused: the pool gives up after its connect timeout (5 s).
+        format!("mysql://app:{PASSWORD}@127.0.0.1:1/m"),
+    ] {
+        let serve = command(dir.path())
+            .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &url])
+            .output()
+            .expect("serve");
+        let keys = keys_create(dir.path(), &["--scopes", "admin", "--database-url", &url]);
+        for (what, out) in [("serve", serve), ("keys create", keys)] {
+            let shown = format!("{}{}", text(&out.stdout), text(&out.stderr));
+            assert!(!out.status.success(), "{what} {url}: {shown}");
+            assert!(
+                !shown.contains(PASSWORD),
+                "{what} shows the password:\n{shown}"
+            );
+            assert!(
+                shown.contains("app:***@"),
+                "{what} names the database:\n{shown}"
+            );
+        }
+    }
+}
+
+/// A generated bootstrap key is printed once, alone on stdout, and never logged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_generated_bootstrap_key_goes_to_stdout_once() {
+    let dir = TempDir::new("generated");
+    let url = dir.sqlite_url("m.db");
+    let mut svc = Service::start(dir.path(), &["--database-url", &url], &[]).await;
+    let stdout = svc.stdout();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "the key alone on stdout: {stdout:?}");
+    let key = lines[0];
+    assert!(key.starts_with("mk_"), "{stdout}");
+    svc.create_user(key, "first@ops.test")
+        .await
+        .expect("the generated key is an admin key");
+    svc.terminate();
+    let log = svc.stderr();
+    assert!(!log.contains(key), "the key is in the log:\n{log}");
+    assert_eq!(lines_with(&log, "stdout").len(), 1, "{log}");
+
+    let mut again = Service::start(dir.path(), &["--database-url", &url], &[]).await;
+    again.terminate();
+    assert_eq!(again.stdout(), "", "no second key");
+}
+
+// ---------------------------------------------------------------------------------------------
 // Idle
 
 /// CPU time (user + system) a process has used, in clock ticks.
