@@ -159,7 +159,8 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
     #[command(flatten)]
     pub database: DatabaseArgs,
-    /// Admin key to create on an empty key table (else one is generated and printed).
+    /// Admin key to create on an empty key table (else one is generated and printed once, on
+    /// stdout). Ignored, with a warning, when the database already has keys.
     #[arg(long, env = "MEMBERSHIP_BOOTSTRAP_KEY", hide_env_values = true)]
     pub bootstrap_key: Option<String>,
     /// Per-request deadline, in milliseconds.
@@ -180,6 +181,16 @@ pub struct ServeConfig {
     /// Replaces the built-in permission catalog.
     #[arg(long, env = "MEMBERSHIP_PERMISSIONS_FILE")]
     pub permissions_file: Option<PathBuf>,
+    /// Serve gRPC over TLS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "MEMBERSHIP_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "MEMBERSHIP_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Mutual TLS: clients must present a certificate signed by one of these CA certificates
+    /// (PEM). Needs --tls-cert.
+    #[arg(long, env = "MEMBERSHIP_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 impl ServeConfig {
@@ -197,6 +208,9 @@ impl ServeConfig {
             permissions_file: None,
             cache_capacity: 100_000,
             event_retention: Retention(Duration::from_secs(30 * 86_400)),
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
         }
     }
 

@@ -1,10 +1,12 @@
 //! Builds the gRPC server: the services, reflection, health, and the layers around them.
 
+mod tls;
+
 use std::future::Future;
 
 use tokio::net::TcpListener;
-use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Server, ServerTlsConfig};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,6 +56,8 @@ pub struct App {
     context: Context,
     /// A generated bootstrap key, to be shown once (and never logged).
     pub bootstrap_key: Option<String>,
+    /// `None`: plaintext.
+    tls: Option<ServerTlsConfig>,
     /// The feed follower and the retention task; they end with the server.
     background: Vec<JoinHandle<()>>,
     stop: tokio::sync::watch::Sender<bool>,
@@ -109,6 +113,7 @@ impl App {
             })?,
             None => PermissionCatalog::default_catalog(),
         };
+        let tls = tls::server_config(config)?;
         let store = store.with_policy(Arc::new(Policy::new(catalog)));
         let configured_key = config.bootstrap_key.as_deref().filter(|k| !k.is_empty());
         if let Some(key) = configured_key
@@ -144,6 +149,7 @@ impl App {
             config: config.clone(),
             context,
             bootstrap_key,
+            tls,
             background: vec![follower, retention],
             stop,
         })
@@ -202,7 +208,13 @@ impl App {
 
         let stop = self.stop.clone();
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-        let served = Server::builder()
+        let mut builder = Server::builder();
+        if let Some(tls) = self.tls.clone() {
+            builder = builder
+                .tls_config(tls)
+                .map_err(|e| StartupError::Config(format!("TLS: {e}")))?;
+        }
+        let served = builder
             .timeout(self.config.request_timeout())
             .concurrency_limit_per_connection(self.config.concurrency_limit)
             .layer(RpcSpanLayer)
@@ -249,9 +261,15 @@ pub async fn run(app: App) -> Result<(), StartupError> {
         .await
         .map_err(|e| StartupError::Listen(format!("{}: {e}", app.config.listen)))?;
     let listen = listener.local_addr().unwrap_or(app.config.listen);
+    let tls = match (&app.tls, &app.config.tls_client_ca) {
+        (None, _) => "off",
+        (Some(_), None) => "on",
+        (Some(_), Some(_)) => "on, client certificates required",
+    };
     tracing::info!(
         %listen,
         database = %app.config.database.describe(),
+        tls,
         "serving gRPC"
     );
     app.serve(listener, shutdown_signal()).await?;
