@@ -101,6 +101,8 @@ async fn prune_events(store: Store, retention: Duration) {
 
 impl App {
     pub async fn prepare(config: &ServeConfig) -> Result<App, StartupError> {
+        // Files first: a bad one must not leave a new, migrated database behind.
+        let tls = tls::server_config(config)?;
         let store =
             Store::connect(&config.database.database_url, config.db_max_connections).await?;
         store
@@ -113,7 +115,6 @@ impl App {
             })?,
             None => PermissionCatalog::default_catalog(),
         };
-        let tls = tls::server_config(config)?;
         let store = store.with_policy(Arc::new(Policy::new(catalog)));
         let configured_key = config.bootstrap_key.as_deref().filter(|k| !k.is_empty());
         if let Some(key) = configured_key

@@ -296,7 +296,14 @@ async fn bad_tls_settings_stop_the_start() {
     let wrong_key = dir.write("other.key", &other.key);
     let missing = dir.path().join("missing.pem");
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("m.db").display());
-    let cases: [(Option<&Path>, Option<&Path>, Option<&Path>, &str); 5] = [
+    /// --tls-cert, --tls-key, --tls-client-ca, and what the error names.
+    type Case<'a> = (
+        Option<&'a Path>,
+        Option<&'a Path>,
+        Option<&'a Path>,
+        &'a str,
+    );
+    let cases: [Case; 5] = [
         (Some(&cert), None, None, "--tls-key"),
         (None, None, Some(&cert), "--tls-client-ca"),
         (Some(&missing), Some(&key), None, "missing.pem"),
@@ -316,6 +323,10 @@ async fn bad_tls_settings_stop_the_start() {
             ),
         }
     }
+    assert!(
+        !dir.path().join("m.db").exists(),
+        "checked before the database is created"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
