@@ -1,12 +1,15 @@
 //! Command-line flags with environment fallbacks, validated once at start.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://membership.db?mode=rwc";
+/// Loopback only: serving other machines is a decision (`--listen 0.0.0.0:50051`).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -50,20 +53,114 @@ pub enum KeysCommand {
     },
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub struct DatabaseArgs {
-    /// `sqlite://…`, `postgres://…` or `mysql://…`.
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    /// `sqlite://…`, `postgres://…` or `mysql://…`. A relative SQLite path is relative to the
+    /// working directory.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = DEFAULT_DATABASE_URL,
+        hide_env_values = true
+    )]
     pub database_url: String,
+}
+
+impl DatabaseArgs {
+    /// Where the data lives, safe to print: see [`describe_database`].
+    pub fn describe(&self) -> String {
+        describe_database(&self.database_url)
+    }
+}
+
+impl fmt::Debug for DatabaseArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseArgs")
+            .field("database_url", &redact_url(&self.database_url))
+            .finish()
+    }
+}
+
+/// Where the data lives, as an operator needs to see it: the absolute path of a SQLite file (a
+/// relative one depends on the working directory, so two commands run from different folders
+/// can use different databases), else the URL without its password.
+pub fn describe_database(url: &str) -> String {
+    let Some(rest) = url.strip_prefix("sqlite:") else {
+        return redact_url(url);
+    };
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" || url.contains("mode=memory") {
+        return "sqlite in memory".into();
+    }
+    let path = Path::new(path);
+    let absolute = match std::env::current_dir() {
+        Ok(dir) if path.is_relative() => dir.join(path),
+        _ => path.to_path_buf(),
+    };
+    absolute.display().to_string()
+}
+
+/// The URL with any password replaced by `***`: the one in the user info and `password=`-like
+/// query parameters. Malformed URLs are redacted too (everything between the first `:` of the
+/// user info and the last `@`), since they are exactly the ones that end up in error messages.
+pub fn redact_url(url: &str) -> String {
+    let authority = url.find("://").map_or(0, |i| i + 3);
+    let (scheme, rest) = url.split_at(authority);
+    // The last `@`: a password may contain an unencoded `@`, `/` or `?`.
+    let rest = match rest.rfind('@') {
+        Some(at) => match rest[..at].split_once(':') {
+            Some((user, _)) => format!("{user}:***{}", &rest[at..]),
+            None => rest.to_string(),
+        },
+        None => rest.to_string(),
+    };
+    let redacted = format!("{scheme}{rest}");
+    match redacted.split_once('?') {
+        Some((base, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((name, _)) if is_secret_parameter(name) => format!("{name}=***"),
+                    _ => pair.to_string(),
+                })
+                .collect();
+            format!("{base}?{}", query.join("&"))
+        }
+        None => redacted,
+    }
+}
+
+fn is_secret_parameter(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    name.contains("password") || name.contains("secret") || name == "pass" || name == "pwd"
+}
+
+/// `message` with the URL (and its password, should the message quote it alone) redacted.
+pub fn redact_in(message: &str, url: &str) -> String {
+    let mut out = message.replace(url, &redact_url(url));
+    if let Some(password) = url_password(url).filter(|p| p.len() >= 4) {
+        out = out.replace(password, "***");
+    }
+    out
+}
+
+fn url_password(url: &str) -> Option<&str> {
+    let rest = &url[url.find("://").map_or(0, |i| i + 3)..];
+    let userinfo = &rest[..rest.rfind('@')?];
+    userinfo.split_once(':').map(|(_, password)| password)
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeConfig {
-    #[arg(long, env = "MEMBERSHIP_LISTEN", default_value = "0.0.0.0:50051")]
+    /// `ip:port` or `host:port`; a host name is resolved at start-up (to its first IPv4
+    /// address, if it has one). `0.0.0.0:50051` accepts other machines.
+    #[arg(long, env = "MEMBERSHIP_LISTEN", default_value = DEFAULT_LISTEN, value_parser = parse_listen)]
     pub listen: SocketAddr,
     #[command(flatten)]
     pub database: DatabaseArgs,
-    /// Admin key to create on an empty key table (else one is generated and printed).
+    /// Admin key to create on an empty key table (else one is generated and printed once, on
+    /// stdout). Ignored, with a warning, when the database already has keys.
     #[arg(long, env = "MEMBERSHIP_BOOTSTRAP_KEY", hide_env_values = true)]
     pub bootstrap_key: Option<String>,
     /// Per-request deadline, in milliseconds.
@@ -84,6 +181,16 @@ pub struct ServeConfig {
     /// Replaces the built-in permission catalog.
     #[arg(long, env = "MEMBERSHIP_PERMISSIONS_FILE")]
     pub permissions_file: Option<PathBuf>,
+    /// Serve gRPC over TLS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "MEMBERSHIP_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "MEMBERSHIP_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Mutual TLS: clients must present a certificate signed by one of these CA certificates
+    /// (PEM). Needs --tls-cert.
+    #[arg(long, env = "MEMBERSHIP_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 impl ServeConfig {
@@ -101,12 +208,34 @@ impl ServeConfig {
             permissions_file: None,
             cache_capacity: 100_000,
             event_retention: Retention(Duration::from_secs(30 * 86_400)),
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
         }
     }
 
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
     }
+}
+
+/// An address to listen on: `ip:port`, or `host:port` resolved now. One address is bound, so a
+/// name with both families (`localhost`) gets its IPv4 address, which every client reaches.
+pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = s.parse() {
+        return Ok(addr);
+    }
+    let expected = "expected ip:port or host:port, e.g. 127.0.0.1:50051 or localhost:50051";
+    let addrs: Vec<SocketAddr> = s
+        .to_socket_addrs()
+        .map_err(|e| format!("{s:?}: {e} ({expected})"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("{s:?} resolves to no address ({expected})"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -163,5 +292,95 @@ mod tests {
         for bad in ["", "0d", "3w", "d", "-1h"] {
             assert!(bad.parse::<Retention>().is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn listen_addresses_and_host_names() {
+        assert_eq!(
+            parse_listen("127.0.0.1:50051").unwrap(),
+            SocketAddr::from(([127, 0, 0, 1], 50051))
+        );
+        assert_eq!(
+            parse_listen("[::1]:7").unwrap(),
+            "[::1]:7".parse::<SocketAddr>().unwrap()
+        );
+        let local = parse_listen("localhost:50051").unwrap();
+        assert!(local.ip().is_loopback() && local.port() == 50051, "{local}");
+        for bad in ["localhost", "localhost:port", ":50051x", ""] {
+            assert!(parse_listen(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            DEFAULT_LISTEN
+                .parse::<SocketAddr>()
+                .unwrap()
+                .ip()
+                .to_string(),
+            "127.0.0.1"
+        );
+    }
+
+    #[test]
+    fn urls_lose_their_passwords() {
+        for (url, shown) in [
+            (
+                "postgres://app:s3cret@db:5432/members",
+                "postgres://app:***@db:5432/members",
+            ),
+            (
+                "mysql://root:pa@ss/w?rd@127.0.0.1/m?ssl-mode=required",
+                "mysql://root:***@127.0.0.1/m?ssl-mode=required",
+            ),
+            (
+                "postgres://db/m?user=app&password=s3cret&sslmode=require",
+                "postgres://db/m?user=app&password=***&sslmode=require",
+            ),
+            ("postgres://app@db/m", "postgres://app@db/m"),
+            ("postgres://db/m", "postgres://db/m"),
+            // Malformed: no `//`, or no scheme at all.
+            ("postgres:app:s3cret@db/m", "postgres:***@db/m"),
+            ("app:s3cret@db/m", "app:***@db/m"),
+            (
+                "sqlite://membership.db?mode=rwc",
+                "sqlite://membership.db?mode=rwc",
+            ),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+    }
+
+    #[test]
+    fn messages_lose_the_password() {
+        let url = "postgres//app:hunter22@db/m";
+        let message = format!("The connection string '{url}' has no supporting driver.");
+        let shown = redact_in(&message, url);
+        assert!(!shown.contains("hunter22"), "{shown}");
+        assert!(shown.contains("app:***@db/m"), "{shown}");
+        assert_eq!(
+            redact_in("password authentication failed for hunter22", url),
+            "password authentication failed for ***"
+        );
+    }
+
+    #[test]
+    fn databases_are_described_without_secrets() {
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            describe_database("sqlite://membership.db?mode=rwc"),
+            cwd.join("membership.db").display().to_string()
+        );
+        assert_eq!(describe_database("sqlite:///var/lib/m.db"), "/var/lib/m.db");
+        assert_eq!(
+            describe_database("sqlite:m.db"),
+            cwd.join("m.db").display().to_string()
+        );
+        assert_eq!(describe_database("sqlite::memory:"), "sqlite in memory");
+        assert_eq!(
+            describe_database("postgres://app:s3cret@db/m"),
+            "postgres://app:***@db/m"
+        );
+        let args = DatabaseArgs {
+            database_url: "mysql://root:s3cret@db/m".into(),
+        };
+        assert!(!format!("{args:?}").contains("s3cret"));
     }
 }

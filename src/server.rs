@@ -1,11 +1,13 @@
 //! Builds the gRPC server: the services, reflection, health, and the layers around them.
 
+mod tls;
+
 use std::future::Future;
 use std::path::Path;
 
 use tokio::net::TcpListener;
-use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Server, ServerTlsConfig};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +35,8 @@ use crate::telemetry::RpcSpanLayer;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
+    #[error(transparent)]
+    Connect(#[from] crate::storage::ConnectError),
     #[error("cannot reach the database: {0}")]
     Database(String),
     #[error("invalid configuration: {0}")]
@@ -45,12 +49,17 @@ pub enum StartupError {
     Serve(String),
 }
 
+/// How long shutdown waits for the database connections to close.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A migrated database and the services over it, ready to serve.
 pub struct App {
     config: ServeConfig,
     context: Context,
-    /// A generated bootstrap key, to be shown once.
+    /// A generated bootstrap key, to be shown once (and never logged).
     pub bootstrap_key: Option<String>,
+    /// `None`: plaintext.
+    tls: Option<ServerTlsConfig>,
     /// The feed follower and the retention task; they end with the server.
     background: Vec<JoinHandle<()>>,
     stop: tokio::sync::watch::Sender<bool>,
@@ -62,6 +71,20 @@ impl Drop for App {
             task.abort();
         }
     }
+}
+
+/// A configured bootstrap key is only stored when the key table is empty (say `keys create` ran
+/// first, or in another folder with the relative default SQLite path): then it is silently not a
+/// key at all, unless it was stored by an earlier start.
+async fn bootstrap_key_is_ignored(
+    store: &Store,
+    configured: &str,
+) -> Result<bool, crate::domain::DomainError> {
+    Ok(store.count_api_keys().await? > 0
+        && store
+            .find_api_key(&auth::hash_key(configured))
+            .await?
+            .is_none())
 }
 
 /// Removes events older than the retention, now and then.
@@ -91,9 +114,10 @@ fn read_permissions_file(path: &Path) -> Result<PermissionCatalog, String> {
 
 impl App {
     pub async fn prepare(config: &ServeConfig) -> Result<App, StartupError> {
-        let store = Store::connect(&config.database.database_url, config.db_max_connections)
-            .await
-            .map_err(|e| StartupError::Database(e.to_string()))?;
+        // Files first: a bad one must not leave a new, migrated database behind.
+        let tls = tls::server_config(config)?;
+        let store =
+            Store::connect(&config.database.database_url, config.db_max_connections).await?;
         store
             .migrate()
             .await
@@ -105,7 +129,21 @@ impl App {
             None => PermissionCatalog::default_catalog(),
         };
         let store = store.with_policy(Arc::new(Policy::new(catalog)));
-        let bootstrap_key = auth::bootstrap(&store, config.bootstrap_key.as_deref())
+        let configured_key = config.bootstrap_key.as_deref().filter(|k| !k.is_empty());
+        if let Some(key) = configured_key
+            && bootstrap_key_is_ignored(&store, key)
+                .await
+                .map_err(|e| StartupError::Database(e.to_string()))?
+        {
+            tracing::warn!(
+                database = %config.database.describe(),
+                "the bootstrap key (--bootstrap-key, MEMBERSHIP_BOOTSTRAP_KEY) is not used: this \
+                 database already has API keys and the bootstrap key is only created in an empty \
+                 key table; calls with it fail UNAUTHENTICATED (use an existing key, or create one \
+                 with `keys create` on this database)"
+            );
+        }
+        let bootstrap_key = auth::bootstrap(&store, configured_key)
             .await
             .map_err(|e| StartupError::Database(e.to_string()))?;
         let cache = Arc::new(AccessCache::new(config.cache_capacity));
@@ -125,6 +163,7 @@ impl App {
             config: config.clone(),
             context,
             bootstrap_key,
+            tls,
             background: vec![follower, retention],
             stop,
         })
@@ -183,7 +222,13 @@ impl App {
 
         let stop = self.stop.clone();
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-        Server::builder()
+        let mut builder = Server::builder();
+        if let Some(tls) = self.tls.clone() {
+            builder = builder
+                .tls_config(tls)
+                .map_err(|e| StartupError::Config(format!("TLS: {e}")))?;
+        }
+        let served = builder
             .timeout(self.config.request_timeout())
             .concurrency_limit_per_connection(self.config.concurrency_limit)
             .layer(RpcSpanLayer)
@@ -203,22 +248,46 @@ impl App {
                 let _ = stop.send(true);
             })
             .await
-            .map_err(|e| StartupError::Serve(e.to_string()))
+            .map_err(|e| StartupError::Serve(e.to_string()));
+        self.close().await;
+        served
+    }
+
+    /// Stops the background tasks, then closes the database pool (bounded: a connection still
+    /// held by a stuck task must not keep the process alive).
+    async fn close(mut self) {
+        for task in std::mem::take(&mut self.background) {
+            task.abort();
+            let _ = task.await;
+        }
+        match tokio::time::timeout(CLOSE_TIMEOUT, self.context.store.close()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot close the database connections"),
+            Err(_) => tracing::warn!(
+                "the database connections did not close within {CLOSE_TIMEOUT:?}; exiting anyway"
+            ),
+        }
     }
 }
 
-/// Binds the configured address and serves until SIGTERM or Ctrl-C.
-pub async fn run(config: ServeConfig) -> Result<(), StartupError> {
-    let app = App::prepare(&config).await?;
-    if let Some(key) = &app.bootstrap_key {
-        tracing::warn!(
-            "created a bootstrap API key with the admin scope; it is shown only now: {key}"
-        );
-    }
-    let listener = TcpListener::bind(config.listen)
+/// Binds the configured address and serves until SIGTERM or Ctrl-C. A generated bootstrap key
+/// is the caller's to show (`App::bootstrap_key`): it never goes into the log.
+pub async fn run(app: App) -> Result<(), StartupError> {
+    let listener = TcpListener::bind(app.config.listen)
         .await
-        .map_err(|e| StartupError::Listen(e.to_string()))?;
-    tracing::info!(listen = %config.listen, "serving gRPC");
+        .map_err(|e| StartupError::Listen(format!("{}: {e}", app.config.listen)))?;
+    let listen = listener.local_addr().unwrap_or(app.config.listen);
+    let tls = match (&app.tls, &app.config.tls_client_ca) {
+        (None, _) => "off",
+        (Some(_), None) => "on",
+        (Some(_), Some(_)) => "on, client certificates required",
+    };
+    tracing::info!(
+        %listen,
+        database = %app.config.database.describe(),
+        tls,
+        "serving gRPC"
+    );
     app.serve(listener, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())

@@ -1,5 +1,6 @@
 //! Logs, and the span every RPC runs in (method, status code, latency, the ids involved).
 
+use std::io::IsTerminal;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -10,10 +11,14 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 
-pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// Logs to stderr at `default_level` unless `RUST_LOG` says otherwise. Colours only on a
+/// terminal: a log file or collector gets plain text.
+pub fn init(format: LogFormat, default_level: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     // A second init (tests start several servers) keeps the first subscriber.
     let _ = match format {

@@ -28,6 +28,7 @@ use sea_orm::{
 use sea_orm_migration::MigratorTrait;
 use tokio::sync::{Mutex, Notify, OwnedMutexGuard};
 
+use crate::config;
 use crate::domain::access::Policy;
 use crate::domain::{DomainError, DomainResult};
 
@@ -65,8 +66,16 @@ impl WriteTx {
     }
 }
 
+/// The database cannot be opened: which one (without its password) and why.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot connect to the database {database}: {cause}")]
+pub struct ConnectError {
+    pub database: String,
+    pub cause: String,
+}
+
 impl Store {
-    pub async fn connect(url: &str, max_connections: u32) -> DomainResult<Self> {
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, ConnectError> {
         let mut options = ConnectOptions::new(url.to_string());
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         options
@@ -76,14 +85,18 @@ impl Store {
             .acquire_timeout(Duration::from_secs(5))
             .sqlx_logging(false)
             .map_sqlx_sqlite_opts(|opts| {
-                opts.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                // A new file without `?mode=rwc`: a first start creates its database. (A
+                // `mode=ro` URL stays read-only.)
+                opts.create_if_missing(true)
+                    .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                     .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(10))
                     .foreign_keys(true)
             });
-        let db = Database::connect(options).await.map_err(|e| {
-            tracing::error!(error = %e, "cannot connect to the database");
-            DomainError::Unavailable
+        // The error may quote the URL (an unknown scheme does): never with its password.
+        let db = Database::connect(options).await.map_err(|e| ConnectError {
+            database: config::describe_database(url),
+            cause: config::redact_in(&e.to_string(), url),
         })?;
         let sqlite_writer =
             (db.get_database_backend() == DbBackend::Sqlite).then(|| Arc::new(Mutex::new(())));
@@ -93,6 +106,13 @@ impl Store {
             policy: Arc::new(Policy::default()),
             committed: Arc::new(Notify::new()),
         })
+    }
+
+    /// Closes the pool: waits for the connections in use to come back, then closes them all.
+    /// On SQLite closing the last connection checkpoints the WAL into the database file, so the
+    /// `.db` alone is the whole database again.
+    pub async fn close(&self) -> Result<(), DbErr> {
+        self.db.close_by_ref().await
     }
 
     /// Uses this catalog (and the system role permissions derived from it).
