@@ -120,8 +120,14 @@ pub fn generate_key() -> (String, String) {
     (id, key)
 }
 
+/// Creates an unbound, never-expiring key (the CLI's and the tests' way) and returns its secret.
+pub async fn create_key(store: &Store, name: &str, scopes: &[String]) -> DomainResult<String> {
+    let (_, secret) = issue_key(store, &Actor::default(), name, scopes, None, None).await?;
+    Ok(secret)
+}
+
 /// Creates a key and returns it with its secret, which is never readable again.
-pub async fn create_key(
+pub async fn issue_key(
     store: &Store,
     actor: &Actor,
     name: &str,

@@ -47,7 +47,7 @@ async fn create_key(url: &str, name: &str, scopes: &[String]) -> Result<(), Stri
         .migrate()
         .await
         .map_err(|e| format!("migrations failed: {e}"))?;
-    let (_, key) = auth::create_key(&store, &Default::default(), name, scopes, None, None)
+    let key = auth::create_key(&store, name, scopes)
         .await
         .map_err(|e| e.to_string())?;
     // The key is the command's output: alone on the last line of stdout.
