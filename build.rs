@@ -13,6 +13,7 @@ const SERVICE_PROTOS: &[&str] = &[
     "membership/v1/role.proto",
     "membership/v1/access.proto",
     "membership/v1/attribute.proto",
+    "membership/v1/api_key.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

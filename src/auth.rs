@@ -10,9 +10,11 @@ use http::HeaderMap;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
+use crate::domain::api_keys::{ApiKey, NewApiKey};
 use crate::domain::model::Actor;
 use crate::domain::{DomainError, DomainResult, Reason};
 use crate::storage::Store;
+use crate::storage::users::Written;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
@@ -135,14 +137,28 @@ pub fn generate_key() -> (String, String) {
     (id, key)
 }
 
-/// Creates a key with the given scopes and returns it; it is never readable again.
+/// Creates an unbound, never-expiring key (the CLI's and the tests' way) and returns its secret.
 pub async fn create_key(store: &Store, name: &str, scopes: &[String]) -> DomainResult<String> {
+    let (_, secret) = issue_key(store, &Actor::default(), name, scopes, None, None).await?;
+    Ok(secret)
+}
+
+/// Creates a key and returns it with its secret, which is never readable again.
+pub async fn issue_key(
+    store: &Store,
+    actor: &Actor,
+    name: &str,
+    scopes: &[String],
+    organization_id: Option<i64>,
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+) -> DomainResult<(Written<ApiKey>, String)> {
     let scopes = parse_scopes(scopes).map_err(|e| DomainError::invalid("scopes", e))?;
+    let new = NewApiKey::validate(name, scopes, organization_id, expires_at, chrono::Utc::now())?;
     let (id, key) = generate_key();
-    store
-        .insert_api_key(&id, name, &hash_key(&key), &scopes)
+    let written = store
+        .create_api_key(actor, &id, &hash_key(&key), &new)
         .await?;
-    Ok(key)
+    Ok((written, key))
 }
 
 /// On an empty key table, creates an `admin` key: the configured one, or a generated one that is
@@ -151,15 +167,27 @@ pub async fn bootstrap(store: &Store, configured: Option<&str>) -> DomainResult<
     if store.count_api_keys().await? > 0 {
         return Ok(None);
     }
-    let admin = vec![Scope::Admin.as_str().to_string()];
+    let admin = NewApiKey {
+        name: "bootstrap".into(),
+        scopes: vec![Scope::Admin.as_str().to_string()],
+        organization_id: None,
+        expires_at: None,
+    };
+    let system = Actor::default();
     match configured.filter(|k| !k.is_empty()) {
         Some(key) => {
             store
-                .insert_api_key("key_bootstrap", "bootstrap", &hash_key(key), &admin)
+                .create_api_key(&system, "key_bootstrap", &hash_key(key), &admin)
                 .await?;
             Ok(None)
         }
-        None => Ok(Some(create_key(store, "bootstrap", &admin).await?)),
+        None => {
+            let (id, key) = generate_key();
+            store
+                .create_api_key(&system, &id, &hash_key(&key), &admin)
+                .await?;
+            Ok(Some(key))
+        }
     }
 }
 

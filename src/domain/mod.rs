@@ -2,6 +2,7 @@
 //! the permission catalog and the rules of docs/design.md section 3. No tonic, no SQL.
 
 pub mod access;
+pub mod api_keys;
 pub mod actor;
 pub mod attributes;
 pub mod catalog;

@@ -12,6 +12,13 @@ pub struct Model {
     /// Comma-separated scopes.
     pub scopes: String,
     pub created_at: i64,
+    /// Set: the key sees this organization only.
+    pub organization_id: Option<i64>,
+    /// Microseconds since the epoch, UTC, like every time column.
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+    pub created_by_key_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -6,6 +6,7 @@ mod m0002_system_roles;
 mod m0003_attributes;
 mod m0004_event_sequence;
 mod m0005_exact_keys_on_mysql;
+mod m0006_api_key_lifecycle;
 
 use sea_orm_migration::prelude::*;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0003_attributes::Migration),
             Box::new(m0004_event_sequence::Migration),
             Box::new(m0005_exact_keys_on_mysql::Migration),
+            Box::new(m0006_api_key_lifecycle::Migration),
         ]
     }
 }
