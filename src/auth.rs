@@ -2,7 +2,9 @@
 //! optional end user a calling service acts for (`x-actor-user-id`).
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -10,11 +12,12 @@ use http::HeaderMap;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use crate::domain::api_keys::{ApiKey, NewApiKey};
+use crate::cache::AccessCache;
+use crate::domain::api_keys::{self, ApiKey, KeyRefusal, NewApiKey};
 use crate::domain::model::Actor;
 use crate::domain::{DomainError, DomainResult, Reason};
 use crate::storage::Store;
-use crate::storage::users::Written;
+use crate::storage::shared::Written;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
@@ -91,6 +94,8 @@ pub const ACTOR_HEADER: &str = "x-actor-user-id";
 pub struct Caller {
     pub key_id: String,
     scopes: u16,
+    /// A bound key sees this organization only.
+    pub organization_id: Option<i64>,
     pub actor_user_id: Option<i64>,
 }
 
@@ -153,7 +158,13 @@ pub async fn issue_key(
     expires_at: Option<chrono::DateTime<chrono::Utc>>,
 ) -> DomainResult<(Written<ApiKey>, String)> {
     let scopes = parse_scopes(scopes).map_err(|e| DomainError::invalid("scopes", e))?;
-    let new = NewApiKey::validate(name, scopes, organization_id, expires_at, chrono::Utc::now())?;
+    let new = NewApiKey::validate(
+        name,
+        scopes,
+        organization_id,
+        expires_at,
+        chrono::Utc::now(),
+    )?;
     let (id, key) = generate_key();
     let written = store
         .create_api_key(actor, &id, &hash_key(&key), &new)
@@ -191,17 +202,23 @@ pub async fn bootstrap(store: &Store, configured: Option<&str>) -> DomainResult<
     }
 }
 
-/// Authenticates requests; known keys are remembered so a check costs no database round trip.
+/// Authenticates requests. Keys are remembered in the access cache, which follows the change
+/// feed: a revocation on any replica reaches this one within the feed's delivery time, and an
+/// expiry is checked against the clock on every call.
 pub struct Authenticator {
     store: Store,
-    known: RwLock<HashMap<String, (String, u16)>>,
+    cache: Arc<AccessCache>,
+    /// Key id → when this replica last recorded a use (`last_used_at` is written at most once a
+    /// minute per key).
+    last_recorded: Mutex<HashMap<String, DateTime<Utc>>>,
 }
 
 impl Authenticator {
-    pub fn new(store: Store) -> Arc<Self> {
+    pub fn new(store: Store, cache: Arc<AccessCache>) -> Arc<Self> {
         Arc::new(Self {
             store,
-            known: RwLock::new(HashMap::new()),
+            cache,
+            last_recorded: Mutex::new(HashMap::new()),
         })
     }
 
@@ -212,40 +229,69 @@ impl Authenticator {
         // Read now, reported after the key: an unknown key is UNAUTHENTICATED whatever else.
         let actor_user_id = actor_user_id(headers);
         let hash = hash_key(&key);
-        let cached = self
-            .known
-            .read()
-            .ok()
-            .and_then(|known| known.get(&hash).cloned());
-        let (key_id, scopes) = match cached {
-            Some(entry) => entry,
+        let credentials = match self.cache.key(&hash) {
+            Some(known) => known,
             None => {
-                let stored = self
-                    .store
-                    .find_api_key(&hash)
-                    .await?
-                    .ok_or_else(|| DomainError::Unauthenticated("unknown API key".into()))?;
-                let bits = stored
-                    .scopes
-                    .iter()
-                    .filter_map(|s| Scope::parse(s))
-                    .fold(0, |acc, s| acc | s.bit());
-                if let Ok(mut known) = self.known.write() {
-                    known.insert(hash, (stored.id.clone(), bits));
-                }
-                (stored.id, bits)
+                let seen = self.cache.generation();
+                let stored = Arc::new(self.store.find_api_key(&hash).await?.ok_or_else(|| {
+                    DomainError::Unauthenticated {
+                        reason: Reason::ApiKeyUnknown,
+                        message: "unknown API key".into(),
+                    }
+                })?);
+                self.cache.fill_key(seen, hash, Arc::clone(&stored));
+                stored
             }
         };
+        let now = Utc::now();
+        api_keys::usable(credentials.revoked, credentials.expires_at, now).map_err(|refusal| {
+            let (reason, message) = match refusal {
+                KeyRefusal::Revoked => (Reason::ApiKeyRevoked, "the API key was revoked"),
+                KeyRefusal::Expired => (Reason::ApiKeyExpired, "the API key has expired"),
+            };
+            DomainError::Unauthenticated {
+                reason,
+                message: message.into(),
+            }
+        })?;
+        self.record_use(&credentials.id, now);
         Ok(Caller {
-            key_id,
-            scopes,
+            key_id: credentials.id.clone(),
+            scopes: credentials
+                .scopes
+                .iter()
+                .filter_map(|s| Scope::parse(s))
+                .fold(0, |acc, s| acc | s.bit()),
+            organization_id: credentials.organization_id,
             actor_user_id: actor_user_id?,
         })
+    }
+
+    /// Writes `last_used_at` in the background when this replica has not for a minute; the
+    /// request never waits for it, and a failure only delays the next record.
+    fn record_use(&self, key_id: &str, now: DateTime<Utc>) {
+        {
+            let mut recorded = self.last_recorded.lock().unwrap_or_else(|e| e.into_inner());
+            if !api_keys::last_use_is_stale(recorded.get(key_id).copied(), now) {
+                return;
+            }
+            recorded.insert(key_id.to_string(), now);
+        }
+        let store = self.store.clone();
+        let key_id = key_id.to_string();
+        tokio::spawn(async move {
+            if let Err(error) = store.touch_api_key(&key_id).await {
+                tracing::debug!(%error, key_id, "could not record the key's last use");
+            }
+        });
     }
 }
 
 fn bearer_key(headers: &HeaderMap) -> DomainResult<String> {
-    let missing = || DomainError::Unauthenticated("send `authorization: Bearer <api key>`".into());
+    let missing = || DomainError::Unauthenticated {
+        reason: Reason::ApiKeyUnknown,
+        message: "send `authorization: Bearer <api key>`".into(),
+    };
     let value = headers
         .get("authorization")
         .ok_or_else(missing)?
@@ -359,6 +405,7 @@ mod tests {
     fn missing_scope_names_it() {
         let caller = Caller {
             key_id: "k".into(),
+            organization_id: None,
             scopes: Scope::RolesRead.bit(),
             actor_user_id: None,
         };
@@ -386,6 +433,7 @@ mod tests {
         assert!(parse_scopes(&["nope".into()]).is_err());
         let caller = Caller {
             key_id: "k".into(),
+            organization_id: None,
             scopes: Scope::MembershipsRead.bit(),
             actor_user_id: None,
         };
@@ -393,6 +441,7 @@ mod tests {
         assert!(!caller.has(Scope::MembershipsWrite));
         let admin = Caller {
             key_id: "k".into(),
+            organization_id: None,
             scopes: Scope::Admin.bit(),
             actor_user_id: None,
         };

@@ -7,6 +7,7 @@ use std::sync::{Arc, RwLock};
 
 use moka::sync::Cache;
 
+use crate::domain::api_keys::KeyCredentials;
 use crate::domain::catalog::PermissionSet;
 use crate::domain::events::EventKind;
 use crate::domain::model::{Event, Membership, MembershipView};
@@ -21,6 +22,8 @@ pub struct AccessCache {
     views: Cache<i64, Arc<MembershipView>>,
     /// (team, user) → membership id.
     view_ids: Cache<(i64, i64), i64>,
+    /// The SHA-256 of a key's secret → what authenticating with it needs.
+    keys: Cache<String, Arc<KeyCredentials>>,
     /// Bumped by every invalidation. A fill that read the database under an older generation
     /// is dropped: it may predate the change that invalidated its key.
     generation: RwLock<u64>,
@@ -34,6 +37,7 @@ impl AccessCache {
             roles: Cache::new(capacity),
             views: Cache::new(capacity),
             view_ids: Cache::new(capacity),
+            keys: Cache::new(capacity),
             generation: RwLock::new(0),
         }
     }
@@ -50,6 +54,14 @@ impl AccessCache {
         if *generation == seen {
             insert();
         }
+    }
+
+    pub fn key(&self, secret_hash: &str) -> Option<Arc<KeyCredentials>> {
+        self.keys.get(secret_hash)
+    }
+
+    pub fn fill_key(&self, seen: u64, secret_hash: String, key: Arc<KeyCredentials>) {
+        self.fill(seen, || self.keys.insert(secret_hash, key));
     }
 
     pub fn user_memberships(&self, user_id: i64) -> Option<Arc<Vec<Membership>>> {
@@ -150,6 +162,10 @@ impl AccessCache {
             EventKind::AttributeCreated
             | EventKind::AttributeUpdated
             | EventKind::AttributeDeleted => self.views.invalidate_all(),
+            // A new key is read when first used.
+            EventKind::ApiKeyCreated => {}
+            // Keys are cached by the hash of their secret, which the event does not carry.
+            EventKind::ApiKeyRevoked => self.keys.invalidate_all(),
         }
     }
 
@@ -166,6 +182,7 @@ impl AccessCache {
         self.roles.invalidate_all();
         self.views.invalidate_all();
         self.view_ids.invalidate_all();
+        self.keys.invalidate_all();
     }
 }
 
@@ -238,6 +255,14 @@ mod tests {
         for role in ["role_a", "role_b"] {
             cache.fill_role_permissions(seen, role, Arc::new(PermissionSet::default()));
         }
+        let key = KeyCredentials {
+            id: "key_1".into(),
+            scopes: vec!["admin".into()],
+            organization_id: None,
+            expires_at: None,
+            revoked: false,
+        };
+        cache.fill_key(seen, "hash".into(), Arc::new(key));
         cache
     }
 
@@ -258,6 +283,7 @@ mod tests {
         note(cache.view(OTHER_MEMBERSHIP).is_some(), "other view");
         note(cache.view_id(TEAM, USER).is_some(), "view id");
         note(cache.view_id(TEAM, OTHER_USER).is_some(), "other view id");
+        note(cache.key("hash").is_some(), "key");
         left
     }
 
@@ -278,7 +304,7 @@ mod tests {
         }
     }
 
-    const EVERYTHING: [&str; 9] = [
+    const EVERYTHING: [&str; 10] = [
         "user",
         "other user",
         "team org",
@@ -288,6 +314,7 @@ mod tests {
         "other view",
         "view id",
         "other view id",
+        "key",
     ];
 
     fn all_but(gone: &[&str]) -> BTreeSet<&'static str> {
@@ -313,7 +340,9 @@ mod tests {
                 EventKind::AttributeCreated
                 | EventKind::AttributeUpdated
                 | EventKind::AttributeDeleted => all_but(&views),
+                EventKind::ApiKeyRevoked => all_but(&["key"]),
                 EventKind::UserCreated
+                | EventKind::ApiKeyCreated
                 | EventKind::RoleCreated
                 | EventKind::OrganizationCreated
                 | EventKind::OrganizationUpdated

@@ -51,6 +51,20 @@ pub enum KeysCommand {
         #[arg(long, default_value = "")]
         name: String,
     },
+    /// List the API keys (never their secrets), one per line, tab-separated: id, name, scopes,
+    /// organization, created, expires, revoked, last used.
+    List {
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Revoke an API key by its id (`key_…`): every replica refuses it within the change feed's
+    /// delivery time.
+    Revoke {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// The key's id, as `keys list` shows it.
+        key_id: String,
+    },
 }
 
 #[derive(Clone, Args)]

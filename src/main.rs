@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use membership_service::config::{Cli, Command, KeysCommand, ServeConfig, describe_database};
+use membership_service::domain::page::{KeyedPageRequest, encode_keyed_token};
 use membership_service::server::{self, App, StartupError};
 use membership_service::{auth, storage::Store, telemetry};
 
@@ -28,17 +29,20 @@ async fn main() -> ExitCode {
             telemetry::init(cli.log_format, "info");
             exit_code(migrate(&db.database_url).await)
         }
-        Command::Keys {
-            command:
+        // Only warnings: the output is the key or the list, not the migration steps.
+        Command::Keys { command } => {
+            telemetry::init(cli.log_format, "warn");
+            exit_code(match command {
                 KeysCommand::Create {
                     database,
                     scopes,
                     name,
-                },
-        } => {
-            // Only warnings: the output is the key, not the migration steps.
-            telemetry::init(cli.log_format, "warn");
-            exit_code(create_key(&database.database_url, &name, &scopes).await)
+                } => create_key(&database.database_url, &name, &scopes).await,
+                KeysCommand::List { database } => list_keys(&database.database_url).await,
+                KeysCommand::Revoke { database, key_id } => {
+                    revoke_key(&database.database_url, &key_id).await
+                }
+            })
         }
     }
 }
@@ -110,4 +114,75 @@ async fn create_key(url: &str, name: &str, scopes: &[String]) -> Result<(), Stri
     // The key is the command's output: alone on the last line of stdout.
     let mut out = std::io::stdout().lock();
     writeln!(out, "{key}").map_err(|e| e.to_string())
+}
+
+/// Runs `work` on the migrated database, then closes it (SQLite checkpoints its WAL).
+async fn with_store<T>(
+    url: &str,
+    work: impl AsyncFnOnce(&Store) -> Result<T, String>,
+) -> Result<T, String> {
+    let store = Store::connect(url, 1).await.map_err(|e| e.to_string())?;
+    let result = match store.migrate().await {
+        Ok(()) => work(&store).await,
+        Err(e) => Err(format!("migrations failed: {e}")),
+    };
+    let _ = store.close().await;
+    result
+}
+
+async fn list_keys(url: &str) -> Result<(), String> {
+    let keys = with_store(url, async |store| {
+        let mut keys = Vec::new();
+        let mut page = KeyedPageRequest::parse(1000, "").map_err(|_| "page size".to_string())?;
+        loop {
+            let listed = store
+                .list_api_keys(&page, None)
+                .await
+                .map_err(|e| e.to_string())?;
+            keys.extend(listed.items);
+            match listed.next_after {
+                Some(next) => {
+                    page = KeyedPageRequest::parse(1000, &encode_keyed_token(next))
+                        .map_err(|_| "page token".to_string())?
+                }
+                None => return Ok(keys),
+            }
+        }
+    })
+    .await?;
+    let time = |t: Option<chrono::DateTime<chrono::Utc>>| {
+        t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .unwrap_or_else(|| "-".into())
+    };
+    let mut out = std::io::stdout().lock();
+    for key in keys {
+        writeln!(
+            out,
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            key.id,
+            key.name,
+            key.scopes.join(","),
+            key.organization_id
+                .map(|id| id.to_string())
+                .unwrap_or_else(|| "-".into()),
+            time(Some(key.created_at)),
+            time(key.expires_at),
+            time(key.revoked_at),
+            time(key.last_used_at),
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+async fn revoke_key(url: &str, key_id: &str) -> Result<(), String> {
+    let revoked = with_store(url, async |store| {
+        store
+            .revoke_api_key(&Default::default(), key_id, None)
+            .await
+            .map_err(|e| e.to_string())
+    })
+    .await?;
+    eprintln!("revoked {} in {}", revoked.value.id, describe_database(url));
+    Ok(())
 }

@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 
 use crate::api::Context;
 use crate::api::access::AccessApi;
+use crate::api::api_keys::ApiKeyApi;
 use crate::api::attributes::AttributeApi;
 use crate::api::auth_layer::AuthLayer;
 use crate::api::directory::DirectoryApi;
@@ -154,7 +155,7 @@ impl App {
         let (stop, stopping) = tokio::sync::watch::channel(false);
         let context = Context {
             stopping,
-            auth: Authenticator::new(store.clone()),
+            auth: Authenticator::new(store.clone(), Arc::clone(&cache)),
             reads: Reads::new(store.clone(), cache, Arc::clone(&feed)),
             store,
             feed,
@@ -219,6 +220,11 @@ impl App {
         health_reporter
             .set_serving::<pb::event_service_server::EventServiceServer<EventApi>>()
             .await;
+        let api_keys =
+            pb::api_key_service_server::ApiKeyServiceServer::new(ApiKeyApi(self.context.clone()));
+        health_reporter
+            .set_serving::<pb::api_key_service_server::ApiKeyServiceServer<ApiKeyApi>>()
+            .await;
 
         let stop = self.stop.clone();
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
@@ -243,6 +249,7 @@ impl App {
             .add_service(roles)
             .add_service(access)
             .add_service(attributes)
+            .add_service(api_keys)
             .serve_with_incoming_shutdown(incoming, async move {
                 shutdown.await;
                 let _ = stop.send(true);

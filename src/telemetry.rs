@@ -72,6 +72,7 @@ where
             membership_id = tracing::field::Empty,
             role_id = tracing::field::Empty,
             attribute_id = tracing::field::Empty,
+            key_id = tracing::field::Empty,
         );
         let mut inner = self.inner.clone();
         let started = Instant::now();

@@ -149,7 +149,8 @@ mod tests {
         store.migrate().await.unwrap();
         let recorder = Recorder::default();
         let calls = Arc::clone(&recorder.calls);
-        let service = AuthLayer::new(Authenticator::new(store.clone())).layer(recorder);
+        let cache = Arc::new(crate::cache::AccessCache::new(100));
+        let service = AuthLayer::new(Authenticator::new(store.clone(), cache)).layer(recorder);
         Fixture {
             store,
             service,

@@ -72,8 +72,8 @@ fn status(err: DomainError) -> Status {
             info(&mut details, reason, metadata);
             (Code::PermissionDenied, message)
         }
-        DomainError::Unauthenticated(message) => {
-            info(&mut details, Reason::Unauthenticated, []);
+        DomainError::Unauthenticated { reason, message } => {
+            info(&mut details, reason, []);
             (Code::Unauthenticated, message)
         }
         DomainError::Unavailable => {

@@ -3,6 +3,7 @@
 //! table and hands the authenticated caller on; domain errors become statuses in `errors`.
 
 pub mod access;
+pub mod api_keys;
 pub mod attributes;
 pub mod auth_layer;
 pub mod convert;
@@ -47,8 +48,13 @@ pub(crate) use trace_ids;
 
 /// Who makes a write: the caller the auth layer authenticated before the handler ran.
 pub(crate) fn actor<T>(request: &Request<T>) -> Result<Actor, Status> {
+    caller(request).map(|caller| caller.actor())
+}
+
+/// The caller the auth layer authenticated before the handler ran.
+pub(crate) fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
     match request.extensions().get::<Caller>() {
-        Some(caller) => Ok(caller.actor()),
+        Some(caller) => Ok(caller.clone()),
         // Only a server built without `AuthLayer` gets here; refuse rather than write anonymously.
         None => {
             tracing::error!("a handler ran without an authenticated caller: is AuthLayer applied?");

@@ -7,8 +7,8 @@ use std::sync::LazyLock;
 
 use crate::auth::Scope;
 use crate::pb::{
-    access_service_server, attribute_service_server, directory_service_server,
-    event_service_server, membership_service_server, role_service_server,
+    access_service_server, api_key_service_server, attribute_service_server,
+    directory_service_server, event_service_server, membership_service_server, role_service_server,
 };
 
 /// Services any caller may use without a key: health checks and server reflection.
@@ -89,6 +89,15 @@ const SCOPED_SERVICES: &[(&str, &[(&str, Scope)])] = &[
             // Assignments change memberships, so they need the memberships scope.
             ("AssignAttribute", Scope::MembershipsWrite),
             ("UnassignAttribute", Scope::MembershipsWrite),
+        ],
+    ),
+    (
+        api_key_service_server::SERVICE_NAME,
+        &[
+            ("CreateApiKey", Scope::Admin),
+            ("GetApiKey", Scope::Admin),
+            ("ListApiKeys", Scope::Admin),
+            ("RevokeApiKey", Scope::Admin),
         ],
     ),
 ];

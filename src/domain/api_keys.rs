@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::errors::{DomainResult, Violations};
+use super::errors::{DomainError, DomainResult, Reason, Violations};
 
 pub const MAX_KEY_NAME_CHARS: usize = 100;
 
@@ -19,6 +19,16 @@ pub struct ApiKey {
     pub revoked_at: Option<DateTime<Utc>>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub created_by_key_id: Option<String>,
+}
+
+/// What authenticating a request needs to know of a stored key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyCredentials {
+    pub id: String,
+    pub scopes: Vec<String>,
+    pub organization_id: Option<i64>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked: bool,
 }
 
 /// Why a known key is refused.
@@ -49,6 +59,27 @@ pub fn manages(caller_organization: Option<i64>, key_organization: Option<i64>) 
     caller_organization.is_none_or(|org| key_organization == Some(org))
 }
 
+/// The organization a new key is bound to. A bound caller makes keys of its own organization
+/// only: an unbound key is PERMISSION_DENIED `KEY_BOUND_TO_ORGANIZATION`, another organization
+/// is NOT_FOUND as if it did not exist.
+pub fn binding_of_new_key(
+    caller_organization: Option<i64>,
+    requested: Option<i64>,
+) -> DomainResult<Option<i64>> {
+    match (caller_organization, requested) {
+        (None, requested) => Ok(requested),
+        (Some(own), Some(requested)) if requested == own => Ok(Some(own)),
+        (Some(_), Some(other)) => Err(DomainError::not_found(format_args!("organization {other}"))),
+        (Some(own), None) => Err(DomainError::PermissionDenied {
+            reason: Reason::KeyBoundToOrganization,
+            message: format!(
+                "this API key is bound to organization {own}: set organization_id to {own}"
+            ),
+            metadata: Default::default(),
+        }),
+    }
+}
+
 /// `last_used_at` is written at most once a minute per key.
 pub fn last_use_is_stale(last_used_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
     last_used_at.is_none_or(|at| now - at >= chrono::Duration::minutes(1))
@@ -76,10 +107,10 @@ impl NewApiKey {
     ) -> DomainResult<Self> {
         let mut v = Violations::default();
         let name = name.trim();
-        if name.is_empty() || name.chars().count() > MAX_KEY_NAME_CHARS {
+        if name.chars().count() > MAX_KEY_NAME_CHARS {
             v.add(
                 "name",
-                format!("must be 1 to {MAX_KEY_NAME_CHARS} characters"),
+                format!("must be at most {MAX_KEY_NAME_CHARS} characters"),
             );
         }
         if scopes.is_empty() {
@@ -117,7 +148,10 @@ mod tests {
             usable(false, Some(at(100)), at(100)),
             Err(KeyRefusal::Expired)
         );
-        assert_eq!(usable(true, Some(at(50)), at(100)), Err(KeyRefusal::Revoked));
+        assert_eq!(
+            usable(true, Some(at(50)), at(100)),
+            Err(KeyRefusal::Revoked)
+        );
     }
 
     #[test]
@@ -130,6 +164,24 @@ mod tests {
     }
 
     #[test]
+    fn bound_callers_make_keys_of_their_organization() {
+        assert_eq!(binding_of_new_key(None, None).unwrap(), None);
+        assert_eq!(binding_of_new_key(None, Some(4)).unwrap(), Some(4));
+        assert_eq!(binding_of_new_key(Some(4), Some(4)).unwrap(), Some(4));
+        assert!(matches!(
+            binding_of_new_key(Some(4), Some(5)),
+            Err(DomainError::NotFound { .. })
+        ));
+        assert!(matches!(
+            binding_of_new_key(Some(4), None),
+            Err(DomainError::PermissionDenied {
+                reason: Reason::KeyBoundToOrganization,
+                ..
+            })
+        ));
+    }
+
+    #[test]
     fn last_use_is_written_once_a_minute() {
         assert!(last_use_is_stale(None, at(0)));
         assert!(!last_use_is_stale(Some(at(0)), at(59)));
@@ -138,10 +190,17 @@ mod tests {
 
     #[test]
     fn new_keys_are_validated() {
-        let ok = NewApiKey::validate(" billing ", vec!["admin".into()], Some(1), Some(at(10)), at(0))
-            .unwrap();
+        let ok = NewApiKey::validate(
+            " billing ",
+            vec!["admin".into()],
+            Some(1),
+            Some(at(10)),
+            at(0),
+        )
+        .unwrap();
         assert_eq!(ok.name, "billing");
-        let err = NewApiKey::validate("", vec![], Some(0), Some(at(0)), at(0)).unwrap_err();
+        let long = "n".repeat(MAX_KEY_NAME_CHARS + 1);
+        let err = NewApiKey::validate(&long, vec![], Some(0), Some(at(0)), at(0)).unwrap_err();
         let text = err.to_string();
         for field in ["name", "scopes", "organization_id", "expires_at"] {
             assert!(text.contains(field), "{text} names {field}");

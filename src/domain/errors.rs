@@ -32,7 +32,10 @@ pub enum Reason {
     NotFound,
     AlreadyExists,
     InvalidArgument,
-    Unauthenticated,
+    ApiKeyUnknown,
+    ApiKeyRevoked,
+    ApiKeyExpired,
+    KeyBoundToOrganization,
     MissingScope,
     Unavailable,
     Internal,
@@ -52,7 +55,10 @@ impl Reason {
             Reason::NotFound => "NOT_FOUND",
             Reason::AlreadyExists => "ALREADY_EXISTS",
             Reason::InvalidArgument => "INVALID_ARGUMENT",
-            Reason::Unauthenticated => "UNAUTHENTICATED",
+            Reason::ApiKeyUnknown => "API_KEY_UNKNOWN",
+            Reason::ApiKeyRevoked => "API_KEY_REVOKED",
+            Reason::ApiKeyExpired => "API_KEY_EXPIRED",
+            Reason::KeyBoundToOrganization => "KEY_BOUND_TO_ORGANIZATION",
             Reason::MissingScope => "MISSING_SCOPE",
             Reason::Unavailable => "UNAVAILABLE",
             Reason::Internal => "INTERNAL",
@@ -78,8 +84,8 @@ pub enum DomainError {
         message: String,
         metadata: BTreeMap<String, String>,
     },
-    #[error("{0}")]
-    Unauthenticated(String),
+    #[error("{message}")]
+    Unauthenticated { reason: Reason, message: String },
     #[error("the database is unavailable")]
     Unavailable,
     /// Details go to the log, never to the client.

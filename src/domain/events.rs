@@ -24,10 +24,12 @@ pub enum EventKind {
     AttributeCreated,
     AttributeUpdated,
     AttributeDeleted,
+    ApiKeyCreated,
+    ApiKeyRevoked,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 18] = [
+    pub const ALL: [EventKind; 20] = [
         EventKind::UserCreated,
         EventKind::UserUpdated,
         EventKind::UserDeleted,
@@ -46,6 +48,8 @@ impl EventKind {
         EventKind::AttributeCreated,
         EventKind::AttributeUpdated,
         EventKind::AttributeDeleted,
+        EventKind::ApiKeyCreated,
+        EventKind::ApiKeyRevoked,
     ];
 
     /// The wire name, stored in the event row as it is.
@@ -69,6 +73,8 @@ impl EventKind {
             EventKind::AttributeCreated => "attribute.created",
             EventKind::AttributeUpdated => "attribute.updated",
             EventKind::AttributeDeleted => "attribute.deleted",
+            EventKind::ApiKeyCreated => "api_key.created",
+            EventKind::ApiKeyRevoked => "api_key.revoked",
         }
     }
 

@@ -2,8 +2,8 @@
 //! the permission catalog and the rules of docs/design.md section 3. No tonic, no SQL.
 
 pub mod access;
-pub mod api_keys;
 pub mod actor;
+pub mod api_keys;
 pub mod attributes;
 pub mod catalog;
 pub mod custom_roles;

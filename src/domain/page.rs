@@ -21,10 +21,11 @@ pub enum PagedList {
     Events,
     Roles,
     Attributes,
+    ApiKeys,
 }
 
 impl PagedList {
-    const ALL: [PagedList; 8] = [
+    const ALL: [PagedList; 9] = [
         PagedList::Users,
         PagedList::Organizations,
         PagedList::Teams,
@@ -33,6 +34,7 @@ impl PagedList {
         PagedList::Events,
         PagedList::Roles,
         PagedList::Attributes,
+        PagedList::ApiKeys,
     ];
 
     /// The list's name inside its tokens.
@@ -46,6 +48,7 @@ impl PagedList {
             PagedList::Events => "events",
             PagedList::Roles => "roles",
             PagedList::Attributes => "attributes",
+            PagedList::ApiKeys => "api-keys",
         }
     }
 

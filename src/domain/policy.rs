@@ -851,8 +851,6 @@ mod tests {
 
     /// Services and methods the policy covers that `proto/` does not define yet.
     const NOT_IN_PROTO_YET: &[WriteRpc] = &[
-        WriteRpc::new("ApiKeyService", "CreateApiKey"),
-        WriteRpc::new("ApiKeyService", "RevokeApiKey"),
         WriteRpc::new("InvitationService", "CreateInvitation"),
         WriteRpc::new("InvitationService", "RevokeInvitation"),
         WriteRpc::new("InvitationService", "AcceptInvitation"),

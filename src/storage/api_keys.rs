@@ -8,21 +8,16 @@ use sea_orm::{
 
 use super::entities::api_key;
 use super::events::{self, EventDraft, snapshot};
-use super::users::Written;
+use super::shared::{Written, find_team};
 use super::{Store, convert, db_error};
-use crate::domain::api_keys::{self, ApiKey, NewApiKey};
+use crate::domain::access::Effective;
+use crate::domain::api_keys::{self, ApiKey, KeyCredentials, NewApiKey};
+use crate::domain::events::EventKind;
 use crate::domain::model::Actor;
+use crate::domain::page::{KeyedPage, KeyedPageRequest, PagedList};
+use crate::domain::policy::{self, ActorFacts, Write};
+use crate::domain::teams::TeamKind;
 use crate::domain::{DomainError, DomainResult};
-
-/// A stored key as the authenticator sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredKey {
-    pub id: String,
-    pub scopes: Vec<String>,
-    pub organization_id: Option<i64>,
-    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
-    pub revoked: bool,
-}
 
 fn scopes_of(text: &str) -> Vec<String> {
     text.split(',')
@@ -49,6 +44,19 @@ fn key_not_found(id: &str) -> DomainError {
     DomainError::not_found(format_args!("API key {id:?}"))
 }
 
+/// The actor policy's entry for key writes (which refuses every actor).
+fn authorize_actor(store: &Store, actor: &Actor, write: &Write<'_>) -> DomainResult<()> {
+    let Some(user_id) = actor.user_id else {
+        return Ok(());
+    };
+    let facts = ActorFacts {
+        user_id,
+        email: None,
+        effective: &Effective::default(),
+    };
+    policy::authorize(&facts, &store.policy().catalog, write)
+}
+
 impl Store {
     pub async fn count_api_keys(&self) -> DomainResult<u64> {
         api_key::Entity::find()
@@ -66,7 +74,11 @@ impl Store {
         secret_hash: &str,
         new: &NewApiKey,
     ) -> DomainResult<Written<ApiKey>> {
+        authorize_actor(self, actor, &Write::CreateApiKey)?;
         let tx = self.begin_write().await?;
+        if let Some(organization_id) = new.organization_id {
+            find_team(&*tx, organization_id, TeamKind::Organization).await?;
+        }
         let row = api_key::ActiveModel {
             id: Set(id.to_string()),
             name: Set(new.name.clone()),
@@ -87,10 +99,9 @@ impl Store {
             &*tx,
             actor,
             EventDraft {
-                kind: "api_key.created",
                 organization_id: created.organization_id,
                 after: snapshot(&created),
-                ..Default::default()
+                ..EventDraft::new(EventKind::ApiKeyCreated)
             },
         )
         .await?;
@@ -117,34 +128,28 @@ impl Store {
             .ok_or_else(|| key_not_found(id))
     }
 
-    /// Keys after `after` in id order, at most `size`, and the id to continue after.
+    /// A page of keys in id order, as seen by a caller bound to `scope_organization`.
     pub async fn list_api_keys(
         &self,
-        after: &str,
-        size: u64,
+        page: &KeyedPageRequest,
         scope_organization: Option<i64>,
-    ) -> DomainResult<(Vec<ApiKey>, Option<String>)> {
+    ) -> DomainResult<KeyedPage<ApiKey>> {
+        let page = page.of(PagedList::ApiKeys)?;
         let mut query = api_key::Entity::find()
-            .filter(api_key::Column::Id.gt(after))
+            .filter(api_key::Column::Id.gt(page.after.as_str()))
             .order_by_asc(api_key::Column::Id)
-            .limit(size + 1);
+            .limit(page.fetch());
         if let Some(org) = scope_organization {
             query = query.filter(api_key::Column::OrganizationId.eq(org));
         }
-        let mut keys: Vec<ApiKey> = query
+        let keys = query
             .all(self.conn())
             .await
             .map_err(db_error)?
             .into_iter()
             .map(api_key_of)
             .collect();
-        let next = if keys.len() as u64 > size {
-            keys.truncate(size as usize);
-            keys.last().map(|k| k.id.clone())
-        } else {
-            None
-        };
-        Ok((keys, next))
+        Ok(page.cut(keys, |k: &ApiKey| k.id.clone()))
     }
 
     /// Revokes a key and records `api_key.revoked`; an already revoked key is returned as it is.
@@ -154,6 +159,7 @@ impl Store {
         id: &str,
         scope_organization: Option<i64>,
     ) -> DomainResult<Written<ApiKey>> {
+        authorize_actor(self, actor, &Write::RevokeApiKey)?;
         let tx = self.begin_write().await?;
         let row = api_key::Entity::find_by_id(id.to_string())
             .lock_exclusive()
@@ -178,11 +184,10 @@ impl Store {
             &*tx,
             actor,
             EventDraft {
-                kind: "api_key.revoked",
                 organization_id: revoked.organization_id,
                 before: snapshot(&before),
                 after: snapshot(&revoked),
-                ..Default::default()
+                ..EventDraft::new(EventKind::ApiKeyRevoked)
             },
         )
         .await?;
@@ -193,13 +198,13 @@ impl Store {
         })
     }
 
-    pub async fn find_api_key(&self, secret_hash: &str) -> DomainResult<Option<StoredKey>> {
+    pub async fn find_api_key(&self, secret_hash: &str) -> DomainResult<Option<KeyCredentials>> {
         let row = api_key::Entity::find()
             .filter(api_key::Column::SecretHash.eq(secret_hash))
             .one(self.conn())
             .await
             .map_err(db_error)?;
-        Ok(row.map(|r| StoredKey {
+        Ok(row.map(|r| KeyCredentials {
             scopes: scopes_of(&r.scopes),
             id: r.id,
             organization_id: r.organization_id,

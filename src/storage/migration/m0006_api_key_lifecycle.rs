@@ -17,11 +17,41 @@ impl MigrationName for Migration {
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let columns = [
-            (api_key::Column::OrganizationId, ColumnDef::new(api_key::Column::OrganizationId).big_integer().null().to_owned()),
-            (api_key::Column::ExpiresAt, ColumnDef::new(api_key::Column::ExpiresAt).big_integer().null().to_owned()),
-            (api_key::Column::RevokedAt, ColumnDef::new(api_key::Column::RevokedAt).big_integer().null().to_owned()),
-            (api_key::Column::LastUsedAt, ColumnDef::new(api_key::Column::LastUsedAt).big_integer().null().to_owned()),
-            (api_key::Column::CreatedByKeyId, ColumnDef::new(api_key::Column::CreatedByKeyId).string().null().to_owned()),
+            (
+                api_key::Column::OrganizationId,
+                ColumnDef::new(api_key::Column::OrganizationId)
+                    .big_integer()
+                    .null()
+                    .to_owned(),
+            ),
+            (
+                api_key::Column::ExpiresAt,
+                ColumnDef::new(api_key::Column::ExpiresAt)
+                    .big_integer()
+                    .null()
+                    .to_owned(),
+            ),
+            (
+                api_key::Column::RevokedAt,
+                ColumnDef::new(api_key::Column::RevokedAt)
+                    .big_integer()
+                    .null()
+                    .to_owned(),
+            ),
+            (
+                api_key::Column::LastUsedAt,
+                ColumnDef::new(api_key::Column::LastUsedAt)
+                    .big_integer()
+                    .null()
+                    .to_owned(),
+            ),
+            (
+                api_key::Column::CreatedByKeyId,
+                ColumnDef::new(api_key::Column::CreatedByKeyId)
+                    .string()
+                    .null()
+                    .to_owned(),
+            ),
         ];
         for (column, mut definition) in columns {
             if manager

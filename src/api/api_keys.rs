@@ -1,0 +1,144 @@
+//! ApiKeyService: keys are managed by services, never by an end user acting through one.
+
+use chrono::{DateTime, Utc};
+use tonic::{Request, Response, Status};
+
+use super::{Context, caller, convert, trace_ids};
+use crate::auth::{self, Caller};
+use crate::domain::api_keys::{self, ApiKey};
+use crate::domain::page::{KeyedPageRequest, encode_keyed_token};
+use crate::domain::policy::Rule;
+use crate::domain::{DomainError, Violations};
+use crate::pb;
+use crate::pb::api_key_service_server::ApiKeyService;
+
+pub struct ApiKeyApi(pub Context);
+
+fn api_key(key: ApiKey, revision: i64) -> pb::ApiKey {
+    pb::ApiKey {
+        id: key.id,
+        name: key.name,
+        scopes: key.scopes,
+        organization_id: key.organization_id,
+        created_at: convert::timestamp(key.created_at),
+        expires_at: key.expires_at.and_then(convert::timestamp),
+        revoked_at: key.revoked_at.and_then(convert::timestamp),
+        last_used_at: key.last_used_at.and_then(convert::timestamp),
+        created_by_key_id: key.created_by_key_id.unwrap_or_default(),
+        revision,
+    }
+}
+
+/// Reads of keys refuse an actor like the key writes do (the policy's `NOT_WITH_ACTOR`).
+fn refuse_actor(caller: &Caller) -> Result<(), Status> {
+    match caller.actor_user_id {
+        Some(_) => Err(Rule::NotWithActor
+            .refuse("API keys are managed by services, not by an end user acting through one")
+            .into()),
+        None => Ok(()),
+    }
+}
+
+fn key_id(v: &mut Violations, key_id: &str) -> String {
+    let key_id = key_id.trim();
+    if key_id.is_empty() {
+        v.add("key_id", "is required");
+    }
+    key_id.to_string()
+}
+
+fn instant(field: &str, t: &prost_types::Timestamp) -> Result<DateTime<Utc>, DomainError> {
+    DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32)
+        .ok_or_else(|| DomainError::invalid(field, "is not a valid timestamp"))
+}
+
+#[tonic::async_trait]
+impl ApiKeyService for ApiKeyApi {
+    async fn create_api_key(
+        &self,
+        request: Request<pb::CreateApiKeyRequest>,
+    ) -> Result<Response<pb::CreateApiKeyResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let expires_at = r
+            .expires_at
+            .as_ref()
+            .map(|t| instant("expires_at", t))
+            .transpose()?;
+        let organization_id =
+            api_keys::binding_of_new_key(caller.organization_id, r.organization_id)?;
+        let (written, secret) = auth::issue_key(
+            &self.0.store,
+            &caller.actor(),
+            &r.name,
+            &r.scopes,
+            organization_id,
+            expires_at,
+        )
+        .await?;
+        self.0.reads.settle(written.revision).await;
+        trace_ids!(key_id = written.value.id.as_str());
+        Ok(Response::new(pb::CreateApiKeyResponse {
+            api_key: Some(api_key(written.value, written.revision)),
+            secret,
+        }))
+    }
+
+    async fn get_api_key(
+        &self,
+        request: Request<pb::GetApiKeyRequest>,
+    ) -> Result<Response<pb::ApiKey>, Status> {
+        let caller = caller(&request)?;
+        refuse_actor(&caller)?;
+        let r = request.into_inner();
+        let mut v = Violations::new();
+        let id = key_id(&mut v, &r.key_id);
+        v.into_result()?;
+        trace_ids!(key_id = id.as_str());
+        let key = self
+            .0
+            .store
+            .get_api_key(&id, caller.organization_id)
+            .await?;
+        Ok(Response::new(api_key(key, 0)))
+    }
+
+    async fn list_api_keys(
+        &self,
+        request: Request<pb::ListApiKeysRequest>,
+    ) -> Result<Response<pb::ListApiKeysResponse>, Status> {
+        let caller = caller(&request)?;
+        refuse_actor(&caller)?;
+        let r = request.into_inner();
+        let page = KeyedPageRequest::parse(r.page_size, &r.page_token)
+            .map_err(DomainError::InvalidArgument)?;
+        let page = self
+            .0
+            .store
+            .list_api_keys(&page, caller.organization_id)
+            .await?;
+        Ok(Response::new(pb::ListApiKeysResponse {
+            api_keys: page.items.into_iter().map(|k| api_key(k, 0)).collect(),
+            next_page_token: page.next_after.map(encode_keyed_token).unwrap_or_default(),
+        }))
+    }
+
+    async fn revoke_api_key(
+        &self,
+        request: Request<pb::RevokeApiKeyRequest>,
+    ) -> Result<Response<pb::ApiKey>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let mut v = Violations::new();
+        let id = key_id(&mut v, &r.key_id);
+        v.into_result()?;
+        trace_ids!(key_id = id.as_str());
+        let written = self
+            .0
+            .store
+            .revoke_api_key(&caller.actor(), &id, caller.organization_id)
+            .await?;
+        self.0.reads.settle(written.revision).await;
+        Ok(Response::new(api_key(written.value, written.revision)))
+    }
+}
