@@ -12,6 +12,7 @@ mod common;
 mod access;
 mod actor;
 mod actor_header;
+mod actor_policy;
 mod attributes;
 mod consistency;
 mod feed;
