@@ -220,7 +220,7 @@ mod tests {
 
         let status = f.call(UPDATE, &[]).await.expect("no key");
         assert_eq!(status.code(), Code::Unauthenticated);
-        assert_eq!(reason(&status), "UNAUTHENTICATED");
+        assert_eq!(reason(&status), "API_KEY_UNKNOWN");
 
         let status = f
             .call(UPDATE, &[("authorization", "Bearer mk_nobody_knows")])

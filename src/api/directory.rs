@@ -224,10 +224,18 @@ impl DirectoryService for DirectoryApi {
         v.into_result()?;
         let written = self.0.store.create_team(&actor, new).await?;
         self.0.reads.settle(written.revision).await;
-        trace_ids!(organization_id = written.value.id);
+        let id = written.value.id;
+        trace_ids!(organization_id = id);
+        // An end user who creates an organization is its first member (its OWNER).
+        let members = if actor.user_id.is_some() {
+            let counts = self.0.store.members_counts(&[id]).await?;
+            counts.get(&id).copied().unwrap_or_default()
+        } else {
+            0
+        };
         Ok(Response::new(convert::organization(
             written.value,
-            0,
+            members,
             written.revision,
         )))
     }

@@ -191,6 +191,52 @@ mod tests {
         assert_eq!(listed, METHOD_SCOPES.len(), "a method is listed twice");
     }
 
+    /// Method names that only read, for the `admin` scope, which covers reads and writes alike.
+    const READ_VERBS: &[&str] = &["Get", "List", "Watch", "Check", "BatchCheck"];
+
+    /// Whether a key scope lets a method write: every `*.write` scope, and `admin` unless the
+    /// method's name says it reads.
+    fn writes(scope: Scope, method: &str) -> bool {
+        match scope {
+            Scope::Admin => !READ_VERBS.iter().any(|verb| method.starts_with(verb)),
+            other => other.as_str().ends_with(".write"),
+        }
+    }
+
+    /// The scope table, not the method names, says what writes: a write RPC named anyhow (say
+    /// `SetFoo`) has an actor policy entry, or this fails.
+    #[test]
+    fn every_write_scoped_method_has_an_actor_policy() {
+        use crate::domain::policy::WRITE_RPCS;
+        let covered: BTreeSet<String> = WRITE_RPCS.iter().map(|rpc| rpc.path()).collect();
+        let mut write_methods = 0;
+        for (service, methods) in SCOPED_SERVICES {
+            for (method, scope) in *methods {
+                if !writes(*scope, method) {
+                    continue;
+                }
+                write_methods += 1;
+                let path = format!("/{service}/{method}");
+                assert!(
+                    covered.contains(&path),
+                    "{path} needs {} but has no actor policy entry (domain::policy::Write)",
+                    scope.as_str()
+                );
+            }
+        }
+        assert!(write_methods >= 22, "{write_methods} write methods");
+        // And the other way: what the policy calls a write needs a write scope.
+        for rpc in WRITE_RPCS {
+            if let Some(scope) = METHOD_SCOPES.get(&rpc.path()) {
+                assert!(writes(*scope, rpc.method), "{} is a write", rpc.path());
+            }
+        }
+        assert!(writes(Scope::Admin, "SetFoo"));
+        assert!(writes(Scope::DirectoryWrite, "SetFoo"));
+        assert!(!writes(Scope::Admin, "ListApiKeys"));
+        assert!(!writes(Scope::DirectoryRead, "SetFoo"));
+    }
+
     #[test]
     fn lookups() {
         assert_eq!(

@@ -95,12 +95,11 @@ pub struct NewApiKey {
 }
 
 impl NewApiKey {
-    /// Checks the fields; `scopes` must already be parsed into their canonical names by the
-    /// caller's scope table (violations name `scopes`). A bound caller's keys are bound to its
-    /// organization: it may not create an unbound one.
+    /// Checks the fields; `scopes` are parsed by the caller's scope table, which reports what is
+    /// wrong with them (named `scopes` among the other violations).
     pub fn validate(
         name: &str,
-        scopes: Vec<String>,
+        scopes: Result<Vec<String>, String>,
         organization_id: Option<i64>,
         expires_at: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
@@ -113,9 +112,10 @@ impl NewApiKey {
                 format!("must be at most {MAX_KEY_NAME_CHARS} characters"),
             );
         }
-        if scopes.is_empty() {
-            v.add("scopes", "name at least one scope");
-        }
+        let scopes = scopes.unwrap_or_else(|problem| {
+            v.add("scopes", problem);
+            Vec::new()
+        });
         if organization_id.is_some_and(|id| id <= 0) {
             v.add("organization_id", "must be a positive id");
         }
@@ -200,7 +200,8 @@ mod tests {
         .unwrap();
         assert_eq!(ok.name, "billing");
         let long = "n".repeat(MAX_KEY_NAME_CHARS + 1);
-        let err = NewApiKey::validate(&long, vec![], Some(0), Some(at(0)), at(0)).unwrap_err();
+        let err = NewApiKey::validate(&long, Err("name one".into()), Some(0), Some(at(0)), at(0))
+            .unwrap_err();
         let text = err.to_string();
         for field in ["name", "scopes", "organization_id", "expires_at"] {
             assert!(text.contains(field), "{text} names {field}");

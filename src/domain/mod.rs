@@ -2,7 +2,6 @@
 //! the permission catalog and the rules of docs/design.md section 3. No tonic, no SQL.
 
 pub mod access;
-pub mod actor;
 pub mod api_keys;
 pub mod attributes;
 pub mod catalog;

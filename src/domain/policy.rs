@@ -143,7 +143,8 @@ pub enum Write<'a> {
     DeleteRole {
         role: RoleFacts<'a>,
         reassign_to: RoleFacts<'a>,
-        /// The level a system `reassign_to` sets; `None` (a custom role) keeps each holder's.
+        /// The level the reassignment sets; `None` keeps each holder's, which is what deleting
+        /// a role does (it never changes a membership's level, so never who owns a team).
         reassign_level: Option<BaseRole>,
         holders: &'a [RoleHolder],
     },

@@ -6,16 +6,16 @@ use sea_orm::{
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
+use super::actor;
 use super::entities::api_key;
 use super::events::{self, EventDraft, snapshot};
 use super::shared::{Written, find_team};
 use super::{Store, convert, db_error};
-use crate::domain::access::Effective;
 use crate::domain::api_keys::{self, ApiKey, KeyCredentials, NewApiKey};
 use crate::domain::events::EventKind;
 use crate::domain::model::Actor;
 use crate::domain::page::{KeyedPage, KeyedPageRequest, PagedList};
-use crate::domain::policy::{self, ActorFacts, Write};
+use crate::domain::policy::Write;
 use crate::domain::teams::TeamKind;
 use crate::domain::{DomainError, DomainResult};
 
@@ -44,19 +44,6 @@ fn key_not_found(id: &str) -> DomainError {
     DomainError::not_found(format_args!("API key {id:?}"))
 }
 
-/// The actor policy's entry for key writes (which refuses every actor).
-fn authorize_actor(store: &Store, actor: &Actor, write: &Write<'_>) -> DomainResult<()> {
-    let Some(user_id) = actor.user_id else {
-        return Ok(());
-    };
-    let facts = ActorFacts {
-        user_id,
-        email: None,
-        effective: &Effective::default(),
-    };
-    policy::authorize(&facts, &store.policy().catalog, write)
-}
-
 impl Store {
     pub async fn count_api_keys(&self) -> DomainResult<u64> {
         api_key::Entity::find()
@@ -74,8 +61,8 @@ impl Store {
         secret_hash: &str,
         new: &NewApiKey,
     ) -> DomainResult<Written<ApiKey>> {
-        authorize_actor(self, actor, &Write::CreateApiKey)?;
         let tx = self.begin_write().await?;
+        actor::authorize(&*tx, self.policy(), actor, None, &Write::CreateApiKey).await?;
         if let Some(organization_id) = new.organization_id {
             find_team(&*tx, organization_id, TeamKind::Organization).await?;
         }
@@ -159,8 +146,8 @@ impl Store {
         id: &str,
         scope_organization: Option<i64>,
     ) -> DomainResult<Written<ApiKey>> {
-        authorize_actor(self, actor, &Write::RevokeApiKey)?;
         let tx = self.begin_write().await?;
+        actor::authorize(&*tx, self.policy(), actor, None, &Write::RevokeApiKey).await?;
         let row = api_key::Entity::find_by_id(id.to_string())
             .lock_exclusive()
             .one(&*tx)

@@ -11,6 +11,7 @@ use sea_orm::{
 };
 use serde_json::Value;
 
+use super::actor::authorize;
 use super::entities::{attribute, attribute_assignment, attribute_option};
 use super::events::{self, EventDraft, snapshot};
 use super::shared::{
@@ -26,6 +27,7 @@ use crate::domain::events::EventKind;
 use crate::domain::memberships::{MembershipAddress, MembershipTarget};
 use crate::domain::model::{Actor, AssignedAttribute, JsonObject, Membership, MembershipView};
 use crate::domain::page::{KeyedPage, KeyedPageRequest, PagedList};
+use crate::domain::policy::Write;
 use crate::domain::teams::TeamKind;
 use crate::domain::{DomainError, DomainResult};
 
@@ -283,7 +285,9 @@ impl Store {
         new: NewAttribute,
     ) -> DomainResult<Written<Attribute>> {
         let tx = self.begin_write().await?;
-        lock_organization(&*tx, new.organization_id).await?;
+        let organization = lock_organization(&*tx, new.organization_id).await?;
+        let write = Write::CreateAttribute;
+        authorize(&*tx, self.policy(), actor, Some(&organization), &write).await?;
         let taken = attribute::Entity::find()
             .filter(attribute::Column::OrganizationId.eq(new.organization_id))
             .filter(attribute::Column::Slug.eq(new.slug.as_str()))
@@ -370,8 +374,10 @@ impl Store {
         attribute_id: &str,
     ) -> DomainResult<i64> {
         let tx = self.begin_write().await?;
-        lock_organization(&*tx, organization_id).await?;
+        let organization = lock_organization(&*tx, organization_id).await?;
         let existing = find_attribute(&*tx, organization_id, attribute_id).await?;
+        let write = Write::DeleteAttribute;
+        authorize(&*tx, self.policy(), actor, Some(&organization), &write).await?;
         delete_attribute_rows(&*tx, &existing.id).await?;
         let revision = events::record(
             &*tx,
@@ -398,8 +404,10 @@ impl Store {
         value: String,
     ) -> DomainResult<Written<Attribute>> {
         let tx = self.begin_write().await?;
-        lock_organization(&*tx, organization_id).await?;
+        let organization = lock_organization(&*tx, organization_id).await?;
         let before = find_attribute(&*tx, organization_id, attribute_id).await?;
+        let write = Write::AddAttributeOption;
+        authorize(&*tx, self.policy(), actor, Some(&organization), &write).await?;
         if !before.kind.is_select() {
             return Err(DomainError::invalid(
                 "attribute_id",
@@ -494,9 +502,14 @@ impl Store {
         value: Option<Option<ValueInput>>,
     ) -> DomainResult<Written<MembershipView>> {
         let tx = self.begin_write().await?;
-        lock_organization(&*tx, organization_id).await?;
+        let organization = lock_organization(&*tx, organization_id).await?;
         let attribute = find_attribute(&*tx, organization_id, attribute_id).await?;
         let membership = find_org_membership(&*tx, organization_id, target).await?;
+        let write = match value {
+            Some(_) => Write::AssignAttribute,
+            None => Write::UnassignAttribute,
+        };
+        authorize(&*tx, self.policy(), actor, Some(&organization), &write).await?;
         let wanted = match value {
             Some(input) => wanted_rows(rules::check_value(&attribute, input)?),
             None => Vec::new(),

@@ -10,24 +10,23 @@ use sea_orm::{
     QuerySelect,
 };
 
+use super::actor::authorize;
 use super::entities::{membership, user};
 use super::events;
-use super::permissions::{effective, role_permissions};
+use super::permissions::role_permissions;
 use super::shared::{
-    Written, attributes_of, delete_membership, find_team, find_user, lock_organization,
-    membership_event, membership_query, other_accepted_owners, resolve_role,
+    Written, attributes_of, delete_membership, find_team, find_user, insert_membership,
+    lock_organization, membership_event, membership_query, other_accepted_owners, resolve_role,
 };
 use super::{Store, WriteTx, convert, db_error};
-use crate::domain::actor::{self, RoleChange, RoleSide};
+use crate::domain::catalog::PermissionSet;
 use crate::domain::events::EventKind;
 use crate::domain::memberships::{
     MembershipAddress, MembershipFilter, MembershipPatch, NewMembership,
 };
-use crate::domain::model::{
-    Actor, AssignedAttribute, AutoRecordCalls, Membership, MembershipView, RoleRef, Team,
-};
+use crate::domain::model::{Actor, AssignedAttribute, Membership, MembershipView, RoleRef, Team};
 use crate::domain::page::{Page, PageRequest, PagedList};
-use crate::domain::roles::BaseRole;
+use crate::domain::policy::{MemberRole, MembershipFields, RoleFacts, TargetMembership, Write};
 use crate::domain::teams::TeamKind;
 use crate::domain::{DomainError, DomainResult, Reason, rules};
 
@@ -57,47 +56,26 @@ async fn locate<C: ConnectionTrait>(
     convert::membership(row)
 }
 
-impl Store {
-    /// The actor rules for giving a membership a role (docs/design.md section 4), when the call
-    /// names an end user; read under the organization's lock like the write itself.
-    async fn check_actor_role_change(
-        &self,
-        tx: &WriteTx,
-        actor: &Actor,
-        team: &Team,
-        target_user_id: i64,
-        before: Option<(BaseRole, &str)>,
-        after: (BaseRole, &str),
-    ) -> DomainResult<()> {
-        let Some(actor_user_id) = actor.user_id else {
-            return Ok(());
-        };
-        let policy = self.policy();
-        let grants = effective(&**tx, policy, actor_user_id, team).await?;
-        let before_permissions = match before {
-            Some((_, role_id)) => Some(role_permissions(&**tx, policy, role_id).await?),
-            None => None,
-        };
-        let after_permissions = role_permissions(&**tx, policy, after.1).await?;
-        let change = RoleChange {
-            target_user_id,
-            team_is_organization: team.is_organization(),
-            before: before.zip(before_permissions.as_deref()).map(
-                |((role, role_id), permissions)| RoleSide {
-                    role,
-                    role_id,
-                    permissions,
-                },
-            ),
-            after: RoleSide {
-                role: after.0,
-                role_id: after.1,
-                permissions: &after_permissions,
+/// The membership an update or deletion addresses, as the actor policy sees it.
+fn target_of<'a>(
+    m: &'a Membership,
+    team: &Team,
+    permissions: &'a PermissionSet,
+) -> TargetMembership<'a> {
+    TargetMembership {
+        user_id: m.user_id,
+        team_is_organization: team.is_organization(),
+        current: MemberRole {
+            level: m.role,
+            role: RoleFacts {
+                role_id: &m.role_id,
+                permissions,
             },
-        };
-        actor::check_role_change(actor_user_id, &grants, &policy.catalog, &change)
+        },
     }
+}
 
+impl Store {
     pub async fn create_membership(
         &self,
         actor: &Actor,
@@ -125,9 +103,23 @@ impl Store {
             None => None,
         };
         let (role, role_ref) = rules::choose_role(new.role, reference, None)?;
-        // Actor rules come before the invariants: PERMISSION_DENIED wins.
-        self.check_actor_role_change(&tx, actor, &team, new.user_id, None, (role, &role_ref.id))
-            .await?;
+        if actor.user_id.is_some() {
+            let permissions = role_permissions(&*tx, self.policy(), &role_ref.id).await?;
+            let write = Write::CreateMembership {
+                user_id: user.id,
+                team_is_organization: team.is_organization(),
+                granted: MemberRole {
+                    level: role,
+                    role: RoleFacts {
+                        role_id: &role_ref.id,
+                        permissions: &permissions,
+                    },
+                },
+                accepted: new.accepted,
+                auto_accept_applies: rules::accepted_on_create(false, &organization, &user.email),
+            };
+            authorize(&*tx, self.policy(), actor, Some(&team), &write).await?;
+        }
         let exists = |team_id: i64| {
             membership::Entity::find()
                 .filter(membership::Column::TeamId.eq(team_id))
@@ -157,38 +149,8 @@ impl Store {
             ));
         }
         let accepted = rules::accepted_on_create(new.accepted, &organization, &user.email);
-        let now = convert::now_micros();
-        let row = membership::ActiveModel {
-            team_id: Set(team.id),
-            organization_id: Set(organization.id),
-            user_id: Set(user.id),
-            accepted: Set(accepted),
-            role: Set(role.as_str().to_string()),
-            role_id: Set(role_ref.id),
-            role_key: Set(role_ref.key),
-            disable_impersonation: Set(new.disable_impersonation),
-            auto_record_calls: Set(new
-                .auto_record_calls
-                .unwrap_or(AutoRecordCalls::Unset)
-                .as_str()
-                .to_string()),
-            public_metadata: Set(convert::object_text(&new.public_metadata)),
-            private_metadata: Set(convert::object_text(&new.private_metadata)),
-            created_at: Set(now),
-            updated_at: Set(now),
-            version: Set(1),
-            ..Default::default()
-        }
-        .insert(&*tx)
-        .await
-        .map_err(db_error)?;
-        let created = convert::membership(row)?;
-        let revision = events::record(
-            &*tx,
-            actor,
-            membership_event(EventKind::MembershipCreated, &created, None, Some(&created)),
-        )
-        .await?;
+        let (created, revision) =
+            insert_membership(&tx, actor, &team, new, accepted, role, role_ref).await?;
         tx.commit().await?;
         Ok(Written {
             value: MembershipView {
@@ -238,7 +200,6 @@ impl Store {
     ) -> DomainResult<Written<MembershipView>> {
         let tx = self.begin_write().await?;
         let before = locate_locked(&tx, address).await?;
-        rules::check_etag(patch.etag.as_deref(), before.version)?;
         // The team is needed only to resolve a role reference or to judge an actor.
         let team = if patch.role_id.is_some() || actor.user_id.is_some() {
             Some(find_team(&*tx, before.team_id, TeamKind::Any).await?)
@@ -256,6 +217,32 @@ impl Store {
         };
         let (role, role_ref) =
             rules::choose_role(patch.role, reference, Some((before.role, current_ref)))?;
+        if let (Some(_), Some(team)) = (actor.user_id, &team) {
+            let policy = self.policy();
+            let current = role_permissions(&*tx, policy, &before.role_id).await?;
+            let granted = role_permissions(&*tx, policy, &role_ref.id).await?;
+            let sets_role = patch.role.is_some() || patch.role_id.is_some();
+            let write = Write::UpdateMembership {
+                target: target_of(&before, team, &current),
+                fields: MembershipFields {
+                    accepted: patch.accepted,
+                    role: sets_role.then_some(MemberRole {
+                        level: role,
+                        role: RoleFacts {
+                            role_id: &role_ref.id,
+                            permissions: &granted,
+                        },
+                    }),
+                    metadata: patch.public_metadata.is_some() || patch.private_metadata.is_some(),
+                    // Memberships do not expire in this API.
+                    expires_at: false,
+                    disable_impersonation: patch.disable_impersonation.is_some(),
+                    auto_record_calls: patch.auto_record_calls.is_some(),
+                },
+            };
+            authorize(&*tx, policy, actor, Some(team), &write).await?;
+        }
+        rules::check_etag(patch.etag.as_deref(), before.version)?;
         let mut after = before.clone();
         after.role = role;
         after.role_id = role_ref.id;
@@ -283,17 +270,6 @@ impl Store {
                 value: view,
                 revision,
             });
-        }
-        if let Some(team) = &team {
-            self.check_actor_role_change(
-                &tx,
-                actor,
-                team,
-                before.user_id,
-                Some((before.role, &before.role_id)),
-                (after.role, &after.role_id),
-            )
-            .await?;
         }
         if before.is_accepted_owner() && !after.is_accepted_owner() {
             rules::check_last_owner(
@@ -369,6 +345,14 @@ impl Store {
     ) -> DomainResult<i64> {
         let tx = self.begin_write().await?;
         let target = locate_locked(&tx, address).await?;
+        if actor.user_id.is_some() {
+            let team = find_team(&*tx, target.team_id, TeamKind::Any).await?;
+            let current = role_permissions(&*tx, self.policy(), &target.role_id).await?;
+            let write = Write::DeleteMembership {
+                target: target_of(&target, &team, &current),
+            };
+            authorize(&*tx, self.policy(), actor, Some(&team), &write).await?;
+        }
         rules::check_etag(etag, target.version)?;
         let mut revision = 0;
         if target.team_id == target.organization_id {

@@ -2,9 +2,10 @@
 //! transaction: it reads what the domain rules need, calls them, and records its event.
 //!
 //! The entity modules (users, organizations, memberships, roles, attributes) never import each
-//! other: what several need is in `shared`, what a user's roles grant in `permissions`, and
-//! `events` records the event of every write.
+//! other: what several need is in `shared`, what a user's roles grant in `permissions`, the
+//! actor check every write makes in `actor`, and `events` records the event of every write.
 
+mod actor;
 pub mod api_keys;
 pub mod attributes;
 mod convert;

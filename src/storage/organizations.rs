@@ -8,13 +8,19 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect,
 };
 
-use super::entities::{membership, role, team};
+use super::actor::authorize;
+use super::entities::{membership, role, team, user};
 use super::events::{self, EventDraft, snapshot};
-use super::shared::{Written, delete_attributes_of_teams, find_team, lock_organization};
-use super::{Store, convert, db_error};
+use super::shared::{
+    Written, delete_attributes_of_teams, find_team, insert_membership, lock_organization,
+};
+use super::{Store, WriteTx, convert, db_error};
 use crate::domain::events::EventKind;
+use crate::domain::memberships::NewMembership;
 use crate::domain::model::{Actor, Team};
 use crate::domain::page::{Page, PageRequest, PagedList};
+use crate::domain::policy::Write;
+use crate::domain::roles::BaseRole;
 use crate::domain::teams::{NewTeam, TeamKind, TeamPatch};
 use crate::domain::{DomainError, DomainResult, rules};
 
@@ -43,6 +49,47 @@ async fn ensure_slug_free<C: ConnectionTrait>(
     Ok(())
 }
 
+/// The write an update or deletion of `team` is: the organization's or the sub-team's.
+fn team_write(
+    team: &Team,
+    organization: Write<'static>,
+    sub_team: Write<'static>,
+) -> Write<'static> {
+    if team.is_organization() {
+        organization
+    } else {
+        sub_team
+    }
+}
+
+/// Makes the end user who created an organization its first accepted OWNER, in the creating
+/// transaction, and records `membership.created`. Returns that event's sequence.
+async fn first_owner(
+    tx: &WriteTx,
+    actor: &Actor,
+    organization: &Team,
+) -> DomainResult<Option<i64>> {
+    let Some(user_id) = actor.user_id else {
+        return Ok(None);
+    };
+    // Locked so that a concurrent DeleteUser cannot remove the user under the new membership.
+    user::Entity::find_by_id(user_id)
+        .lock_exclusive()
+        .one(&**tx)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| DomainError::not_found(format_args!("user {user_id}")))?;
+    let (role, role_ref) = rules::choose_role(Some(BaseRole::Owner), None, None)?;
+    let new = NewMembership {
+        team_id: organization.id,
+        user_id,
+        ..Default::default()
+    };
+    let (_, revision) =
+        insert_membership(tx, actor, organization, new, true, role, role_ref).await?;
+    Ok(Some(revision))
+}
+
 /// Organizations and sub-teams share a table, not their event kinds: `organization` names the
 /// kind for an organization, `sub_team` for a sub-team.
 fn team_event(
@@ -69,9 +116,22 @@ fn team_event(
 impl Store {
     pub async fn create_team(&self, actor: &Actor, new: NewTeam) -> DomainResult<Written<Team>> {
         let tx = self.begin_write().await?;
-        if let Some(org) = new.organization_id {
-            // The lock keeps the organization from being deleted under its new team.
-            lock_organization(&*tx, org).await?;
+        match new.organization_id {
+            Some(org) => {
+                // The lock keeps the organization from being deleted under its new team.
+                let organization = lock_organization(&*tx, org).await?;
+                authorize(
+                    &*tx,
+                    self.policy(),
+                    actor,
+                    Some(&organization),
+                    &Write::CreateTeam,
+                )
+                .await?;
+            }
+            None => {
+                authorize(&*tx, self.policy(), actor, None, &Write::CreateOrganization).await?;
+            }
         }
         let scope_id = new.organization_id.unwrap_or(0);
         ensure_slug_free(&*tx, scope_id, &new.slug, None).await?;
@@ -96,7 +156,7 @@ impl Store {
         .await
         .map_err(db_error)?;
         let created = convert::team(row);
-        let revision = events::record(
+        let mut revision = events::record(
             &*tx,
             actor,
             team_event(
@@ -108,6 +168,11 @@ impl Store {
             ),
         )
         .await?;
+        if created.is_organization()
+            && let Some(owner_revision) = first_owner(&tx, actor, &created).await?
+        {
+            revision = owner_revision;
+        }
         tx.commit().await?;
         Ok(Written {
             value: created,
@@ -135,6 +200,14 @@ impl Store {
             .filter(|row| kind.admits(&convert::team(row.clone())))
             .ok_or_else(|| kind.not_found(id))?;
         let before = convert::team(row.clone());
+        let write = team_write(
+            &before,
+            Write::UpdateOrganization {
+                sets_max_allowed_memberships: patch.max_allowed_memberships.is_some(),
+            },
+            Write::UpdateTeam,
+        );
+        authorize(&*tx, self.policy(), actor, Some(&before), &write).await?;
         rules::check_etag(patch.etag.as_deref(), before.version)?;
         if let Some(slug) = &patch.slug {
             ensure_slug_free(&*tx, before.parent_id.unwrap_or(0), slug, Some(id)).await?;
@@ -253,6 +326,8 @@ impl Store {
         let existing = find_team(&*tx, id, kind).await?;
         lock_organization(&*tx, existing.organization_id()).await?;
         let team = find_team(&*tx, id, kind).await?;
+        let write = team_write(&team, Write::DeleteOrganization, Write::DeleteTeam);
+        authorize(&*tx, self.policy(), actor, Some(&team), &write).await?;
         rules::check_etag(etag, team.version)?;
         let mut team_ids = vec![id];
         if team.is_organization() {

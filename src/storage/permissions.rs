@@ -14,7 +14,7 @@ use super::{Store, convert, db_error};
 use crate::domain::DomainResult;
 use crate::domain::access::{Effective, Policy};
 use crate::domain::catalog::PermissionSet;
-use crate::domain::model::{Membership, Team};
+use crate::domain::model::Membership;
 use crate::domain::teams::TeamKind;
 
 /// A custom role row's permissions as stored.
@@ -38,23 +38,24 @@ pub(crate) async fn role_permissions<C: ConnectionTrait>(
     Ok(policy.role_permissions(role_id, row.as_ref().map(stored_permissions).as_deref()))
 }
 
-/// A user's grants in `team`: the team membership's role, then the organization's.
+/// A user's grants in team `team_id` of `organization_id` (the same id for the organization
+/// itself): the team membership's role, then the organization's.
 pub(crate) async fn effective<C: ConnectionTrait>(
     conn: &C,
     policy: &Policy,
     user_id: i64,
-    team: &Team,
+    team_id: i64,
+    organization_id: i64,
 ) -> DomainResult<Effective> {
-    let organization_id = team.organization_id();
     // A pre-filter only (fewer rows): `Effective::from_memberships` applies the rule.
     let rows = membership::Entity::find()
         .filter(membership::Column::UserId.eq(user_id))
-        .filter(membership::Column::TeamId.is_in([team.id, organization_id]))
+        .filter(membership::Column::TeamId.is_in([team_id, organization_id]))
         .filter(membership::Column::Accepted.eq(true))
         .all(conn)
         .await
         .map_err(db_error)?;
-    grants_of(conn, policy, team.id, organization_id, rows).await
+    grants_of(conn, policy, team_id, organization_id, rows).await
 }
 
 /// The grants of a user's memberships in a team and its organization, with the custom roles'

@@ -11,18 +11,19 @@ use sea_orm::{
     IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
 };
 
+use super::actor::authorize;
 use super::entities::{membership, role};
 use super::events::{self, EventDraft, snapshot};
-use super::permissions::{effective, stored_permissions};
+use super::permissions::{role_permissions, stored_permissions};
 use super::shared::{Written, find_team, lock_organization, membership_event, resolve_role};
-use super::{Store, WriteTx, convert, db_error};
-use crate::domain::access::{Effective, Policy};
-use crate::domain::actor;
+use super::{Store, convert, db_error};
+use crate::domain::access::Policy;
 use crate::domain::catalog::PermissionSet;
 use crate::domain::custom_roles::{NewRole, RoleAddress, RolePatch};
 use crate::domain::events::EventKind;
 use crate::domain::model::{Actor, Role, RoleType, Team};
 use crate::domain::page::{KeyedCursor, KeyedPageRequest, PagedList};
+use crate::domain::policy::{RoleFacts, RoleHolder, Write};
 use crate::domain::roles::{BaseRole, resolve_system_reference};
 use crate::domain::teams::TeamKind;
 use crate::domain::{DomainError, DomainResult, Reason, rules};
@@ -109,6 +110,8 @@ async fn find_role<C: ConnectionTrait>(
     }
 }
 
+/// A system role belongs to no team, so there are no grants to judge an actor by: it is refused
+/// to every caller alike, as part of resolving the address, before the actor check.
 fn immutable(row: &role::Model) -> DomainResult<()> {
     if row.team_id.is_none() {
         return Err(DomainError::precondition(
@@ -142,6 +145,25 @@ async fn ensure_name_free<C: ConnectionTrait>(
     Ok(())
 }
 
+/// Which RPC a change of a custom role is: they share one path and differ in their write.
+#[derive(Debug, Clone, Copy)]
+enum RoleWrite {
+    Update,
+    Add,
+    Remove,
+}
+
+impl RoleWrite {
+    /// The write, with what the role holds once it is done.
+    fn write(self, permissions: &PermissionSet) -> Write<'_> {
+        match self {
+            RoleWrite::Update => Write::UpdateRole { permissions },
+            RoleWrite::Add => Write::AddRolePermissions { permissions },
+            RoleWrite::Remove => Write::RemoveRolePermissions { permissions },
+        }
+    }
+}
+
 fn role_event(
     kind: EventKind,
     team: &Team,
@@ -160,19 +182,6 @@ fn role_event(
 }
 
 impl Store {
-    /// The actor's grants in `team`, read inside the write's transaction.
-    async fn actor_effective(
-        &self,
-        tx: &WriteTx,
-        actor: &Actor,
-        team: &Team,
-    ) -> DomainResult<Option<Effective>> {
-        match actor.user_id {
-            Some(user_id) => Ok(Some(effective(&**tx, self.policy(), user_id, team).await?)),
-            None => Ok(None),
-        }
-    }
-
     fn validate_permissions(
         &self,
         field: &str,
@@ -185,35 +194,15 @@ impl Store {
             .map_err(DomainError::InvalidArgument)
     }
 
-    /// Checks what an actor may do to a role: the role write itself, and no permission handed
-    /// out that the actor lacks.
-    fn check_actor_role_write(
-        &self,
-        actor_grants: Option<&Effective>,
-        action: &str,
-        granted: &BTreeSet<String>,
-    ) -> DomainResult<()> {
-        let Some(grants) = actor_grants else {
-            return Ok(());
-        };
-        actor::check_role_write(grants, action)?;
-        let granted = PermissionSet::new(granted.iter().cloned());
-        actor::check_no_escalation(
-            grants,
-            &self.policy().catalog,
-            &granted,
-            "give a role permissions",
-        )
-    }
-
     pub async fn create_role(&self, actor: &Actor, new: NewRole) -> DomainResult<Written<Role>> {
         let tx = self.begin_write().await?;
         let existing = find_team(&*tx, new.team_id, TeamKind::Any).await?;
         lock_organization(&*tx, existing.organization_id()).await?;
         let team = find_team(&*tx, new.team_id, TeamKind::Any).await?;
         let permissions = self.validate_permissions("permissions", &team, &new.permissions)?;
-        let grants = self.actor_effective(&tx, actor, &team).await?;
-        self.check_actor_role_write(grants.as_ref(), "create", &permissions)?;
+        let held = PermissionSet::new(permissions.iter().cloned());
+        let write = Write::CreateRole { permissions: &held };
+        authorize(&*tx, self.policy(), actor, Some(&team), &write).await?;
         let key = new.key.unwrap_or_else(|| derived_key(&new.name));
         let key_taken = role::Entity::find()
             .filter(role::Column::ScopeId.eq(team.id))
@@ -283,6 +272,7 @@ impl Store {
         &self,
         actor: &Actor,
         address: &RoleAddress,
+        kind: RoleWrite,
         change: impl FnOnce(&Team, &BTreeSet<String>) -> DomainResult<RolePatch>,
     ) -> DomainResult<Written<Role>> {
         let tx = self.begin_write().await?;
@@ -299,14 +289,15 @@ impl Store {
         if let Some(permissions) = &patch.permissions {
             after.permissions = self.validate_permissions("permissions", &team, permissions)?;
         }
-        // Actor rules come before the invariants: PERMISSION_DENIED wins.
-        let grants = self.actor_effective(&tx, actor, &team).await?;
-        let added: BTreeSet<String> = after
-            .permissions
-            .difference(&before.permissions)
-            .cloned()
-            .collect();
-        self.check_actor_role_write(grants.as_ref(), "update", &added)?;
+        let resulting = PermissionSet::new(after.permissions.iter().cloned());
+        authorize(
+            &*tx,
+            self.policy(),
+            actor,
+            Some(&team),
+            &kind.write(&resulting),
+        )
+        .await?;
         rules::check_etag(patch.etag.as_deref(), row.version)?;
         if let Some(name) = patch.name {
             ensure_name_free(&*tx, team.id, &name, Some(&row.id)).await?;
@@ -360,7 +351,8 @@ impl Store {
         address: &RoleAddress,
         patch: RolePatch,
     ) -> DomainResult<Written<Role>> {
-        self.write_role(actor, address, |_, _| Ok(patch)).await
+        self.write_role(actor, address, RoleWrite::Update, |_, _| Ok(patch))
+            .await
     }
 
     /// Adds permissions (idempotent); each is validated against the catalog and the role's scope.
@@ -371,7 +363,7 @@ impl Store {
         permissions: Vec<String>,
     ) -> DomainResult<Written<Role>> {
         let policy = Arc::clone(self.policy());
-        self.write_role(actor, address, move |team, held| {
+        self.write_role(actor, address, RoleWrite::Add, move |team, held| {
             let added = policy
                 .catalog
                 .validate_role_permissions("permissions", &permissions, team.is_organization())
@@ -391,7 +383,7 @@ impl Store {
         address: &RoleAddress,
         permissions: Vec<String>,
     ) -> DomainResult<Written<Role>> {
-        self.write_role(actor, address, move |_, held| {
+        self.write_role(actor, address, RoleWrite::Remove, move |_, held| {
             let remaining = held
                 .iter()
                 .filter(|p| !permissions.contains(p))
@@ -422,11 +414,7 @@ impl Store {
         let existing = find_team(&*tx, team_id, TeamKind::Any).await?;
         lock_organization(&*tx, existing.organization_id()).await?;
         let row = find_role(&*tx, address).await?;
-        rules::check_etag(etag, row.version)?;
         let team = find_team(&*tx, team_id, TeamKind::Any).await?;
-        if let Some(grants) = self.actor_effective(&tx, actor, &team).await? {
-            actor::check_role_write(&grants, "delete")?;
-        }
         let target = resolve_role(&*tx, &team, reassign_to.unwrap_or("member_role"))
             .await
             .map_err(|_| {
@@ -447,6 +435,36 @@ impl Store {
             .all(&*tx)
             .await
             .map_err(db_error)?;
+        if actor.user_id.is_some() {
+            let deleted = PermissionSet::new(stored_permissions(&row));
+            let heir = role_permissions(&*tx, self.policy(), &target.id).await?;
+            let holders = users
+                .iter()
+                .map(|m| {
+                    let level = BaseRole::parse(&m.role)
+                        .ok_or_else(|| convert::corrupt("membership role", &m.role))?;
+                    Ok(RoleHolder {
+                        user_id: m.user_id,
+                        level,
+                    })
+                })
+                .collect::<DomainResult<Vec<_>>>()?;
+            let write = Write::DeleteRole {
+                role: RoleFacts {
+                    role_id: &row.id,
+                    permissions: &deleted,
+                },
+                reassign_to: RoleFacts {
+                    role_id: &target.id,
+                    permissions: &heir,
+                },
+                // Every holder keeps their level: deleting a role never changes who owns a team.
+                reassign_level: None,
+                holders: &holders,
+            };
+            authorize(&*tx, self.policy(), actor, Some(&team), &write).await?;
+        }
+        rules::check_etag(etag, row.version)?;
         let moved = users.len() as u64;
         let now = convert::now_micros();
         for m in users {

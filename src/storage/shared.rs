@@ -1,5 +1,5 @@
 //! What several storage modules share: the write result, the lookups and the organization lock
-//! writes start with, the query a membership address makes, membership deletion, the attribute
+//! writes start with, the query a membership address makes, membership insertion and deletion, the attribute
 //! values a membership view carries, and role-reference resolution. The entity modules
 //! (users, organizations, memberships, roles, attributes) import this module, `events` and
 //! `permissions`, never each other.
@@ -8,8 +8,8 @@ use std::collections::HashMap;
 
 use sea_orm::sea_query::ExprTrait;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, JoinType, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Select,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult,
+    JoinType, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select,
 };
 
 use super::entities::{
@@ -20,9 +20,10 @@ use super::{WriteTx, convert, db_error};
 use crate::domain::attributes::AttributeType;
 use crate::domain::custom_roles::{RoleCandidate, resolve_role_reference};
 use crate::domain::events::EventKind;
-use crate::domain::memberships::MembershipAddress;
+use crate::domain::memberships::{MembershipAddress, NewMembership};
 use crate::domain::model::{
-    Actor, AssignedAttribute, AssignedValue, ChosenOption, Membership, RoleRef, Team, User,
+    Actor, AssignedAttribute, AssignedValue, AutoRecordCalls, ChosenOption, Membership, RoleRef,
+    Team, User,
 };
 use crate::domain::roles::BaseRole;
 use crate::domain::teams::TeamKind;
@@ -134,6 +135,52 @@ pub(crate) fn membership_event(
         before: before.and_then(snapshot),
         after: after.and_then(snapshot),
     }
+}
+
+/// Inserts a membership as decided (the team's organization locked, role resolved, acceptance
+/// settled) and records `membership.created`. Returns it with the event's sequence.
+pub(crate) async fn insert_membership(
+    tx: &WriteTx,
+    actor: &Actor,
+    team: &Team,
+    new: NewMembership,
+    accepted: bool,
+    role: BaseRole,
+    role_ref: RoleRef,
+) -> DomainResult<(Membership, i64)> {
+    let now = convert::now_micros();
+    let row = membership::ActiveModel {
+        team_id: Set(team.id),
+        organization_id: Set(team.organization_id()),
+        user_id: Set(new.user_id),
+        accepted: Set(accepted),
+        role: Set(role.as_str().to_string()),
+        role_id: Set(role_ref.id),
+        role_key: Set(role_ref.key),
+        disable_impersonation: Set(new.disable_impersonation),
+        auto_record_calls: Set(new
+            .auto_record_calls
+            .unwrap_or(AutoRecordCalls::Unset)
+            .as_str()
+            .to_string()),
+        public_metadata: Set(convert::object_text(&new.public_metadata)),
+        private_metadata: Set(convert::object_text(&new.private_metadata)),
+        created_at: Set(now),
+        updated_at: Set(now),
+        version: Set(1),
+        ..Default::default()
+    }
+    .insert(&**tx)
+    .await
+    .map_err(db_error)?;
+    let created = convert::membership(row)?;
+    let revision = events::record(
+        &**tx,
+        actor,
+        membership_event(EventKind::MembershipCreated, &created, None, Some(&created)),
+    )
+    .await?;
+    Ok((created, revision))
 }
 
 /// Deletes one membership with its attribute values under the caller's organization lock, after

@@ -5,6 +5,7 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect,
 };
 
+use super::actor::authorize;
 use super::entities::{membership, user};
 use super::events::{self, EventDraft, snapshot};
 use super::shared::{Written, delete_membership, find_user, lock_organization};
@@ -12,6 +13,7 @@ use super::{Store, convert, db_error};
 use crate::domain::events::EventKind;
 use crate::domain::model::{Actor, User};
 use crate::domain::page::{Page, PageRequest, PagedList};
+use crate::domain::policy::Write;
 use crate::domain::users::{NewUser, UserPatch};
 use crate::domain::{DomainError, DomainResult, rules};
 
@@ -54,6 +56,7 @@ async fn ensure_unique<C: ConnectionTrait>(
 impl Store {
     pub async fn create_user(&self, actor: &Actor, new: NewUser) -> DomainResult<Written<User>> {
         let tx = self.begin_write().await?;
+        authorize(&*tx, self.policy(), actor, None, &Write::CreateUser).await?;
         ensure_unique(&*tx, None, Some(&new.email), new.username.as_deref()).await?;
         let now = convert::now_micros();
         let row = user::ActiveModel {
@@ -108,6 +111,14 @@ impl Store {
             .await
             .map_err(db_error)?
             .ok_or_else(|| DomainError::not_found(format_args!("user {id}")))?;
+        authorize(
+            &*tx,
+            self.policy(),
+            actor,
+            None,
+            &Write::UpdateUser { user_id: id },
+        )
+        .await?;
         rules::check_etag(patch.etag.as_deref(), row.version)?;
         let before = convert::user(row.clone());
         ensure_unique(
@@ -226,6 +237,14 @@ impl Store {
         if organizations_of(&*tx, id).await? != organizations {
             return Ok(None);
         }
+        authorize(
+            &*tx,
+            self.policy(),
+            actor,
+            None,
+            &Write::DeleteUser { user_id: id },
+        )
+        .await?;
         rules::check_etag(etag, row.version)?;
         let user = convert::user(row);
         let rows = membership::Entity::find()

@@ -1,6 +1,7 @@
 //! The actor rules (`x-actor-user-id`: the end user a request acts for) through the real server
 //! on every engine: who may change a membership's role, grant or touch OWNER, raise their own
-//! role, write roles, and hand out permissions.
+//! role, write roles, and hand out permissions. Each denial names the missing `permission` or
+//! the `rule` (`OWNER_ONLY`, `NO_SELF_RAISE`, `NO_ESCALATION`, …) and nothing else.
 
 use crate::common::{
     AuthChannel, Engine, TestServer, add_member, all_events, auth, create_org, create_role,
@@ -10,6 +11,8 @@ use crate::common::{
 use pb::membership_service_client::MembershipServiceClient;
 use pb::role_service_client::RoleServiceClient;
 use pb::{MembershipRole, Role};
+use std::collections::HashMap;
+
 use tonic::{Code, Status};
 
 engine_tests!(
@@ -61,7 +64,8 @@ async fn set_role_as(
         .map(|r| r.into_inner())
 }
 
-/// `actor` creates an accepted membership of `user_id` in `team_id` with `role_id`.
+/// `actor` invites `user_id` into `team_id` with `role_id`: a pending membership, since only
+/// its user accepts it.
 async fn add_member_as(
     srv: &TestServer,
     actor: i64,
@@ -70,7 +74,7 @@ async fn add_member_as(
     role_id: &str,
 ) -> Result<pb::Membership, Status> {
     memberships_as(srv, actor)
-        .create_membership(new_membership(team_id, user_id, role_id, true))
+        .create_membership(new_membership(team_id, user_id, role_id, false))
         .await
         .map(|r| r.into_inner())
 }
@@ -82,31 +86,38 @@ fn denied<T: std::fmt::Debug>(result: Result<T, Status>) -> Status {
     }
 }
 
-/// PERMISSION_DENIED, ACTOR_LACKS_PERMISSION, naming `permission` in the ErrorInfo metadata.
+/// PERMISSION_DENIED, ACTOR_LACKS_PERMISSION, with exactly this ErrorInfo metadata.
 #[track_caller]
-fn assert_lacks(status: &Status, permission: &str) {
+fn assert_denied(status: &Status, metadata: &[(&str, &str)]) {
     assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
     let info = error_info(status).unwrap_or_else(|| panic!("ErrorInfo in {status:?}"));
     assert_eq!(info.reason, "ACTOR_LACKS_PERMISSION", "{status:?}");
     assert_eq!(info.domain, "membership.v1");
-    assert_eq!(
-        info.metadata.get("permission").map(String::as_str),
-        Some(permission),
-        "{status:?}"
-    );
+    let want: HashMap<String, String> = metadata
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    assert_eq!(info.metadata, want, "{status:?}");
 }
 
-/// PERMISSION_DENIED, ACTOR_LACKS_PERMISSION, whatever permission is named (non-empty).
+/// Denied for lacking the catalog `permission` (and no rule).
 #[track_caller]
-fn assert_actor_denied(status: &Status) {
-    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
-    let info = error_info(status).unwrap_or_else(|| panic!("ErrorInfo in {status:?}"));
-    assert_eq!(info.reason, "ACTOR_LACKS_PERMISSION", "{status:?}");
-    assert!(
-        info.metadata
-            .get("permission")
-            .is_some_and(|p| !p.is_empty()),
-        "{status:?}"
+fn assert_lacks(status: &Status, permission: &str) {
+    assert_denied(status, &[("permission", permission)]);
+}
+
+/// Denied by an actor rule (`OWNER_ONLY`, `NO_SELF_RAISE`, …).
+#[track_caller]
+fn assert_rule(status: &Status, rule: &str) {
+    assert_denied(status, &[("rule", rule)]);
+}
+
+/// Denied for handing out `permission`, which the actor lacks.
+#[track_caller]
+fn assert_escalation(status: &Status, permission: &str) {
+    assert_denied(
+        status,
+        &[("rule", "NO_ESCALATION"), ("permission", permission)],
     );
 }
 
@@ -239,7 +250,7 @@ async fn only_owners_grant_or_change_owner(engine: Engine) {
     let o = setup(&srv, "acme").await;
 
     let status = denied(set_role_as(&srv, o.admin, o.id, o.target, "owner").await);
-    assert_lacks(&status, "OWNER");
+    assert_rule(&status, "OWNER_ONLY");
     let status = denied(
         memberships_as(&srv, o.admin)
             .update_membership(pb::UpdateMembershipRequest {
@@ -250,15 +261,15 @@ async fn only_owners_grant_or_change_owner(engine: Engine) {
             })
             .await,
     );
-    assert_lacks(&status, "OWNER");
+    assert_rule(&status, "OWNER_ONLY");
     let status = denied(set_role_as(&srv, o.admin, o.id, o.owner2, "member").await);
-    assert_lacks(&status, "OWNER");
+    assert_rule(&status, "OWNER_ONLY");
     let status = denied(set_role_as(&srv, o.admin, o.id, o.owner2, "admin").await);
-    assert_lacks(&status, "OWNER");
+    assert_rule(&status, "OWNER_ONLY");
     // Creating an OWNER membership is granting OWNER too.
     let newcomer = create_user(&srv, "newcomer@acme.test").await.id;
     let status = denied(add_member_as(&srv, o.admin, o.id, newcomer, "owner_role").await);
-    assert_lacks(&status, "OWNER");
+    assert_rule(&status, "OWNER_ONLY");
 
     // An OWNER can do all of it.
     let promoted = set_role_as(&srv, o.owner, o.id, o.target, "owner")
@@ -286,9 +297,9 @@ async fn organization_owner_counts_for_sub_teams(engine: Engine) {
     add_member(&srv, sub, o.member, "admin").await;
 
     let status = denied(set_role_as(&srv, o.member, sub, o.target, "owner").await);
-    assert_lacks(&status, "OWNER");
+    assert_rule(&status, "OWNER_ONLY");
     let status = denied(set_role_as(&srv, o.admin, sub, o.target, "owner").await);
-    assert_lacks(&status, "OWNER");
+    assert_rule(&status, "OWNER_ONLY");
     set_role_as(&srv, o.member, sub, o.target, "superuser")
         .await
         .expect("a sub-team ADMIN changes a sub-team role");
@@ -299,7 +310,7 @@ async fn organization_owner_counts_for_sub_teams(engine: Engine) {
         .expect("an org OWNER grants OWNER in a sub-team");
     assert_eq!(promoted.role(), MembershipRole::Owner);
     let status = denied(set_role_as(&srv, o.member, sub, o.target, "member").await);
-    assert_lacks(&status, "OWNER");
+    assert_rule(&status, "OWNER_ONLY");
     // A second sub-team OWNER, so that demoting the first keeps the sub-team's last owner.
     set_role_as(&srv, o.owner, sub, o.member, "owner")
         .await
@@ -323,9 +334,10 @@ async fn nobody_raises_their_own_role(engine: Engine) {
     let sub = create_team(&srv, o.id, "sales").await.id;
 
     let status = denied(set_role_as(&srv, o.admin, o.id, o.admin, "owner").await);
-    assert_lacks(&status, "OWNER");
+    assert_rule(&status, "OWNER_ONLY");
+    // The superuser may not change roles at all: that answers first.
     let status = denied(set_role_as(&srv, o.superuser, o.id, o.superuser, "admin").await);
-    assert_actor_denied(&status);
+    assert_lacks(&status, "organization.changeMemberRole");
     assert_eq!(
         get_membership_of(&srv, o.id, o.superuser).await.role_id,
         "superuser_role"
@@ -335,9 +347,9 @@ async fn nobody_raises_their_own_role(engine: Engine) {
     // admin permission) cannot raise their own sub-team membership.
     add_member(&srv, sub, o.admin, "member").await;
     let status = denied(set_role_as(&srv, o.admin, sub, o.admin, "admin").await);
-    assert_actor_denied(&status);
+    assert_rule(&status, "NO_SELF_RAISE");
     let status = denied(set_role_as(&srv, o.admin, sub, o.admin, "superuser").await);
-    assert_actor_denied(&status);
+    assert_rule(&status, "NO_SELF_RAISE");
     assert_eq!(
         get_membership_of(&srv, sub, o.admin).await.role_id,
         "member_role"
@@ -370,22 +382,29 @@ async fn no_escalation_through_a_granted_role(engine: Engine) {
     let billing = create_role(&srv, o.id, "Billing", &["organization.manageBilling"]).await;
     let everything = create_role(&srv, o.id, "Everything", &["*.*"]).await;
 
-    // The superuser lacks organization.update: it cannot hand it out through a new membership.
+    // The superuser invites into sub-teams (team.invite), not into the organization; and it
+    // lacks organization.update, so it cannot hand that out through a new membership.
+    let sub = create_team(&srv, o.id, "sales").await.id;
     let newcomer = create_user(&srv, "newcomer@acme.test").await.id;
-    let status = denied(add_member_as(&srv, o.superuser, o.id, newcomer, &updater.id).await);
-    assert_lacks(&status, "organization.update");
-    let m = add_member_as(&srv, o.superuser, o.id, newcomer, &reader.key)
+    add_member(&srv, o.id, newcomer, "member").await;
+    let status = denied(add_member_as(&srv, o.superuser, sub, newcomer, &updater.id).await);
+    assert_escalation(&status, "organization.update");
+    let outsider = create_user(&srv, "outsider@acme.test").await.id;
+    let status = denied(add_member_as(&srv, o.superuser, o.id, outsider, &reader.key).await);
+    assert_lacks(&status, "organization.invite");
+    let m = add_member_as(&srv, o.superuser, sub, newcomer, &reader.key)
         .await
         .expect("a role within the superuser's permissions");
     assert_eq!(m.role_id, reader.id);
+    assert!(!m.accepted, "pending until the newcomer accepts");
 
     // The admin lacks manageBilling: not through a custom role, nor through `*.*`.
     let status = denied(set_role_as(&srv, o.admin, o.id, o.target, &billing.id).await);
-    assert_lacks(&status, "organization.manageBilling");
+    assert_escalation(&status, "organization.manageBilling");
     let status = denied(set_role_as(&srv, o.admin, o.id, o.target, &everything.id).await);
-    assert_actor_denied(&status);
     let missing = error_info(&status).unwrap().metadata["permission"].clone();
     assert!(missing.ends_with(".manageBilling"), "{missing}");
+    assert_escalation(&status, &missing);
     assert_eq!(
         get_membership_of(&srv, o.id, o.target).await.role_id,
         "member_role"
@@ -467,9 +486,11 @@ async fn role_writes_need_role_permissions(engine: Engine) {
             .create_role(new("Billing", &["team.read", "organization.manageBilling"]))
             .await,
     );
-    assert_lacks(&status, "organization.manageBilling");
+    assert_escalation(&status, "organization.manageBilling");
     let status = denied(admin.create_role(new("All", &["*.*"])).await);
-    assert_actor_denied(&status);
+    let missing = error_info(&status).unwrap().metadata["permission"].clone();
+    assert!(missing.ends_with(".manageBilling"), "{missing}");
+    assert_escalation(&status, &missing);
     let status = denied(
         admin
             .add_role_permissions(pb::AddRolePermissionsRequest {
@@ -479,7 +500,7 @@ async fn role_writes_need_role_permissions(engine: Engine) {
             })
             .await,
     );
-    assert_lacks(&status, "team.manageBilling");
+    assert_escalation(&status, "team.manageBilling");
     let status = denied(
         admin
             .update_role(pb::UpdateRoleRequest {
@@ -492,7 +513,7 @@ async fn role_writes_need_role_permissions(engine: Engine) {
             })
             .await,
     );
-    assert_lacks(&status, "organization.manageBilling");
+    assert_escalation(&status, "organization.manageBilling");
     let created = admin
         .create_role(new("Bookings", &["booking.*", "team.read"]))
         .await
@@ -569,7 +590,7 @@ async fn permission_denied_wins_over_last_owner(engine: Engine) {
     let status = denied(set_role_as(&srv, plain, org_id, owner, "member").await);
     assert_lacks(&status, "organization.changeMemberRole");
     let status = denied(set_role_as(&srv, admin, org_id, owner, "admin").await);
-    assert_lacks(&status, "OWNER");
+    assert_rule(&status, "OWNER_ONLY");
     assert_eq!(
         get_membership_of(&srv, org_id, owner).await.role(),
         MembershipRole::Owner

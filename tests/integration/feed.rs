@@ -588,11 +588,15 @@ async fn list_events_filters_and_pages(engine: Engine) {
         srv.client_with(srv.auth().actor(t.owner_a.id), DirectoryServiceClient::new);
     let mut acting_mem =
         srv.client_with(srv.auth().actor(t.owner_a.id), MembershipServiceClient::new);
-    let acted_user = acting_dir
-        .create_user(new_user("acted@feed.test"))
+    // An end user changes only their own profile (creating users is for services).
+    acting_dir
+        .update_user(pb::UpdateUserRequest {
+            user_id: t.owner_a.id,
+            name: Some("Owner A, renamed by themselves".into()),
+            ..Default::default()
+        })
         .await
-        .unwrap_or_else(|s| panic!("create user through acting_dir: {s:?}"))
-        .into_inner();
+        .unwrap_or_else(|s| panic!("update own user through acting_dir: {s:?}"));
     acting_mem
         .update_membership(pb::UpdateMembershipRequest {
             team_id: t.org_a,
@@ -705,7 +709,7 @@ async fn list_events_filters_and_pages(engine: Engine) {
     assert_eq!(got.len(), 2, "the two writes made for the owner: {got:?}");
     assert_eq!(
         (got[0].kind.as_str(), got[0].user_id),
-        ("user.created", Some(acted_user.id))
+        ("user.updated", Some(t.owner_a.id))
     );
     assert_eq!(
         (got[1].kind.as_str(), got[1].membership_id),

@@ -12,6 +12,8 @@ mod common;
 mod access;
 mod actor;
 mod actor_header;
+mod actor_policy;
+mod api_keys;
 mod attributes;
 mod consistency;
 mod feed;

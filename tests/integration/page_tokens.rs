@@ -119,7 +119,6 @@ async fn next_token(
                     team_id: fx.organization,
                     page_size: 1,
                     page_token,
-                    ..Default::default()
                 })
                 .await?
                 .into_inner()

@@ -2655,7 +2655,12 @@ async fn api_key_scopes_are_enforced(engine: Engine) {
             })
             .await,
     );
-    assert_code(&status, Code::Unauthenticated, None, "no key");
+    assert_code(
+        &status,
+        Code::Unauthenticated,
+        Some("API_KEY_UNKNOWN"),
+        "no key",
+    );
 
     // Health needs no key.
     let mut health = tonic_health::pb::health_client::HealthClient::new(srv.channel());

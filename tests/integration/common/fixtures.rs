@@ -214,7 +214,7 @@ pub async fn effective_permissions(
 }
 
 /// A new API key with these scopes, made straight in the database as `membership-service keys
-/// create` does (the API has no call that makes keys).
+/// create` does (ApiKeyService is tested on its own, in `api_keys`).
 pub async fn scoped_key(srv: &TestServer, scopes: &[&str]) -> String {
     let store = membership_service::storage::Store::connect(&srv.database_url, 1)
         .await

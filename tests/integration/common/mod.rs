@@ -29,7 +29,7 @@ pub use database::Engine;
 pub use events::*;
 pub use fixtures::*;
 pub use membership_service::pb;
-pub use server::{Auth, AuthChannel, TestServer, auth};
+pub use server::{ADMIN_KEY, Auth, AuthChannel, TestServer, auth};
 pub use status::*;
 pub use values::*;
 
