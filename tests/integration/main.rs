@@ -14,6 +14,7 @@ mod actor;
 mod actor_header;
 mod attributes;
 mod consistency;
+mod escalation;
 mod feed;
 mod freshness;
 mod grpcurl;
