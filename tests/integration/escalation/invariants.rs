@@ -5,7 +5,8 @@
 //!    unless the actor was an accepted OWNER there (of the team or of its organization);
 //! 4. the actor gained nothing themselves: no permission, no higher base level;
 //! 5. only an accepted OWNER changes, deactivates or deletes another user's OWNER membership
-//!    (a deleted sub-team takes its memberships with it: `team.delete` is enough for that).
+//!    (a deleted sub-team takes its memberships with it: `team.delete` is enough for that);
+//! 6. a user's own record is changed or deleted by that user only.
 //!
 //! What a user holds counts their invitations too: inviting is the grant (judged against the
 //! inviter), accepting it is the invitee's own step and gains nothing new.
@@ -102,6 +103,20 @@ pub fn check(
                 who(actor),
                 who(user),
                 team_name(team)
+            ));
+        }
+    }
+    for (&user, was) in &before.users {
+        if user != actor && after.users.get(&user).is_some_and(|now| now != was) {
+            let what = if was.is_some() && after.users[&user].is_none() {
+                "deleted"
+            } else {
+                "changed"
+            };
+            broken.push(format!(
+                "self only: {} {what} the user {}",
+                who(actor),
+                who(user)
             ));
         }
     }
