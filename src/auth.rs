@@ -157,10 +157,9 @@ pub async fn issue_key(
     organization_id: Option<i64>,
     expires_at: Option<chrono::DateTime<chrono::Utc>>,
 ) -> DomainResult<(Written<ApiKey>, String)> {
-    let scopes = parse_scopes(scopes).map_err(|e| DomainError::invalid("scopes", e))?;
     let new = NewApiKey::validate(
         name,
-        scopes,
+        parse_scopes(scopes),
         organization_id,
         expires_at,
         chrono::Utc::now(),

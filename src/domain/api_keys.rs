@@ -192,7 +192,7 @@ mod tests {
     fn new_keys_are_validated() {
         let ok = NewApiKey::validate(
             " billing ",
-            vec!["admin".into()],
+            Ok(vec!["admin".into()]),
             Some(1),
             Some(at(10)),
             at(0),

@@ -154,6 +154,7 @@ mod tests {
                 expected.push(format!("{resource}.{change}"));
             }
         }
+        expected.extend(["api_key.created".into(), "api_key.revoked".into()]);
         assert_eq!(names, expected);
     }
 
