@@ -189,6 +189,10 @@ pub struct ServeConfig {
     /// Entries in each of the in-memory caches of the hot reads.
     #[arg(long, env = "MEMBERSHIP_CACHE_CAPACITY", default_value_t = 100_000)]
     pub cache_capacity: u64,
+    /// Events a replica holds for its watchers; a watcher further behind re-reads from the
+    /// database (it misses nothing either way).
+    #[arg(long, env = "MEMBERSHIP_FEED_BUFFER", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
+    pub feed_buffer: u32,
     /// How long events are kept (`30d`, `12h`, `90m`, `45s`).
     #[arg(long, env = "MEMBERSHIP_EVENT_RETENTION", default_value = "30d")]
     pub event_retention: Retention,
@@ -221,6 +225,7 @@ impl ServeConfig {
             db_max_connections: 16,
             permissions_file: None,
             cache_capacity: 100_000,
+            feed_buffer: 4096,
             event_retention: Retention(Duration::from_secs(30 * 86_400)),
             tls_cert: None,
             tls_key: None,

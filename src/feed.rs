@@ -16,7 +16,6 @@ use crate::domain::model::Event;
 use crate::storage::Store;
 
 /// Events a slow watcher may fall behind before it re-reads from the database instead.
-const BROADCAST_CAPACITY: usize = 4096;
 const BATCH: u64 = 1000;
 const NOTIFY_CHANNEL: &str = "membership_events";
 
@@ -70,9 +69,11 @@ pub struct Feed {
 
 impl Feed {
     /// Starts following from the current end of the feed. The handle stops the follower.
+    /// `buffer`: events held for watchers that have not taken them yet.
     pub async fn start(
         store: Store,
         cache: Arc<AccessCache>,
+        buffer: usize,
     ) -> Result<(Arc<Feed>, JoinHandle<()>), crate::domain::DomainError> {
         let last = store.feed_head().await?.last;
         let poll = match store.backend() {
@@ -82,7 +83,7 @@ impl Feed {
         let feed = Arc::new(Feed {
             store,
             cache,
-            sender: broadcast::channel(BROADCAST_CAPACITY).0,
+            sender: broadcast::channel(buffer.max(1)).0,
             head: watch::channel(last).0,
             poll,
         });

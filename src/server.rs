@@ -148,9 +148,13 @@ impl App {
             .await
             .map_err(|e| StartupError::Database(e.to_string()))?;
         let cache = Arc::new(AccessCache::new(config.cache_capacity));
-        let (feed, follower) = Feed::start(store.clone(), Arc::clone(&cache))
-            .await
-            .map_err(|e| StartupError::Database(e.to_string()))?;
+        let (feed, follower) = Feed::start(
+            store.clone(),
+            Arc::clone(&cache),
+            config.feed_buffer as usize,
+        )
+        .await
+        .map_err(|e| StartupError::Database(e.to_string()))?;
         let retention = tokio::spawn(prune_events(store.clone(), config.event_retention.0));
         let (stop, stopping) = tokio::sync::watch::channel(false);
         let context = Context {

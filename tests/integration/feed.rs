@@ -1346,15 +1346,21 @@ async fn many_writers_through_three_instances_leave_no_gap(engine: Engine) {
 // 6. A watcher far behind the feed
 
 const SLOW_WRITERS: usize = 8;
-/// Each pair is a create and an update: 2 × 8 × 350 = 5600 events. The updates carry a long
+/// Each pair is a create and an update: 2 × 8 × 100 = 1600 events. The updates carry a long
 /// bio, so that the HTTP/2 buffers (the client's 64 KiB window, hyper's 400 KiB send buffer)
-/// and the watch's queue (256) absorb only a few hundred events: the rest, well over a replica's
-/// broadcast buffer (4096 events), makes the stuck watch lag and re-read from the database.
-const SLOW_PAIRS_PER_WRITER: usize = 350;
+/// and the watch's queue (256) absorb only a few hundred events: the rest, well over this
+/// server's feed buffer (`SLOW_FEED_BUFFER`), makes the stuck watch lag and re-read from the
+/// database. The default buffer (4096) would need four times the writes for the same path.
+const SLOW_PAIRS_PER_WRITER: usize = 100;
+const SLOW_FEED_BUFFER: u32 = 256;
 const LONG_BIO_CHARS: usize = 3000;
 
 async fn slow_watcher_misses_nothing(engine: Engine) {
-    let Some(srv) = TestServer::start(engine).await else {
+    let Some(srv) = TestServer::start_with(engine, |config| {
+        config.feed_buffer = SLOW_FEED_BUFFER;
+    })
+    .await
+    else {
         return;
     };
     let start = last_sequence(&srv).await;
