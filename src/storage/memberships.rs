@@ -365,7 +365,18 @@ impl Store {
                 .await
                 .map_err(db_error)?;
             for row in sub_team_rows {
-                revision = delete_membership(&tx, actor, &convert::membership(row)?).await?;
+                let cascaded = convert::membership(row)?;
+                // The cascade deletes each sub-team membership as if addressed: the owner rule
+                // holds for every one of them, not only the organization membership.
+                if actor.user_id.is_some() {
+                    let sub_team = find_team(&*tx, cascaded.team_id, TeamKind::Any).await?;
+                    let current = role_permissions(&*tx, self.policy(), &cascaded.role_id).await?;
+                    let write = Write::DeleteMembership {
+                        target: target_of(&cascaded, &sub_team, &current),
+                    };
+                    authorize(&*tx, self.policy(), actor, Some(&sub_team), &write).await?;
+                }
+                revision = delete_membership(&tx, actor, &cascaded).await?;
             }
         }
         revision = revision.max(delete_membership(&tx, actor, &target).await?);

@@ -26,6 +26,7 @@ engine_tests!(
     membership_writes_check_the_actor,
     attribute_writes_check_the_actor,
     an_unchanged_update_is_checked_like_a_change,
+    removing_an_organization_member_keeps_the_owner_rule_in_sub_teams,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -891,5 +892,41 @@ async fn an_unchanged_update_is_checked_like_a_change(engine: Engine) {
         "role.update",
     );
     before.assert_unchanged(&srv, "unchanged updates").await;
+    srv.stop().await;
+}
+
+/// Deleting an organization membership also deletes the user's sub-team memberships: an ADMIN
+/// removing a MEMBER of the organization who OWNS a sub-team would delete that OWNER membership,
+/// so the owner rule applies to every cascaded membership too.
+async fn removing_an_organization_member_keeps_the_owner_rule_in_sub_teams(engine: Engine) {
+    let Some(srv) = TestServer::start(engine).await else {
+        return;
+    };
+    let w = world(&srv).await;
+    add_member(&srv, w.sales, w.target, "owner").await;
+    let before = State::read(&srv).await;
+    breaks(
+        memberships_as(&srv, w.admin)
+            .delete_membership(delete_of(w.acme, w.target))
+            .await,
+        "OWNER_ONLY",
+    );
+    before
+        .assert_unchanged(&srv, "an ADMIN cascading into a sub-team OWNER membership")
+        .await;
+    memberships_as(&srv, w.owner)
+        .delete_membership(delete_of(w.acme, w.target))
+        .await
+        .expect("an OWNER of the organization removes them, sub-teams included");
+    let gone = expect_err(
+        srv.memberships()
+            .get_membership(pb::GetMembershipRequest {
+                team_id: w.sales,
+                member: Some(pb::get_membership_request::Member::UserId(w.target)),
+                ..Default::default()
+            })
+            .await,
+    );
+    assert_eq!(gone.code(), Code::NotFound);
     srv.stop().await;
 }
