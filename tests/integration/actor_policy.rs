@@ -904,6 +904,8 @@ async fn removing_an_organization_member_keeps_the_owner_rule_in_sub_teams(engin
     };
     let w = world(&srv).await;
     add_member(&srv, w.sales, w.target, "owner").await;
+    // A second sub-team OWNER, so that the last-owner rule is not what stops the removal.
+    add_member(&srv, w.sales, w.member, "owner").await;
     let before = State::read(&srv).await;
     breaks(
         memberships_as(&srv, w.admin)
