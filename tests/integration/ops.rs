@@ -3,6 +3,7 @@
 //! Each test runs `membership-service` as a child process in a temp dir of its own, on SQLite,
 //! with JSON logs so that the log lines can be checked field by field.
 
+use crate::common::TempDir;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -18,37 +19,6 @@ use tonic_health::pb::health_client::HealthClient;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_membership-service");
 const KEY: &str = "mk_ops_admin_key_0123456789";
-
-/// A temp dir removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "membership-ops-{tag}-{}-{}-{:08x}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed),
-            rand::random::<u32>()
-        ));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        TempDir(dir)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-
-    fn sqlite_url(&self, file: &str) -> String {
-        format!("sqlite://{}?mode=rwc", self.0.join(file).display())
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// The binary, run in `dir`, with none of the service's variables inherited from the test's
 /// environment, and JSON logs.

@@ -5,10 +5,10 @@
 //! through the environment, and `grpcurl -cacert` when grpcurl is found (`$GRPCURL`, then
 //! `PATH`; `REQUIRE_GRPCURL=1` makes its absence a failure).
 
+use crate::common::{TempDir, grpcurl};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use membership_service::config::ServeConfig;
@@ -25,39 +25,6 @@ use tonic_health::pb::health_client::HealthClient;
 
 const KEY: &str = "mk_tls_admin_key_0123456789";
 const BINARY: &str = env!("CARGO_BIN_EXE_membership-service");
-
-/// A temp dir removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "membership-tls-{tag}-{}-{}-{:08x}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed),
-            rand::random::<u32>()
-        ));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        TempDir(dir)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-
-    fn write(&self, name: &str, contents: &str) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, contents).expect("write PEM");
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A certificate and its private key, PEM.
 struct Pem {
@@ -412,27 +379,6 @@ async fn the_binary_serves_tls_from_the_environment() {
         "plaintext is refused"
     );
     assert!(service.log().contains("tls"), "{}", service.log());
-}
-
-fn grpcurl() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("GRPCURL").filter(|p| !p.is_empty()) {
-        return Some(PathBuf::from(path));
-    }
-    let found = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|dir| dir.join("grpcurl"))
-            .find(|candidate| candidate.is_file())
-    });
-    if found.is_none() {
-        if matches!(
-            std::env::var("REQUIRE_GRPCURL").as_deref(),
-            Ok("1") | Ok("true")
-        ) {
-            panic!("REQUIRE_GRPCURL=1 but grpcurl is neither $GRPCURL nor on PATH");
-        }
-        eprintln!("skipped: grpcurl not found on PATH");
-    }
-    found
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,6 +17,7 @@
 
 mod database;
 mod events;
+mod files;
 mod fixtures;
 mod server;
 mod status;
@@ -27,6 +28,7 @@ use std::time::Duration;
 
 pub use database::Engine;
 pub use events::*;
+pub use files::{TempDir, grpcurl};
 pub use fixtures::*;
 pub use membership_service::pb;
 pub use server::{ADMIN_KEY, Auth, AuthChannel, TestServer, auth};
