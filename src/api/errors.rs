@@ -84,6 +84,14 @@ fn status(err: DomainError) -> Status {
                 "the database is unavailable; retry shortly".to_string(),
             )
         }
+        DomainError::StorageFull => {
+            info(&mut details, Reason::StorageFull, []);
+            details.set_retry_info(Some(Duration::from_secs(5)));
+            (
+                Code::ResourceExhausted,
+                "the database storage is full; nothing of this write was kept".to_string(),
+            )
+        }
         DomainError::Internal(_) => {
             info(&mut details, Reason::Internal, []);
             (Code::Internal, "internal error".to_string())

@@ -36,6 +36,7 @@ pub enum Reason {
     ApiKeyRevoked,
     ApiKeyExpired,
     KeyBoundToOrganization,
+    StorageFull,
     MissingScope,
     Unavailable,
     Internal,
@@ -59,6 +60,7 @@ impl Reason {
             Reason::ApiKeyRevoked => "API_KEY_REVOKED",
             Reason::ApiKeyExpired => "API_KEY_EXPIRED",
             Reason::KeyBoundToOrganization => "KEY_BOUND_TO_ORGANIZATION",
+            Reason::StorageFull => "STORAGE_FULL",
             Reason::MissingScope => "MISSING_SCOPE",
             Reason::Unavailable => "UNAVAILABLE",
             Reason::Internal => "INTERNAL",
@@ -88,6 +90,9 @@ pub enum DomainError {
     Unauthenticated { reason: Reason, message: String },
     #[error("the database is unavailable")]
     Unavailable,
+    /// The database refused a write for lack of space; nothing of the write was kept.
+    #[error("the database storage is full")]
+    StorageFull,
     /// Details go to the log, never to the client.
     #[error("internal error")]
     Internal(String),

@@ -93,6 +93,20 @@ impl Store {
                     .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(10))
                     .foreign_keys(true)
+            })
+            // A COMMIT that fails (disk full, I/O error) can leave the connection inside its
+            // transaction: SQLite rolls back by itself, the driver's ROLLBACK then fails and it
+            // still counts one open transaction, so the next "BEGIN" would be a SAVEPOINT and
+            // its "COMMIT" a RELEASE that commits nothing. Such a connection is discarded, never
+            // reused. (The same guard on every engine: a connection is clean or it goes.)
+            .map_sqlx_sqlite_before_acquire(|conn, _| {
+                Box::pin(async move { Ok(!sea_orm::sqlx::Connection::is_in_transaction(conn)) })
+            })
+            .map_sqlx_postgres_before_acquire(|conn, _| {
+                Box::pin(async move { Ok(!sea_orm::sqlx::Connection::is_in_transaction(conn)) })
+            })
+            .map_sqlx_mysql_before_acquire(|conn, _| {
+                Box::pin(async move { Ok(!sea_orm::sqlx::Connection::is_in_transaction(conn)) })
             });
         // The error may quote the URL (an unknown scheme does): never with its password.
         let db = Database::connect(options).await.map_err(|e| ConnectError {
@@ -197,6 +211,10 @@ pub fn db_error(err: DbErr) -> DomainError {
             tracing::warn!(error = %err, "database unavailable");
             DomainError::Unavailable
         }
+        DbErr::Exec(e) | DbErr::Query(e) if is_storage_full(&e.to_string()) => {
+            tracing::error!(error = %err, "the database storage is full");
+            DomainError::StorageFull
+        }
         DbErr::Exec(e) | DbErr::Query(e) if is_connection_error(&e.to_string()) => {
             tracing::warn!(error = %err, "database unavailable");
             DomainError::Unavailable
@@ -206,6 +224,19 @@ pub fn db_error(err: DbErr) -> DomainError {
             DomainError::Internal(err.to_string())
         }
     }
+}
+
+/// SQLITE_FULL, PostgreSQL's disk full (53100) and MariaDB's "table is full" / out of space.
+fn is_storage_full(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    [
+        "database or disk is full",
+        "could not extend file",
+        "no space left on device",
+        "the table is full",
+    ]
+    .iter()
+    .any(|needle| m.contains(needle))
 }
 
 fn is_connection_error(message: &str) -> bool {
@@ -219,6 +250,9 @@ fn is_connection_error(message: &str) -> bool {
         "error communicating",
         "database is locked",
         "deadlock",
+        // A read-only or failing file: unavailable until the operator mends it.
+        "readonly database",
+        "disk i/o error",
     ]
     .iter()
     .any(|needle| m.contains(needle))

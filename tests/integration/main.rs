@@ -16,6 +16,7 @@ mod actor_policy;
 mod api_keys;
 mod attributes;
 mod consistency;
+mod durability;
 mod escalation;
 mod feed;
 mod freshness;
