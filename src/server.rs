@@ -21,6 +21,7 @@ use crate::api::attributes::AttributeApi;
 use crate::api::auth_layer::AuthLayer;
 use crate::api::directory::DirectoryApi;
 use crate::api::events::EventApi;
+use crate::api::malformed::MalformedRequestLayer;
 use crate::api::memberships::MembershipApi;
 use crate::api::roles::RoleApi;
 use crate::auth::{self, Authenticator};
@@ -242,6 +243,7 @@ impl App {
             .timeout(self.config.request_timeout())
             .concurrency_limit_per_connection(self.config.concurrency_limit)
             .layer(RpcSpanLayer)
+            .layer(MalformedRequestLayer)
             // Inside the span layer, so refusals are logged with their code.
             .layer(AuthLayer::new(Arc::clone(&self.context.auth)))
             .add_service(health_service)

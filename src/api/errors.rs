@@ -23,6 +23,20 @@ fn info(
     );
 }
 
+/// At most this many field violations go back in one `BadRequest`.
+const MAX_VIOLATIONS: usize = 100;
+/// Longer field names and descriptions (which may echo a value) are cut to this many chars.
+const MAX_DETAIL_CHARS: usize = 80;
+/// The status message names the first few; `BadRequest` carries them all.
+const MAX_MESSAGE_VIOLATIONS: usize = 5;
+
+fn short(text: &str) -> String {
+    match text.char_indices().nth(MAX_DETAIL_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
 /// Handlers return domain errors with `?`; this is the only place they become statuses.
 impl From<DomainError> for Status {
     fn from(err: DomainError) -> Status {
@@ -34,16 +48,30 @@ fn status(err: DomainError) -> Status {
     let mut details = ErrorDetails::new();
     let (code, message) = match err {
         DomainError::InvalidArgument(violations) => {
-            let message = format!(
+            // Trailers are small (clients refuse a few KiB): a bounded number of violations,
+            // each with a bounded text, whatever a hostile request echoed into them.
+            let shown: Vec<(String, String)> = violations
+                .iter()
+                .take(MAX_VIOLATIONS)
+                .map(|v| (short(&v.field), short(&v.description)))
+                .collect();
+            let mut message = format!(
                 "invalid {}",
-                violations
+                shown
                     .iter()
-                    .map(|v| format!("{}: {}", v.field, v.description))
+                    .take(MAX_MESSAGE_VIOLATIONS)
+                    .map(|(field, description)| format!("{field}: {description}"))
                     .collect::<Vec<_>>()
                     .join("; ")
             );
-            for v in &violations {
-                details.add_bad_request_violation(v.field.clone(), v.description.clone());
+            if violations.len() > MAX_MESSAGE_VIOLATIONS {
+                message.push_str(&format!(
+                    "; and {} more",
+                    violations.len() - MAX_MESSAGE_VIOLATIONS
+                ));
+            }
+            for (field, description) in shown {
+                details.add_bad_request_violation(field, description);
             }
             info(&mut details, Reason::InvalidArgument, []);
             (Code::InvalidArgument, message)
@@ -84,6 +112,10 @@ fn status(err: DomainError) -> Status {
                 "the database is unavailable; retry shortly".to_string(),
             )
         }
+        DomainError::Malformed(message) => {
+            info(&mut details, Reason::MalformedRequest, []);
+            (Code::InvalidArgument, message)
+        }
         DomainError::StorageFull => {
             info(&mut details, Reason::StorageFull, []);
             details.set_retry_info(Some(Duration::from_secs(5)));
@@ -98,4 +130,42 @@ fn status(err: DomainError) -> Status {
         }
     };
     Status::with_error_details(code, message, details)
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic_types::StatusExt;
+
+    use super::*;
+    use crate::domain::FieldViolation;
+
+    #[test]
+    fn bad_requests_stay_small_whatever_they_echo() {
+        let huge = "x".repeat(100_000);
+        let violations = (0..1000)
+            .map(|i| {
+                FieldViolation::new(format!("permissions[{i}]"), format!("{huge:?} is unknown"))
+            })
+            .collect();
+        let status = Status::from(DomainError::InvalidArgument(violations));
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let bad = status
+            .get_error_details()
+            .bad_request()
+            .cloned()
+            .expect("BadRequest");
+        assert_eq!(bad.field_violations.len(), MAX_VIOLATIONS);
+        assert!(
+            bad.field_violations
+                .iter()
+                .all(|v| v.description.chars().count() <= MAX_DETAIL_CHARS + 1)
+        );
+        assert!(status.message().len() < 1000, "{}", status.message().len());
+        assert!(status.message().ends_with("and 995 more"));
+        assert!(
+            status.details().len() < 16 * 1024,
+            "{}",
+            status.details().len()
+        );
+    }
 }

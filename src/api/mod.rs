@@ -10,6 +10,7 @@ pub mod convert;
 pub mod directory;
 pub mod errors;
 pub mod events;
+pub mod malformed;
 pub mod memberships;
 pub mod roles;
 pub mod scopes;

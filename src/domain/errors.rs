@@ -37,6 +37,7 @@ pub enum Reason {
     ApiKeyExpired,
     KeyBoundToOrganization,
     StorageFull,
+    MalformedRequest,
     MissingScope,
     Unavailable,
     Internal,
@@ -61,6 +62,7 @@ impl Reason {
             Reason::ApiKeyExpired => "API_KEY_EXPIRED",
             Reason::KeyBoundToOrganization => "KEY_BOUND_TO_ORGANIZATION",
             Reason::StorageFull => "STORAGE_FULL",
+            Reason::MalformedRequest => "MALFORMED_REQUEST",
             Reason::MissingScope => "MISSING_SCOPE",
             Reason::Unavailable => "UNAVAILABLE",
             Reason::Internal => "INTERNAL",
@@ -88,6 +90,9 @@ pub enum DomainError {
     },
     #[error("{message}")]
     Unauthenticated { reason: Reason, message: String },
+    /// A request body that is not a valid message of its method's type.
+    #[error("{0}")]
+    Malformed(String),
     #[error("the database is unavailable")]
     Unavailable,
     /// The database refused a write for lack of space; nothing of the write was kept.

@@ -197,6 +197,17 @@ pub fn optional_url(field: &str, value: &str) -> Result<String, FieldViolation> 
 
 /// A JSON object small enough to store.
 pub fn metadata(field: &str, value: JsonObject) -> Result<JsonObject, FieldViolation> {
+    // Deeper documents break the clients that read them back (protobuf decoders stop at
+    // depth 100, some earlier, and each level of a Struct is several message levels).
+    let depth = 1 + value.values().map(json_depth).max().unwrap_or(0);
+    if depth > MAX_METADATA_DEPTH {
+        return Err(violation(
+            field,
+            format!(
+                "must nest at most {MAX_METADATA_DEPTH} levels of objects and lists (got {depth})"
+            ),
+        ));
+    }
     let size = Value::Object(value.clone()).to_string().len();
     if size > MAX_METADATA_BYTES {
         return Err(violation(
@@ -205,6 +216,17 @@ pub fn metadata(field: &str, value: JsonObject) -> Result<JsonObject, FieldViola
         ));
     }
     Ok(value)
+}
+
+pub const MAX_METADATA_DEPTH: usize = 10;
+
+/// Levels of objects and lists in a JSON value (a scalar is 0).
+fn json_depth(value: &Value) -> usize {
+    match value {
+        Value::Object(map) => 1 + map.values().map(json_depth).max().unwrap_or(0),
+        Value::Array(items) => 1 + items.iter().map(json_depth).max().unwrap_or(0),
+        _ => 0,
+    }
 }
 
 pub const MAX_ROLE_NAME_CHARS: usize = 100;
@@ -282,6 +304,27 @@ pub fn id(field: &str, value: i64) -> Result<i64, FieldViolation> {
 
 #[cfg(test)]
 mod tests {
+
+    fn nested(levels: usize) -> JsonObject {
+        let mut value = Value::from(1);
+        for _ in 1..levels {
+            let mut inner = serde_json::Map::new();
+            inner.insert("k".into(), value);
+            value = Value::Object(inner);
+        }
+        let mut top = serde_json::Map::new();
+        top.insert("k".into(), value);
+        top
+    }
+
+    #[test]
+    fn metadata_nests_at_most_ten_levels() {
+        assert!(metadata("public_metadata", nested(MAX_METADATA_DEPTH)).is_ok());
+        let err = metadata("public_metadata", nested(MAX_METADATA_DEPTH + 1)).unwrap_err();
+        assert_eq!(err.field, "public_metadata");
+        assert!(metadata("m", nested(40)).is_err());
+    }
+
     use super::*;
 
     #[test]

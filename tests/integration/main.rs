@@ -21,6 +21,7 @@ mod escalation;
 mod feed;
 mod freshness;
 mod grpcurl;
+mod hostile_input;
 mod ops;
 mod page_tokens;
 mod race;
