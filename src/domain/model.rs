@@ -206,6 +206,8 @@ pub struct RoleRef {
 pub struct Actor {
     pub key_id: Option<String>,
     pub user_id: Option<i64>,
+    /// The organization the key is bound to: what it writes is recorded as that organization's.
+    pub organization_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
