@@ -210,6 +210,13 @@ pub struct Actor {
     pub organization_id: Option<i64>,
 }
 
+impl Actor {
+    /// What the writing key may touch (`domain::tenancy`).
+    pub fn binding(&self) -> super::tenancy::Binding {
+        super::tenancy::Binding(self.organization_id)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     pub sequence: i64,

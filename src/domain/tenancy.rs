@@ -65,6 +65,25 @@ impl Binding {
         })
     }
 
+    /// Deleting a user takes all their memberships with them: a bound key may delete a user of
+    /// its organization only when they belong to no other (`organizations`: those they have
+    /// memberships in), since the deletion would reach into the others.
+    pub fn may_delete_user(self, user_id: i64, organizations: &[i64]) -> DomainResult<()> {
+        match self.0 {
+            Some(own) if organizations.iter().any(|&org| org != own) => {
+                Err(DomainError::PermissionDenied {
+                    reason: Reason::KeyBoundToOrganization,
+                    message: format!(
+                        "this API key is bound to organization {own}: user {user_id} belongs to \
+                         other organizations too, so only an unbound key may delete them"
+                    ),
+                    metadata: Default::default(),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Creating an organization: no organization contains the new one, so a bound key may not.
     pub fn may_create_organization(self) -> DomainResult<()> {
         match self.0 {
@@ -124,6 +143,20 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn a_bound_key_deletes_only_users_of_its_organization_alone() {
+        assert!(Binding(Some(1)).may_delete_user(5, &[]).is_ok());
+        assert!(Binding(Some(1)).may_delete_user(5, &[1]).is_ok());
+        assert!(matches!(
+            Binding(Some(1)).may_delete_user(5, &[1, 2]),
+            Err(DomainError::PermissionDenied {
+                reason: Reason::KeyBoundToOrganization,
+                ..
+            })
+        ));
+        assert!(Binding::UNBOUND.may_delete_user(5, &[1, 2]).is_ok());
     }
 
     #[test]

@@ -257,6 +257,7 @@ impl Store {
         if organizations_of(&*tx, id).await? != organizations {
             return Ok(None);
         }
+        actor.binding().may_delete_user(id, &organizations)?;
         authorize(
             &*tx,
             self.policy(),

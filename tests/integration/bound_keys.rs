@@ -844,6 +844,14 @@ async fn a_bound_key_writes_its_organization_only(engine: Engine) {
             .await,
         &[(&w.b, &ABSENT)],
     );
+    // A user of A who belongs to B too: deleting them would reach into B.
+    let shared = expect_err(
+        k.directory
+            .delete_user(pb::DeleteUserRequest { user_id: w.user_both, ..Default::default() })
+            .await,
+    );
+    assert_eq!(shared.code(), Code::PermissionDenied, "{shared:?}");
+    assert_eq!(reason(&shared).as_deref(), Some("KEY_BOUND_TO_ORGANIZATION"));
     assert_eq!(last_sequence(&srv).await, before, "nothing was written");
 
     // In its own organization it writes; a user it creates stays visible to it, and the
@@ -889,6 +897,10 @@ async fn a_bound_key_writes_its_organization_only(engine: Engine) {
         .add_role_permissions(grant(&w.role_a))
         .await
         .expect("its custom role changes");
+    k.directory
+        .delete_user(pb::DeleteUserRequest { user_id: w.user_pending, ..Default::default() })
+        .await
+        .expect("a user of its organization alone");
     // What the bound key could not touch is as it was.
     let b_org = admin
         .directory
