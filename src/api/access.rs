@@ -3,14 +3,14 @@
 use tonic::{Request, Response, Status};
 
 use super::{Context, binding, convert, trace_ids};
+use crate::domain::access::{Decision, Effective};
 use crate::domain::teams::TeamKind;
 use crate::domain::tenancy::Binding;
-use crate::reads::Source;
-use crate::domain::access::{Decision, Effective};
 use crate::domain::validate;
 use crate::domain::{DomainError, Violations};
 use crate::pb::access_service_server::AccessService;
 use crate::pb::*;
+use crate::reads::Source;
 
 pub struct AccessApi(pub Context);
 
@@ -77,7 +77,9 @@ impl AccessService for AccessApi {
             .unwrap_or_default();
         v.into_result()?;
         let source = self.0.reads.source(consistency).await?;
-        let effective = self.effective(binding, source, r.user_id, r.team_id).await?;
+        let effective = self
+            .effective(binding, source, r.user_id, r.team_id)
+            .await?;
         Ok(Response::new(decision(
             effective.check(&r.permission),
             source.revision(),
@@ -159,7 +161,9 @@ impl AccessService for AccessApi {
             .unwrap_or_default();
         v.into_result()?;
         let source = self.0.reads.source(consistency).await?;
-        let effective = self.effective(binding, source, r.user_id, r.team_id).await?;
+        let effective = self
+            .effective(binding, source, r.user_id, r.team_id)
+            .await?;
         Ok(Response::new(ListEffectivePermissionsResponse {
             permissions: effective.permissions(&self.0.store.policy().catalog),
             roles: effective

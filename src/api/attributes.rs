@@ -4,12 +4,12 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::{Context, actor, binding, trace_ids};
-use crate::domain::teams::TeamKind;
 use crate::domain::attributes::{
     self as rules, Attribute, AttributeType, NewAttribute, ValueInput,
 };
 use crate::domain::memberships::MembershipTarget;
 use crate::domain::page::{KeyedPageRequest, encode_keyed_token};
+use crate::domain::teams::TeamKind;
 use crate::domain::{FieldViolation, Violations, validate};
 use crate::pb::attribute_service_server::AttributeService;
 use crate::pb::*;

@@ -420,11 +420,7 @@ impl DirectoryService for DirectoryApi {
         trace_ids!(team_id = id);
         let kind = sub_team_kind(r.organization_id);
         self.0.sees_team(binding, id, kind).await?;
-        let team = self
-            .0
-            .store
-            .get_team(id, kind)
-            .await?;
+        let team = self.0.store.get_team(id, kind).await?;
         Ok(Response::new(convert::team(team, 0)))
     }
 
@@ -460,11 +456,7 @@ impl DirectoryService for DirectoryApi {
         v.into_result()?;
         let kind = sub_team_kind(r.organization_id);
         self.0.sees_team(binding, id, kind).await?;
-        let written = self
-            .0
-            .store
-            .update_team(&actor, id, kind, patch)
-            .await?;
+        let written = self.0.store.update_team(&actor, id, kind, patch).await?;
         self.0.reads.settle(written.revision).await;
         Ok(Response::new(convert::team(
             written.value,

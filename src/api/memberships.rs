@@ -4,13 +4,13 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::{Context, actor, binding, trace_ids};
-use crate::domain::teams::TeamKind;
-use crate::domain::{DomainError, Violations};
 use crate::domain::memberships::{
     MembershipAddress, MembershipFilter, MembershipPatch, MembershipTarget, NewMembership,
 };
 use crate::domain::page::PageRequest;
+use crate::domain::teams::TeamKind;
 use crate::domain::validate;
+use crate::domain::{DomainError, Violations};
 use crate::pb::membership_service_server::MembershipService;
 use crate::pb::*;
 

@@ -94,7 +94,11 @@ impl Context {
     /// Ok when the key sees user `user_id`: a member (pending too) of its organization or of one
     /// of its sub-teams, or a user a key of its organization created. Otherwise the NOT_FOUND an
     /// absent user gets.
-    pub(crate) async fn sees_user(&self, binding: Binding, user_id: i64) -> Result<(), DomainError> {
+    pub(crate) async fn sees_user(
+        &self,
+        binding: Binding,
+        user_id: i64,
+    ) -> Result<(), DomainError> {
         let Some(organization_id) = binding.organization() else {
             return Ok(());
         };

@@ -3,13 +3,13 @@
 use tonic::{Request, Response, Status};
 
 use super::{Context, actor, binding, convert, trace_ids};
-use crate::domain::teams::TeamKind;
-use crate::domain::tenancy::Binding;
-use crate::domain::{DomainError, Violations};
 use crate::domain::custom_roles::{NewRole, RoleAddress, RolePatch};
 use crate::domain::model::{self, RoleType as DomainRoleType};
 use crate::domain::page::{KeyedPageRequest, encode_keyed_token};
+use crate::domain::teams::TeamKind;
+use crate::domain::tenancy::Binding;
 use crate::domain::validate::{self, MAX_ROLE_DESCRIPTION_CHARS, MAX_ROLE_NAME_CHARS};
+use crate::domain::{DomainError, Violations};
 use crate::pb::role_service_server::RoleService;
 use crate::pb::*;
 
@@ -99,7 +99,11 @@ impl RoleApi {
     /// team of its organization. Another organization's role is ROLE_NOT_FOUND like a missing
     /// one. A write resolves it here first; a role never changes team, so the write that follows
     /// addresses the same role.
-    async fn seen_role(&self, binding: Binding, address: &RoleAddress) -> Result<model::Role, DomainError> {
+    async fn seen_role(
+        &self,
+        binding: Binding,
+        address: &RoleAddress,
+    ) -> Result<model::Role, DomainError> {
         let role = self.0.store.get_role(address).await?;
         let absent = || DomainError::role_not_found(&address.role);
         if let Some(team_id) = role.team_id

@@ -127,10 +127,16 @@ mod tests {
         assert!(bound.sees_organization(1));
         assert!(!bound.sees_organization(2));
         assert!(bound.check(1, absent).is_ok());
-        assert!(is_not_found(&bound.check(2, absent).unwrap_err(), "team 9 not found"));
+        assert!(is_not_found(
+            &bound.check(2, absent).unwrap_err(),
+            "team 9 not found"
+        ));
         assert_eq!(bound.narrow(None, absent).unwrap(), Some(1));
         assert_eq!(bound.narrow(Some(1), absent).unwrap(), Some(1));
-        assert!(is_not_found(&bound.narrow(Some(2), absent).unwrap_err(), "team 9 not found"));
+        assert!(is_not_found(
+            &bound.narrow(Some(2), absent).unwrap_err(),
+            "team 9 not found"
+        ));
     }
 
     #[test]
@@ -174,6 +180,9 @@ mod tests {
         };
         let e = Binding(Some(1)).narrow_address(elsewhere).unwrap_err();
         assert!(is_not_found(&e, "membership of user 3 in team 5 not found"));
-        assert_eq!(Binding::UNBOUND.narrow_address(elsewhere).unwrap(), elsewhere);
+        assert_eq!(
+            Binding::UNBOUND.narrow_address(elsewhere).unwrap(),
+            elsewhere
+        );
     }
 }

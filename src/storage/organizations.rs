@@ -21,8 +21,8 @@ use crate::domain::model::{Actor, Team};
 use crate::domain::page::{Page, PageRequest, PagedList};
 use crate::domain::policy::Write;
 use crate::domain::roles::BaseRole;
-use crate::domain::tenancy::Binding;
 use crate::domain::teams::{NewTeam, TeamKind, TeamPatch};
+use crate::domain::tenancy::Binding;
 use crate::domain::{DomainError, DomainResult, rules};
 
 async fn ensure_slug_free<C: ConnectionTrait>(

@@ -169,6 +169,8 @@ impl Store {
             &*tx,
             actor,
             EventDraft {
+                // A bound key's writes are its organization's events (see `create_user`).
+                organization_id: actor.organization_id,
                 user_id: Some(id),
                 before: snapshot(&before),
                 after: snapshot(&updated),
@@ -286,6 +288,8 @@ impl Store {
             &*tx,
             actor,
             EventDraft {
+                // A bound key's writes are its organization's events (see `create_user`).
+                organization_id: actor.organization_id,
                 user_id: Some(id),
                 before: snapshot(&user),
                 ..EventDraft::new(EventKind::UserDeleted)

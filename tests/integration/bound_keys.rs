@@ -176,8 +176,16 @@ fn same_as_absent<T: std::fmt::Debug, U: std::fmt::Debug>(
     let elsewhere = expect_err(elsewhere);
     let absent = expect_err(absent);
     assert_eq!(elsewhere.code(), Code::NotFound, "{what}: {elsewhere:?}");
-    assert_eq!(elsewhere.code(), absent.code(), "{what}: {elsewhere:?} / {absent:?}");
-    assert_eq!(reason(&elsewhere), reason(&absent), "{what}: {elsewhere:?} / {absent:?}");
+    assert_eq!(
+        elsewhere.code(),
+        absent.code(),
+        "{what}: {elsewhere:?} / {absent:?}"
+    );
+    assert_eq!(
+        reason(&elsewhere),
+        reason(&absent),
+        "{what}: {elsewhere:?} / {absent:?}"
+    );
     let pairs: Vec<(String, String)> = ids
         .iter()
         .map(|(from, to)| (from.to_string(), to.to_string()))
@@ -207,17 +215,23 @@ async fn a_bound_key_reads_its_organization_only(engine: Engine) {
 
     // Organizations and teams.
     k.directory
-        .get_organization(pb::GetOrganizationRequest { organization_id: w.a })
+        .get_organization(pb::GetOrganizationRequest {
+            organization_id: w.a,
+        })
         .await
         .expect("its own organization");
     same_as_absent(
         "GetOrganization",
         k.directory
-            .get_organization(pb::GetOrganizationRequest { organization_id: w.b })
+            .get_organization(pb::GetOrganizationRequest {
+                organization_id: w.b,
+            })
             .await,
         admin
             .directory
-            .get_organization(pb::GetOrganizationRequest { organization_id: ABSENT })
+            .get_organization(pb::GetOrganizationRequest {
+                organization_id: ABSENT,
+            })
             .await,
         &[(&w.b, &ABSENT)],
     );
@@ -230,36 +244,57 @@ async fn a_bound_key_reads_its_organization_only(engine: Engine) {
         .organizations;
     assert_eq!(orgs.iter().map(|o| o.id).collect::<Vec<_>>(), vec![w.a]);
     k.directory
-        .get_team(pb::GetTeamRequest { team_id: w.team_a, ..Default::default() })
+        .get_team(pb::GetTeamRequest {
+            team_id: w.team_a,
+            ..Default::default()
+        })
         .await
         .expect("its sub-team");
     same_as_absent(
         "GetTeam",
         k.directory
-            .get_team(pb::GetTeamRequest { team_id: w.team_b, ..Default::default() })
+            .get_team(pb::GetTeamRequest {
+                team_id: w.team_b,
+                ..Default::default()
+            })
             .await,
         admin
             .directory
-            .get_team(pb::GetTeamRequest { team_id: ABSENT, ..Default::default() })
+            .get_team(pb::GetTeamRequest {
+                team_id: ABSENT,
+                ..Default::default()
+            })
             .await,
         &[(&w.team_b, &ABSENT)],
     );
     let teams = k
         .directory
-        .list_teams(pb::ListTeamsRequest { organization_id: w.a, ..Default::default() })
+        .list_teams(pb::ListTeamsRequest {
+            organization_id: w.a,
+            ..Default::default()
+        })
         .await
         .expect("its sub-teams")
         .into_inner()
         .teams;
-    assert_eq!(teams.iter().map(|t| t.id).collect::<Vec<_>>(), vec![w.team_a]);
+    assert_eq!(
+        teams.iter().map(|t| t.id).collect::<Vec<_>>(),
+        vec![w.team_a]
+    );
     same_as_absent(
         "ListTeams",
         k.directory
-            .list_teams(pb::ListTeamsRequest { organization_id: w.b, ..Default::default() })
+            .list_teams(pb::ListTeamsRequest {
+                organization_id: w.b,
+                ..Default::default()
+            })
             .await,
         admin
             .directory
-            .list_teams(pb::ListTeamsRequest { organization_id: ABSENT, ..Default::default() })
+            .list_teams(pb::ListTeamsRequest {
+                organization_id: ABSENT,
+                ..Default::default()
+            })
             .await,
         &[(&w.b, &ABSENT)],
     );
@@ -273,8 +308,13 @@ async fn a_bound_key_reads_its_organization_only(engine: Engine) {
     }
     same_as_absent(
         "GetUser",
-        k.directory.get_user(pb::GetUserRequest { user_id: w.user_b }).await,
-        admin.directory.get_user(pb::GetUserRequest { user_id: ABSENT }).await,
+        k.directory
+            .get_user(pb::GetUserRequest { user_id: w.user_b })
+            .await,
+        admin
+            .directory
+            .get_user(pb::GetUserRequest { user_id: ABSENT })
+            .await,
         &[(&w.user_b, &ABSENT)],
     );
     let users: BTreeSet<i64> = k
@@ -287,10 +327,16 @@ async fn a_bound_key_reads_its_organization_only(engine: Engine) {
         .iter()
         .map(|u| u.id)
         .collect();
-    assert_eq!(users, BTreeSet::from([w.user_a, w.user_pending, w.user_both]));
+    assert_eq!(
+        users,
+        BTreeSet::from([w.user_a, w.user_pending, w.user_both])
+    );
     let by_email = k
         .directory
-        .list_users(pb::ListUsersRequest { email: "b@bound.test".into(), ..Default::default() })
+        .list_users(pb::ListUsersRequest {
+            email: "b@bound.test".into(),
+            ..Default::default()
+        })
         .await
         .expect("list users by email")
         .into_inner()
@@ -344,7 +390,10 @@ async fn a_bound_key_reads_its_organization_only(engine: Engine) {
     );
     let listed = k
         .memberships
-        .list_memberships(pb::ListMembershipsRequest { team_id: w.a, ..Default::default() })
+        .list_memberships(pb::ListMembershipsRequest {
+            team_id: w.a,
+            ..Default::default()
+        })
         .await
         .expect("its memberships")
         .into_inner()
@@ -353,11 +402,17 @@ async fn a_bound_key_reads_its_organization_only(engine: Engine) {
     same_as_absent(
         "ListMemberships",
         k.memberships
-            .list_memberships(pb::ListMembershipsRequest { team_id: w.b, ..Default::default() })
+            .list_memberships(pb::ListMembershipsRequest {
+                team_id: w.b,
+                ..Default::default()
+            })
             .await,
         admin
             .memberships
-            .list_memberships(pb::ListMembershipsRequest { team_id: ABSENT, ..Default::default() })
+            .list_memberships(pb::ListMembershipsRequest {
+                team_id: ABSENT,
+                ..Default::default()
+            })
             .await,
         &[(&w.b, &ABSENT)],
     );
@@ -372,7 +427,10 @@ async fn a_bound_key_reads_its_organization_only(engine: Engine) {
         .into_inner()
         .memberships;
     assert_eq!(
-        of_both.iter().map(|m| m.organization_id).collect::<Vec<_>>(),
+        of_both
+            .iter()
+            .map(|m| m.organization_id)
+            .collect::<Vec<_>>(),
         vec![w.a],
         "B's membership is left out"
     );
@@ -396,42 +454,67 @@ async fn a_bound_key_reads_its_organization_only(engine: Engine) {
 
     // Roles: A's custom roles and the system roles.
     k.roles
-        .get_role(pb::GetRoleRequest { role_id: w.role_a.clone(), ..Default::default() })
+        .get_role(pb::GetRoleRequest {
+            role_id: w.role_a.clone(),
+            ..Default::default()
+        })
         .await
         .expect("its custom role");
     k.roles
-        .get_role(pb::GetRoleRequest { role_id: "owner".into(), team_id: w.a })
+        .get_role(pb::GetRoleRequest {
+            role_id: "owner".into(),
+            team_id: w.a,
+        })
         .await
         .expect("a system role");
     same_as_absent(
         "GetRole",
         k.roles
-            .get_role(pb::GetRoleRequest { role_id: w.role_b.clone(), ..Default::default() })
+            .get_role(pb::GetRoleRequest {
+                role_id: w.role_b.clone(),
+                ..Default::default()
+            })
             .await,
         admin
             .roles
-            .get_role(pb::GetRoleRequest { role_id: ABSENT_REF.into(), ..Default::default() })
+            .get_role(pb::GetRoleRequest {
+                role_id: ABSENT_REF.into(),
+                ..Default::default()
+            })
             .await,
         &[(&w.role_b, &ABSENT_REF)],
     );
     let roles = k
         .roles
-        .list_roles(pb::ListRolesRequest { team_id: w.team_a, ..Default::default() })
+        .list_roles(pb::ListRolesRequest {
+            team_id: w.team_a,
+            ..Default::default()
+        })
         .await
         .expect("roles of its sub-team")
         .into_inner()
         .roles;
     assert!(roles.iter().any(|r| r.id == w.role_a), "{roles:?}");
-    assert!(roles.iter().any(|r| r.r#type == pb::RoleType::System as i32));
+    assert!(
+        roles
+            .iter()
+            .any(|r| r.r#type == pb::RoleType::System as i32)
+    );
     assert!(roles.iter().all(|r| r.id != w.role_b));
     same_as_absent(
         "ListRoles",
         k.roles
-            .list_roles(pb::ListRolesRequest { team_id: w.team_b, ..Default::default() })
+            .list_roles(pb::ListRolesRequest {
+                team_id: w.team_b,
+                ..Default::default()
+            })
             .await,
         admin
             .roles
-            .list_roles(pb::ListRolesRequest { team_id: ABSENT, ..Default::default() })
+            .list_roles(pb::ListRolesRequest {
+                team_id: ABSENT,
+                ..Default::default()
+            })
             .await,
         &[(&w.team_b, &ABSENT)],
     );
@@ -439,16 +522,25 @@ async fn a_bound_key_reads_its_organization_only(engine: Engine) {
     // Attributes.
     let attributes = k
         .attributes
-        .list_attributes(pb::ListAttributesRequest { organization_id: w.a, ..Default::default() })
+        .list_attributes(pb::ListAttributesRequest {
+            organization_id: w.a,
+            ..Default::default()
+        })
         .await
         .expect("its attributes")
         .into_inner()
         .attributes;
-    assert_eq!(attributes.iter().map(|a| a.id.clone()).collect::<Vec<_>>(), vec![w.attribute_a.clone()]);
+    assert_eq!(
+        attributes.iter().map(|a| a.id.clone()).collect::<Vec<_>>(),
+        vec![w.attribute_a.clone()]
+    );
     same_as_absent(
         "ListAttributes",
         k.attributes
-            .list_attributes(pb::ListAttributesRequest { organization_id: w.b, ..Default::default() })
+            .list_attributes(pb::ListAttributesRequest {
+                organization_id: w.b,
+                ..Default::default()
+            })
             .await,
         admin
             .attributes
@@ -491,8 +583,13 @@ async fn a_bound_key_reads_its_organization_only(engine: Engine) {
         .expect("effective permissions in its sub-team");
     same_as_absent(
         "ListEffectivePermissions",
-        k.access.list_effective_permissions(effective(w.user_b, w.team_b)).await,
-        admin.access.list_effective_permissions(effective(w.user_b, ABSENT)).await,
+        k.access
+            .list_effective_permissions(effective(w.user_b, w.team_b))
+            .await,
+        admin
+            .access
+            .list_effective_permissions(effective(w.user_b, ABSENT))
+            .await,
         &[(&w.team_b, &ABSENT)],
     );
     let batch = pb::BatchCheckPermissionsRequest {
@@ -530,18 +627,30 @@ async fn a_bound_key_reads_its_organization_only(engine: Engine) {
         .filter(|e| e.organization_id == Some(w.a))
         .map(|e| e.sequence)
         .collect();
-    assert!(expected.len() >= 8, "A's writes recorded events: {expected:?}");
+    assert!(
+        expected.len() >= 8,
+        "A's writes recorded events: {expected:?}"
+    );
     let listed = k
         .events
-        .list_events(pb::ListEventsRequest { page_size: 1000, ..Default::default() })
+        .list_events(pb::ListEventsRequest {
+            page_size: 1000,
+            ..Default::default()
+        })
         .await
         .expect("list events")
         .into_inner()
         .events;
-    assert_eq!(listed.iter().map(|e| e.sequence).collect::<Vec<_>>(), expected);
+    assert_eq!(
+        listed.iter().map(|e| e.sequence).collect::<Vec<_>>(),
+        expected
+    );
     let of_b = k
         .events
-        .list_events(pb::ListEventsRequest { team_id: Some(w.b), ..Default::default() })
+        .list_events(pb::ListEventsRequest {
+            team_id: Some(w.b),
+            ..Default::default()
+        })
         .await
         .expect("list events of B")
         .into_inner()
@@ -594,7 +703,10 @@ async fn a_bound_key_writes_its_organization_only(engine: Engine) {
             .await,
     );
     assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
-    assert_eq!(reason(&refused).as_deref(), Some("KEY_BOUND_TO_ORGANIZATION"));
+    assert_eq!(
+        reason(&refused).as_deref(),
+        Some("KEY_BOUND_TO_ORGANIZATION")
+    );
 
     let rename = |organization_id| pb::UpdateOrganizationRequest {
         organization_id,
@@ -610,7 +722,10 @@ async fn a_bound_key_writes_its_organization_only(engine: Engine) {
     same_as_absent(
         "DeleteOrganization",
         k.directory
-            .delete_organization(pb::DeleteOrganizationRequest { organization_id: w.b, ..Default::default() })
+            .delete_organization(pb::DeleteOrganizationRequest {
+                organization_id: w.b,
+                ..Default::default()
+            })
             .await,
         admin
             .directory
@@ -646,11 +761,17 @@ async fn a_bound_key_writes_its_organization_only(engine: Engine) {
     same_as_absent(
         "DeleteTeam",
         k.directory
-            .delete_team(pb::DeleteTeamRequest { team_id: w.team_b, ..Default::default() })
+            .delete_team(pb::DeleteTeamRequest {
+                team_id: w.team_b,
+                ..Default::default()
+            })
             .await,
         admin
             .directory
-            .delete_team(pb::DeleteTeamRequest { team_id: ABSENT, ..Default::default() })
+            .delete_team(pb::DeleteTeamRequest {
+                team_id: ABSENT,
+                ..Default::default()
+            })
             .await,
         &[(&w.team_b, &ABSENT)],
     );
@@ -668,11 +789,17 @@ async fn a_bound_key_writes_its_organization_only(engine: Engine) {
     same_as_absent(
         "DeleteUser",
         k.directory
-            .delete_user(pb::DeleteUserRequest { user_id: w.user_b, ..Default::default() })
+            .delete_user(pb::DeleteUserRequest {
+                user_id: w.user_b,
+                ..Default::default()
+            })
             .await,
         admin
             .directory
-            .delete_user(pb::DeleteUserRequest { user_id: ABSENT, ..Default::default() })
+            .delete_user(pb::DeleteUserRequest {
+                user_id: ABSENT,
+                ..Default::default()
+            })
             .await,
         &[(&w.user_b, &ABSENT)],
     );
@@ -686,34 +813,52 @@ async fn a_bound_key_writes_its_organization_only(engine: Engine) {
     };
     same_as_absent(
         "CreateMembership in B",
-        k.memberships.create_membership(join(w.team_b, w.user_a)).await,
-        admin.memberships.create_membership(join(ABSENT, w.user_a)).await,
+        k.memberships
+            .create_membership(join(w.team_b, w.user_a))
+            .await,
+        admin
+            .memberships
+            .create_membership(join(ABSENT, w.user_a))
+            .await,
         &[(&w.team_b, &ABSENT)],
     );
     same_as_absent(
         "CreateMembership of B's user",
-        k.memberships.create_membership(join(w.team_a, w.user_b)).await,
-        admin.memberships.create_membership(join(w.team_a, ABSENT)).await,
+        k.memberships
+            .create_membership(join(w.team_a, w.user_b))
+            .await,
+        admin
+            .memberships
+            .create_membership(join(w.team_a, ABSENT))
+            .await,
         &[(&w.user_b, &ABSENT)],
     );
     let demote = |membership_id| pb::UpdateMembershipRequest {
-        member: Some(pb::update_membership_request::Member::MembershipId(membership_id)),
+        member: Some(pb::update_membership_request::Member::MembershipId(
+            membership_id,
+        )),
         role: Some(MembershipRole::Member as i32),
         ..Default::default()
     };
     same_as_absent(
         "UpdateMembership",
-        k.memberships.update_membership(demote(w.membership_b)).await,
+        k.memberships
+            .update_membership(demote(w.membership_b))
+            .await,
         admin.memberships.update_membership(demote(ABSENT)).await,
         &[(&w.membership_b, &ABSENT)],
     );
     let remove = |membership_id| pb::DeleteMembershipRequest {
-        member: Some(pb::delete_membership_request::Member::MembershipId(membership_id)),
+        member: Some(pb::delete_membership_request::Member::MembershipId(
+            membership_id,
+        )),
         ..Default::default()
     };
     same_as_absent(
         "DeleteMembership",
-        k.memberships.delete_membership(remove(w.membership_b)).await,
+        k.memberships
+            .delete_membership(remove(w.membership_b))
+            .await,
         admin.memberships.delete_membership(remove(ABSENT)).await,
         &[(&w.membership_b, &ABSENT)],
     );
@@ -759,7 +904,10 @@ async fn a_bound_key_writes_its_organization_only(engine: Engine) {
     same_as_absent(
         "RemoveRolePermissions",
         k.roles.remove_role_permissions(revoke(&w.role_b)).await,
-        admin.roles.remove_role_permissions(revoke(ABSENT_REF)).await,
+        admin
+            .roles
+            .remove_role_permissions(revoke(ABSENT_REF))
+            .await,
         &[(&w.role_b, &ABSENT_REF)],
     );
     let drop_role = |role_id: &str| pb::DeleteRoleRequest {
@@ -782,7 +930,10 @@ async fn a_bound_key_writes_its_organization_only(engine: Engine) {
     same_as_absent(
         "CreateAttribute",
         k.attributes.create_attribute(new_attribute(w.b)).await,
-        admin.attributes.create_attribute(new_attribute(ABSENT)).await,
+        admin
+            .attributes
+            .create_attribute(new_attribute(ABSENT))
+            .await,
         &[(&w.b, &ABSENT)],
     );
     let drop_attribute = |organization_id, attribute_id: &str| pb::DeleteAttributeRequest {
@@ -824,8 +975,13 @@ async fn a_bound_key_writes_its_organization_only(engine: Engine) {
     };
     same_as_absent(
         "AssignAttribute",
-        k.attributes.assign_attribute(assign(w.b, &w.attribute_b)).await,
-        admin.attributes.assign_attribute(assign(ABSENT, &w.attribute_b)).await,
+        k.attributes
+            .assign_attribute(assign(w.b, &w.attribute_b))
+            .await,
+        admin
+            .attributes
+            .assign_attribute(assign(ABSENT, &w.attribute_b))
+            .await,
         &[(&w.b, &ABSENT)],
     );
     let unassign = |organization_id, attribute_id: &str| pb::UnassignAttributeRequest {
@@ -847,11 +1003,17 @@ async fn a_bound_key_writes_its_organization_only(engine: Engine) {
     // A user of A who belongs to B too: deleting them would reach into B.
     let shared = expect_err(
         k.directory
-            .delete_user(pb::DeleteUserRequest { user_id: w.user_both, ..Default::default() })
+            .delete_user(pb::DeleteUserRequest {
+                user_id: w.user_both,
+                ..Default::default()
+            })
             .await,
     );
     assert_eq!(shared.code(), Code::PermissionDenied, "{shared:?}");
-    assert_eq!(reason(&shared).as_deref(), Some("KEY_BOUND_TO_ORGANIZATION"));
+    assert_eq!(
+        reason(&shared).as_deref(),
+        Some("KEY_BOUND_TO_ORGANIZATION")
+    );
     assert_eq!(last_sequence(&srv).await, before, "nothing was written");
 
     // In its own organization it writes; a user it creates stays visible to it, and the
@@ -863,7 +1025,9 @@ async fn a_bound_key_writes_its_organization_only(engine: Engine) {
         .expect("a bound key creates a user")
         .into_inner();
     k.directory
-        .get_user(pb::GetUserRequest { user_id: created.id })
+        .get_user(pb::GetUserRequest {
+            user_id: created.id,
+        })
         .await
         .expect("the user it created");
     let event = k
@@ -898,13 +1062,34 @@ async fn a_bound_key_writes_its_organization_only(engine: Engine) {
         .await
         .expect("its custom role changes");
     k.directory
-        .delete_user(pb::DeleteUserRequest { user_id: w.user_pending, ..Default::default() })
+        .delete_user(pb::DeleteUserRequest {
+            user_id: w.user_pending,
+            ..Default::default()
+        })
         .await
         .expect("a user of its organization alone");
+    let deleted = k
+        .events
+        .list_events(pb::ListEventsRequest {
+            kind: "user.deleted".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("its events")
+        .into_inner()
+        .events;
+    assert_eq!(
+        deleted.len(),
+        1,
+        "its own user writes are its organization's events"
+    );
+    assert_eq!(deleted[0].user_id, Some(w.user_pending));
     // What the bound key could not touch is as it was.
     let b_org = admin
         .directory
-        .get_organization(pb::GetOrganizationRequest { organization_id: w.b })
+        .get_organization(pb::GetOrganizationRequest {
+            organization_id: w.b,
+        })
         .await
         .expect("B")
         .into_inner();
