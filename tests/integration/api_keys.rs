@@ -177,7 +177,7 @@ async fn keys_have_a_lifecycle(engine: Engine) {
     assert!(events.iter().any(|e| {
         e.after
             .as_ref()
-            .is_some_and(|a| a.fields.get("id").is_some())
+            .is_some_and(|a| a.fields.contains_key("id"))
     }));
     let revocations = list_events(
         &srv,
