@@ -1,15 +1,14 @@
 //! Users.
 
-use sea_orm::sea_query::Query;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait,
-    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 
 use super::actor::authorize;
-use super::entities::{event, membership, user};
+use super::entities::{membership, user};
 use super::events::{self, EventDraft, snapshot};
-use super::shared::{Written, delete_membership, find_user, lock_organization};
+use super::shared::{Written, delete_membership, find_user, lock_organization, users_seen_by};
 use super::{Store, convert, db_error};
 use crate::domain::events::EventKind;
 use crate::domain::model::{Actor, User};
@@ -185,18 +184,17 @@ impl Store {
         })
     }
 
-    /// Whether a key bound to `organization_id` sees the user: a member (pending too) of the
-    /// organization or one of its sub-teams, or a user a key of the organization created.
+    /// Whether a key bound to `organization_id` sees the user (`shared::users_seen_by`).
     pub async fn user_seen_by(&self, organization_id: i64, user_id: i64) -> DomainResult<bool> {
         let found = user::Entity::find_by_id(user_id)
-            .filter(seen_by(organization_id))
+            .filter(users_seen_by(organization_id))
             .one(self.conn())
             .await
             .map_err(db_error)?;
         Ok(found.is_some())
     }
 
-    /// Users by id; a key bound to an organization (`seen_by`) gets only the users it sees.
+    /// Users by id; a key bound to an organization gets only the users it sees.
     pub async fn list_users(
         &self,
         email: Option<&str>,
@@ -212,7 +210,7 @@ impl Store {
             query = query.filter(user::Column::Email.eq(email));
         }
         if let Some(organization_id) = seen_by_organization {
-            query = query.filter(seen_by(organization_id));
+            query = query.filter(users_seen_by(organization_id));
         }
         let rows = query.all(self.conn()).await.map_err(db_error)?;
         Ok(page.cut(rows, |r| r.id, convert::user))
@@ -299,26 +297,6 @@ impl Store {
         tx.commit().await?;
         Ok(Some(revision))
     }
-}
-
-/// The users a key bound to `organization_id` sees: members of the organization or of its
-/// sub-teams (a membership records its organization), and users created by a key of it (their
-/// `user.created` event records the organization).
-fn seen_by(organization_id: i64) -> Condition {
-    let members = Query::select()
-        .column(membership::Column::UserId)
-        .from(membership::Entity)
-        .and_where(membership::Column::OrganizationId.eq(organization_id))
-        .to_owned();
-    let created = Query::select()
-        .column(event::Column::UserId)
-        .from(event::Entity)
-        .and_where(event::Column::Kind.eq(EventKind::UserCreated.as_str()))
-        .and_where(event::Column::OrganizationId.eq(organization_id))
-        .to_owned();
-    Condition::any()
-        .add(user::Column::Id.in_subquery(members))
-        .add(user::Column::Id.in_subquery(created))
 }
 
 /// The organizations a user has memberships in, ascending.

@@ -1014,6 +1014,16 @@ async fn a_bound_key_writes_its_organization_only(engine: Engine) {
         reason(&shared).as_deref(),
         Some("KEY_BOUND_TO_ORGANIZATION")
     );
+    // Acting for B's user is acting for a user that does not exist.
+    let acting =
+        |user_id| srv.client_with(auth(&w.bound).actor(user_id), DirectoryServiceClient::new);
+    let as_b_user = expect_err(acting(w.user_b).create_team(new_team(w.a)).await);
+    let as_absent = expect_err(acting(ABSENT).create_team(new_team(w.a)).await);
+    assert_eq!(
+        (as_b_user.code(), reason(&as_b_user)),
+        (as_absent.code(), reason(&as_absent)),
+        "{as_b_user:?} / {as_absent:?}"
+    );
     assert_eq!(last_sequence(&srv).await, before, "nothing was written");
 
     // In its own organization it writes; a user it creates stays visible to it, and the
