@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use crate::cache::AccessCache;
 use crate::domain::api_keys::{self, ApiKey, KeyRefusal, NewApiKey};
 use crate::domain::model::Actor;
+use crate::domain::tenancy::Binding;
 use crate::domain::{DomainError, DomainResult, Reason};
 use crate::storage::Store;
 use crate::storage::shared::Written;
@@ -104,7 +105,13 @@ impl Caller {
         Actor {
             key_id: Some(self.key_id.clone()),
             user_id: self.actor_user_id,
+            organization_id: self.organization_id,
         }
+    }
+
+    /// What the key may see: its organization only when it is bound to one.
+    pub fn binding(&self) -> Binding {
+        Binding(self.organization_id)
     }
 
     pub fn has(&self, scope: Scope) -> bool {

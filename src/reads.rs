@@ -105,16 +105,23 @@ impl Reads {
         }
     }
 
-    async fn cached_effective(&self, user_id: i64, team_id: i64) -> DomainResult<Effective> {
+    /// The organization of a team (itself for an organization), from the cache when it has it.
+    /// NOT_FOUND for an absent team.
+    pub async fn organization_of(&self, team_id: i64) -> DomainResult<i64> {
         let seen = self.cache.generation();
-        let organization_id = match self.cache.organization_of(team_id) {
-            Some(org) => org,
+        match self.cache.organization_of(team_id) {
+            Some(org) => Ok(org),
             None => {
                 let org = self.store.organization_of(team_id).await?;
                 self.cache.fill_organization_of(seen, team_id, org);
-                org
+                Ok(org)
             }
-        };
+        }
+    }
+
+    async fn cached_effective(&self, user_id: i64, team_id: i64) -> DomainResult<Effective> {
+        let seen = self.cache.generation();
+        let organization_id = self.organization_of(team_id).await?;
         let memberships = match self.cache.user_memberships(user_id) {
             Some(m) => m,
             None => {

@@ -2,12 +2,15 @@
 
 use tonic::{Request, Response, Status};
 
-use super::{Context, convert, trace_ids};
+use super::{Context, binding, convert, trace_ids};
 use crate::domain::access::{Decision, Effective};
+use crate::domain::teams::TeamKind;
+use crate::domain::tenancy::Binding;
 use crate::domain::validate;
 use crate::domain::{DomainError, Violations};
 use crate::pb::access_service_server::AccessService;
 use crate::pb::*;
+use crate::reads::Source;
 
 pub struct AccessApi(pub Context);
 
@@ -43,12 +46,28 @@ impl AccessApi {
     }
 }
 
+impl AccessApi {
+    /// A user's grants on a team the key sees; a team of another organization is NOT_FOUND (in a
+    /// batch, TEAM_NOT_FOUND) like a missing one.
+    async fn effective(
+        &self,
+        binding: Binding,
+        source: Source,
+        user_id: i64,
+        team_id: i64,
+    ) -> Result<Effective, DomainError> {
+        self.0.sees_team(binding, team_id, TeamKind::Any).await?;
+        self.0.reads.effective(source, user_id, team_id).await
+    }
+}
+
 #[tonic::async_trait]
 impl AccessService for AccessApi {
     async fn check_permission(
         &self,
         request: Request<CheckPermissionRequest>,
     ) -> Result<Response<CheckPermissionResponse>, Status> {
+        let binding = binding(&request)?;
         let r = request.into_inner();
         trace_ids!(user_id = r.user_id, team_id = r.team_id);
         let mut v = Violations::new();
@@ -58,7 +77,9 @@ impl AccessService for AccessApi {
             .unwrap_or_default();
         v.into_result()?;
         let source = self.0.reads.source(consistency).await?;
-        let effective = self.0.reads.effective(source, r.user_id, r.team_id).await?;
+        let effective = self
+            .effective(binding, source, r.user_id, r.team_id)
+            .await?;
         Ok(Response::new(decision(
             effective.check(&r.permission),
             source.revision(),
@@ -69,6 +90,7 @@ impl AccessService for AccessApi {
         &self,
         request: Request<BatchCheckPermissionsRequest>,
     ) -> Result<Response<BatchCheckPermissionsResponse>, Status> {
+        let binding = binding(&request)?;
         let r = request.into_inner();
         let mut v = Violations::new();
         if r.checks.is_empty() || r.checks.len() > MAX_BATCH_CHECKS {
@@ -97,9 +119,7 @@ impl AccessService for AccessApi {
                 Some(i) => i,
                 None => {
                     let effective = match self
-                        .0
-                        .reads
-                        .effective(source, check.user_id, check.team_id)
+                        .effective(binding, source, check.user_id, check.team_id)
                         .await
                     {
                         Ok(e) => Some(e),
@@ -130,6 +150,7 @@ impl AccessService for AccessApi {
         &self,
         request: Request<ListEffectivePermissionsRequest>,
     ) -> Result<Response<ListEffectivePermissionsResponse>, Status> {
+        let binding = binding(&request)?;
         let r = request.into_inner();
         trace_ids!(user_id = r.user_id, team_id = r.team_id);
         let mut v = Violations::new();
@@ -140,7 +161,9 @@ impl AccessService for AccessApi {
             .unwrap_or_default();
         v.into_result()?;
         let source = self.0.reads.source(consistency).await?;
-        let effective = self.0.reads.effective(source, r.user_id, r.team_id).await?;
+        let effective = self
+            .effective(binding, source, r.user_id, r.team_id)
+            .await?;
         Ok(Response::new(ListEffectivePermissionsResponse {
             permissions: effective.permissions(&self.0.store.policy().catalog),
             roles: effective

@@ -3,12 +3,13 @@
 use tonic::{Request, Response, Status};
 
 use super::convert;
-use super::{Context, actor, trace_ids};
+use super::{Context, actor, binding, trace_ids};
 use crate::domain::attributes::{
     self as rules, Attribute, AttributeType, NewAttribute, ValueInput,
 };
 use crate::domain::memberships::MembershipTarget;
 use crate::domain::page::{KeyedPageRequest, encode_keyed_token};
+use crate::domain::teams::TeamKind;
 use crate::domain::{FieldViolation, Violations, validate};
 use crate::pb::attribute_service_server::AttributeService;
 use crate::pb::*;
@@ -108,6 +109,7 @@ impl AttributeService for AttributeApi {
         request: Request<CreateAttributeRequest>,
     ) -> Result<Response<crate::pb::Attribute>, Status> {
         let actor = actor(&request)?;
+        let binding = binding(&request)?;
         let r = request.into_inner();
         let mut v = Violations::new();
         let organization_id = check_organization_id(&mut v, r.organization_id);
@@ -141,6 +143,10 @@ impl AttributeService for AttributeApi {
             }),
         };
         v.into_result()?;
+        // Attributes, their options and assignments all live in one organization.
+        binding.check(organization_id, || {
+            TeamKind::Organization.not_found(organization_id)
+        })?;
         let written = self
             .0
             .store
@@ -164,6 +170,7 @@ impl AttributeService for AttributeApi {
         &self,
         request: Request<ListAttributesRequest>,
     ) -> Result<Response<ListAttributesResponse>, Status> {
+        let binding = binding(&request)?;
         let r = request.into_inner();
         let mut v = Violations::new();
         let organization_id = check_organization_id(&mut v, r.organization_id);
@@ -172,6 +179,10 @@ impl AttributeService for AttributeApi {
             KeyedPageRequest::default()
         });
         v.into_result()?;
+        // Attributes, their options and assignments all live in one organization.
+        binding.check(organization_id, || {
+            TeamKind::Organization.not_found(organization_id)
+        })?;
         let result = self.0.store.list_attributes(organization_id, page).await?;
         Ok(Response::new(ListAttributesResponse {
             attributes: result.items.into_iter().map(|a| attribute(a, 0)).collect(),
@@ -187,11 +198,16 @@ impl AttributeService for AttributeApi {
         request: Request<DeleteAttributeRequest>,
     ) -> Result<Response<DeleteAttributeResponse>, Status> {
         let actor = actor(&request)?;
+        let binding = binding(&request)?;
         let r = request.into_inner();
         let mut v = Violations::new();
         let organization_id = check_organization_id(&mut v, r.organization_id);
         let attribute_id = check_attribute_id(&mut v, &r.attribute_id);
         v.into_result()?;
+        // Attributes, their options and assignments all live in one organization.
+        binding.check(organization_id, || {
+            TeamKind::Organization.not_found(organization_id)
+        })?;
         let revision = self
             .0
             .store
@@ -206,6 +222,7 @@ impl AttributeService for AttributeApi {
         request: Request<AddAttributeOptionRequest>,
     ) -> Result<Response<crate::pb::Attribute>, Status> {
         let actor = actor(&request)?;
+        let binding = binding(&request)?;
         let r = request.into_inner();
         let mut v = Violations::new();
         let organization_id = check_organization_id(&mut v, r.organization_id);
@@ -214,6 +231,10 @@ impl AttributeService for AttributeApi {
             .check(rules::option_value("value", &r.value))
             .unwrap_or_default();
         v.into_result()?;
+        // Attributes, their options and assignments all live in one organization.
+        binding.check(organization_id, || {
+            TeamKind::Organization.not_found(organization_id)
+        })?;
         let written = self
             .0
             .store
@@ -229,6 +250,7 @@ impl AttributeService for AttributeApi {
     ) -> Result<Response<Membership>, Status> {
         use assign_attribute_request::{Member, Value};
         let actor = actor(&request)?;
+        let binding = binding(&request)?;
         let r = request.into_inner();
         let mut v = Violations::new();
         let organization_id = check_organization_id(&mut v, r.organization_id);
@@ -251,6 +273,10 @@ impl AttributeService for AttributeApi {
             v.extend(violations);
         }
         v.into_result()?;
+        // Attributes, their options and assignments all live in one organization.
+        binding.check(organization_id, || {
+            TeamKind::Organization.not_found(organization_id)
+        })?;
         let written = self
             .0
             .store
@@ -273,6 +299,7 @@ impl AttributeService for AttributeApi {
     ) -> Result<Response<Membership>, Status> {
         use unassign_attribute_request::Member;
         let actor = actor(&request)?;
+        let binding = binding(&request)?;
         let r = request.into_inner();
         let mut v = Violations::new();
         let organization_id = check_organization_id(&mut v, r.organization_id);
@@ -285,6 +312,10 @@ impl AttributeService for AttributeApi {
             }),
         );
         v.into_result()?;
+        // Attributes, their options and assignments all live in one organization.
+        binding.check(organization_id, || {
+            TeamKind::Organization.not_found(organization_id)
+        })?;
         let written = self
             .0
             .store

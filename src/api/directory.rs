@@ -3,7 +3,7 @@
 use tonic::{Request, Response, Status};
 
 use super::convert;
-use super::{Context, actor, trace_ids};
+use super::{Context, actor, binding, trace_ids};
 use crate::domain::page::PageRequest;
 use crate::domain::teams::{NewTeam, TeamKind, TeamPatch};
 use crate::domain::users::{NewUser, UserPatch};
@@ -88,9 +88,11 @@ impl DirectoryService for DirectoryApi {
     }
 
     async fn get_user(&self, request: Request<GetUserRequest>) -> Result<Response<User>, Status> {
+        let binding = binding(&request)?;
         let id = validate::id("user_id", request.get_ref().user_id)
             .map_err(|v| DomainError::InvalidArgument(vec![v]))?;
         trace_ids!(user_id = id);
+        self.0.sees_user(binding, id).await?;
         Ok(Response::new(convert::user(
             self.0.store.get_user(id).await?,
             0,
@@ -102,6 +104,7 @@ impl DirectoryService for DirectoryApi {
         request: Request<UpdateUserRequest>,
     ) -> Result<Response<User>, Status> {
         let actor = actor(&request)?;
+        let binding = binding(&request)?;
         let r = request.into_inner();
         trace_ids!(user_id = r.user_id);
         let mut v = Violations::new();
@@ -129,6 +132,7 @@ impl DirectoryService for DirectoryApi {
             etag: r.etag,
         };
         v.into_result()?;
+        self.0.sees_user(binding, id).await?;
         let written = self.0.store.update_user(&actor, id, patch).await?;
         self.0.reads.settle(written.revision).await;
         Ok(Response::new(convert::user(
@@ -141,6 +145,7 @@ impl DirectoryService for DirectoryApi {
         &self,
         request: Request<ListUsersRequest>,
     ) -> Result<Response<ListUsersResponse>, Status> {
+        let binding = binding(&request)?;
         let r = request.into_inner();
         let mut v = Violations::new();
         let page = v.page(PageRequest::parse(r.page_size, &r.page_token));
@@ -150,7 +155,11 @@ impl DirectoryService for DirectoryApi {
             v.check(validate::email("email", &r.email))
         };
         v.into_result()?;
-        let result = self.0.store.list_users(email.as_deref(), page).await?;
+        let result = self
+            .0
+            .store
+            .list_users(email.as_deref(), binding.organization(), page)
+            .await?;
         Ok(Response::new(ListUsersResponse {
             users: result
                 .items
@@ -166,10 +175,12 @@ impl DirectoryService for DirectoryApi {
         request: Request<DeleteUserRequest>,
     ) -> Result<Response<DeleteUserResponse>, Status> {
         let actor = actor(&request)?;
+        let binding = binding(&request)?;
         let r = request.into_inner();
         let id = validate::id("user_id", r.user_id)
             .map_err(|v| DomainError::InvalidArgument(vec![v]))?;
         trace_ids!(user_id = id);
+        self.0.sees_user(binding, id).await?;
         let revision = self
             .0
             .store
@@ -184,6 +195,7 @@ impl DirectoryService for DirectoryApi {
         request: Request<CreateOrganizationRequest>,
     ) -> Result<Response<Organization>, Status> {
         let actor = actor(&request)?;
+        binding(&request)?.may_create_organization()?;
         let r = request.into_inner();
         let mut v = Violations::new();
         let name = v
@@ -244,9 +256,11 @@ impl DirectoryService for DirectoryApi {
         &self,
         request: Request<GetOrganizationRequest>,
     ) -> Result<Response<Organization>, Status> {
+        let binding = binding(&request)?;
         let id = validate::id("organization_id", request.get_ref().organization_id)
             .map_err(|v| DomainError::InvalidArgument(vec![v]))?;
         trace_ids!(organization_id = id);
+        binding.check(id, || TeamKind::Organization.not_found(id))?;
         let org = self.0.store.get_team(id, TeamKind::Organization).await?;
         let counts = self.0.store.members_counts(&[id]).await?;
         Ok(Response::new(convert::organization(
@@ -261,6 +275,7 @@ impl DirectoryService for DirectoryApi {
         request: Request<UpdateOrganizationRequest>,
     ) -> Result<Response<Organization>, Status> {
         let actor = actor(&request)?;
+        let binding = binding(&request)?;
         let r = request.into_inner();
         trace_ids!(organization_id = r.organization_id);
         let mut v = Violations::new();
@@ -292,6 +307,7 @@ impl DirectoryService for DirectoryApi {
             etag: r.etag,
         };
         v.into_result()?;
+        binding.check(id, || TeamKind::Organization.not_found(id))?;
         let written = self
             .0
             .store
@@ -310,9 +326,10 @@ impl DirectoryService for DirectoryApi {
         &self,
         request: Request<ListOrganizationsRequest>,
     ) -> Result<Response<ListOrganizationsResponse>, Status> {
+        let binding = binding(&request)?;
         let r = request.into_inner();
         let page = page(r.page_size, &r.page_token)?;
-        let result = self.0.store.list_teams(None, page).await?;
+        let result = self.0.store.list_teams(None, binding, page).await?;
         let ids: Vec<i64> = result.items.iter().map(|t| t.id).collect();
         let counts = self.0.store.members_counts(&ids).await?;
         Ok(Response::new(ListOrganizationsResponse {
@@ -333,10 +350,12 @@ impl DirectoryService for DirectoryApi {
         request: Request<DeleteOrganizationRequest>,
     ) -> Result<Response<DeleteOrganizationResponse>, Status> {
         let actor = actor(&request)?;
+        let binding = binding(&request)?;
         let r = request.into_inner();
         let id = validate::id("organization_id", r.organization_id)
             .map_err(|v| DomainError::InvalidArgument(vec![v]))?;
         trace_ids!(organization_id = id);
+        binding.check(id, || TeamKind::Organization.not_found(id))?;
         let revision = self
             .0
             .store
@@ -351,6 +370,7 @@ impl DirectoryService for DirectoryApi {
         request: Request<CreateTeamRequest>,
     ) -> Result<Response<Team>, Status> {
         let actor = actor(&request)?;
+        let binding = binding(&request)?;
         let r = request.into_inner();
         trace_ids!(organization_id = r.organization_id);
         let mut v = Violations::new();
@@ -381,6 +401,8 @@ impl DirectoryService for DirectoryApi {
             ..Default::default()
         };
         v.into_result()?;
+        let org = new.organization_id.unwrap_or_default();
+        binding.check(org, || TeamKind::Organization.not_found(org))?;
         let written = self.0.store.create_team(&actor, new).await?;
         self.0.reads.settle(written.revision).await;
         trace_ids!(team_id = written.value.id);
@@ -391,15 +413,14 @@ impl DirectoryService for DirectoryApi {
     }
 
     async fn get_team(&self, request: Request<GetTeamRequest>) -> Result<Response<Team>, Status> {
+        let binding = binding(&request)?;
         let r = request.into_inner();
         let id = validate::id("team_id", r.team_id)
             .map_err(|v| DomainError::InvalidArgument(vec![v]))?;
         trace_ids!(team_id = id);
-        let team = self
-            .0
-            .store
-            .get_team(id, sub_team_kind(r.organization_id))
-            .await?;
+        let kind = sub_team_kind(r.organization_id);
+        self.0.sees_team(binding, id, kind).await?;
+        let team = self.0.store.get_team(id, kind).await?;
         Ok(Response::new(convert::team(team, 0)))
     }
 
@@ -408,6 +429,7 @@ impl DirectoryService for DirectoryApi {
         request: Request<UpdateTeamRequest>,
     ) -> Result<Response<Team>, Status> {
         let actor = actor(&request)?;
+        let binding = binding(&request)?;
         let r = request.into_inner();
         trace_ids!(team_id = r.team_id);
         let mut v = Violations::new();
@@ -432,11 +454,9 @@ impl DirectoryService for DirectoryApi {
             ..Default::default()
         };
         v.into_result()?;
-        let written = self
-            .0
-            .store
-            .update_team(&actor, id, sub_team_kind(r.organization_id), patch)
-            .await?;
+        let kind = sub_team_kind(r.organization_id);
+        self.0.sees_team(binding, id, kind).await?;
+        let written = self.0.store.update_team(&actor, id, kind, patch).await?;
         self.0.reads.settle(written.revision).await;
         Ok(Response::new(convert::team(
             written.value,
@@ -448,6 +468,7 @@ impl DirectoryService for DirectoryApi {
         &self,
         request: Request<ListTeamsRequest>,
     ) -> Result<Response<ListTeamsResponse>, Status> {
+        let binding = binding(&request)?;
         let r = request.into_inner();
         trace_ids!(organization_id = r.organization_id);
         let mut v = Violations::new();
@@ -456,7 +477,8 @@ impl DirectoryService for DirectoryApi {
             .unwrap_or_default();
         let page = v.page(PageRequest::parse(r.page_size, &r.page_token));
         v.into_result()?;
-        let result = self.0.store.list_teams(Some(org), page).await?;
+        binding.check(org, || TeamKind::Organization.not_found(org))?;
+        let result = self.0.store.list_teams(Some(org), binding, page).await?;
         Ok(Response::new(ListTeamsResponse {
             teams: result
                 .items
@@ -472,19 +494,17 @@ impl DirectoryService for DirectoryApi {
         request: Request<DeleteTeamRequest>,
     ) -> Result<Response<DeleteTeamResponse>, Status> {
         let actor = actor(&request)?;
+        let binding = binding(&request)?;
         let r = request.into_inner();
         let id = validate::id("team_id", r.team_id)
             .map_err(|v| DomainError::InvalidArgument(vec![v]))?;
         trace_ids!(team_id = id);
+        let kind = sub_team_kind(r.organization_id);
+        self.0.sees_team(binding, id, kind).await?;
         let revision = self
             .0
             .store
-            .delete_team(
-                &actor,
-                id,
-                sub_team_kind(r.organization_id),
-                r.etag.as_deref(),
-            )
+            .delete_team(&actor, id, kind, r.etag.as_deref())
             .await?;
         self.0.reads.settle(revision).await;
         Ok(Response::new(DeleteTeamResponse { revision }))

@@ -6,7 +6,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::{Context, convert};
+use super::{Context, binding, convert};
 use crate::domain::events::{EventFilter, is_event_kind};
 use crate::domain::model::Event as DomainEvent;
 use crate::domain::page::PageRequest;
@@ -43,6 +43,7 @@ impl EventService for EventApi {
         &self,
         request: Request<ListEventsRequest>,
     ) -> Result<Response<ListEventsResponse>, Status> {
+        let binding = binding(&request)?;
         let r = request.into_inner();
         let mut v = Violations::new();
         if r.after_sequence < 0 {
@@ -71,6 +72,7 @@ impl EventService for EventApi {
         let filter = EventFilter {
             after_sequence: r.after_sequence,
             team_id: r.team_id,
+            organization_id: binding.organization(),
             kinds: if r.kind.is_empty() {
                 Vec::new()
             } else {
@@ -95,6 +97,7 @@ impl EventService for EventApi {
         &self,
         request: Request<WatchEventsRequest>,
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
+        let binding = binding(&request)?;
         let r = request.into_inner();
         let mut v = Violations::new();
         if r.after_sequence < 0 {
@@ -118,6 +121,7 @@ impl EventService for EventApi {
         }
         let filter = EventFilter {
             team_id: r.team_id,
+            organization_id: binding.organization(),
             kinds: r.kinds,
             ..Default::default()
         };

@@ -3,13 +3,14 @@
 use tonic::{Request, Response, Status};
 
 use super::convert;
-use super::{Context, actor, trace_ids};
-use crate::domain::Violations;
+use super::{Context, actor, binding, trace_ids};
 use crate::domain::memberships::{
     MembershipAddress, MembershipFilter, MembershipPatch, MembershipTarget, NewMembership,
 };
 use crate::domain::page::PageRequest;
+use crate::domain::teams::TeamKind;
 use crate::domain::validate;
+use crate::domain::{DomainError, Violations};
 use crate::pb::membership_service_server::MembershipService;
 use crate::pb::*;
 
@@ -104,6 +105,7 @@ impl MembershipService for MembershipApi {
         request: Request<CreateMembershipRequest>,
     ) -> Result<Response<Membership>, Status> {
         let actor = actor(&request)?;
+        let binding = binding(&request)?;
         let r = request.into_inner();
         trace_ids!(team_id = r.team_id, user_id = r.user_id);
         let mut v = Violations::new();
@@ -138,6 +140,10 @@ impl MembershipService for MembershipApi {
                 .unwrap_or_default(),
         };
         v.into_result()?;
+        self.0
+            .sees_team(binding, new.team_id, TeamKind::Any)
+            .await?;
+        self.0.sees_user(binding, new.user_id).await?;
         let written = self.0.store.create_membership(&actor, new).await?;
         self.0.reads.settle(written.revision).await;
         trace_ids!(
@@ -154,6 +160,7 @@ impl MembershipService for MembershipApi {
         &self,
         request: Request<GetMembershipRequest>,
     ) -> Result<Response<Membership>, Status> {
+        let binding = binding(&request)?;
         let r = request.into_inner();
         let mut v = Violations::new();
         let address = address(&mut v, r.team_id, r.member.as_ref(), r.organization_id);
@@ -162,6 +169,7 @@ impl MembershipService for MembershipApi {
             .check(convert::consistency("consistency", r.consistency))
             .unwrap_or_default();
         v.into_result()?;
+        let address = binding.narrow_address(address)?;
         let source = self.0.reads.source(consistency).await?;
         let view = self.0.reads.membership(source, &address).await?;
         Ok(Response::new(convert::membership(
@@ -175,6 +183,7 @@ impl MembershipService for MembershipApi {
         request: Request<UpdateMembershipRequest>,
     ) -> Result<Response<Membership>, Status> {
         let actor = actor(&request)?;
+        let binding = binding(&request)?;
         let r = request.into_inner();
         let mut v = Violations::new();
         let address = address(
@@ -204,6 +213,7 @@ impl MembershipService for MembershipApi {
             etag: r.etag,
         };
         v.into_result()?;
+        let address = binding.narrow_address(address)?;
         let written = self
             .0
             .store
@@ -225,6 +235,7 @@ impl MembershipService for MembershipApi {
         request: Request<DeleteMembershipRequest>,
     ) -> Result<Response<DeleteMembershipResponse>, Status> {
         let actor = actor(&request)?;
+        let binding = binding(&request)?;
         let r = request.into_inner();
         let mut v = Violations::new();
         let address = address(
@@ -235,6 +246,7 @@ impl MembershipService for MembershipApi {
         );
         trace_address(&address);
         v.into_result()?;
+        let address = binding.narrow_address(address)?;
         let revision = self
             .0
             .store
@@ -248,6 +260,7 @@ impl MembershipService for MembershipApi {
         &self,
         request: Request<ListMembershipsRequest>,
     ) -> Result<Response<ListMembershipsResponse>, Status> {
+        let binding = binding(&request)?;
         let r = request.into_inner();
         trace_ids!(team_id = r.team_id);
         let mut v = Violations::new();
@@ -266,11 +279,14 @@ impl MembershipService for MembershipApi {
             .check(convert::consistency("consistency", r.consistency))
             .unwrap_or_default();
         v.into_result()?;
+        let organization_id = binding.narrow(positive(r.organization_id), || {
+            DomainError::not_found(format_args!("team {team_id}"))
+        })?;
         let revision = self.0.reads.list_revision(consistency).await?;
         let result = self
             .0
             .store
-            .list_memberships(team_id, positive(r.organization_id), filter, page)
+            .list_memberships(team_id, organization_id, filter, page)
             .await?;
         Ok(Response::new(ListMembershipsResponse {
             memberships: result
@@ -287,6 +303,7 @@ impl MembershipService for MembershipApi {
         &self,
         request: Request<ListUserMembershipsRequest>,
     ) -> Result<Response<ListUserMembershipsResponse>, Status> {
+        let binding = binding(&request)?;
         let r = request.into_inner();
         trace_ids!(user_id = r.user_id);
         let mut v = Violations::new();
@@ -299,7 +316,12 @@ impl MembershipService for MembershipApi {
             .unwrap_or_default();
         v.into_result()?;
         let revision = self.0.reads.list_revision(consistency).await?;
-        let result = self.0.store.list_user_memberships(user_id, page).await?;
+        self.0.sees_user(binding, user_id).await?;
+        let result = self
+            .0
+            .store
+            .list_user_memberships(user_id, binding.organization(), page)
+            .await?;
         Ok(Response::new(ListUserMembershipsResponse {
             memberships: result
                 .items

@@ -22,6 +22,8 @@ use tonic::{Request, Status};
 use crate::auth::{Authenticator, Caller};
 use crate::domain::DomainError;
 use crate::domain::model::Actor;
+use crate::domain::teams::TeamKind;
+use crate::domain::tenancy::Binding;
 use crate::feed::Feed;
 use crate::reads::Reads;
 use crate::storage::Store;
@@ -60,6 +62,51 @@ pub(crate) fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
         None => {
             tracing::error!("a handler ran without an authenticated caller: is AuthLayer applied?");
             Err(DomainError::Internal("no authenticated caller".into()).into())
+        }
+    }
+}
+
+/// What the caller's key may see (`domain::tenancy`).
+pub(crate) fn binding<T>(request: &Request<T>) -> Result<Binding, Status> {
+    caller(request).map(|caller| caller.binding())
+}
+
+impl Context {
+    /// Ok when the key sees team `team_id`; otherwise the NOT_FOUND an absent team of `kind`
+    /// gets. The team's organization comes from the cache (a team never changes organization),
+    /// so this costs nothing for an unbound key and rarely a query for a bound one.
+    pub(crate) async fn sees_team(
+        &self,
+        binding: Binding,
+        team_id: i64,
+        kind: TeamKind,
+    ) -> Result<(), DomainError> {
+        if binding.organization().is_none() {
+            return Ok(());
+        }
+        let organization_id = match self.reads.organization_of(team_id).await {
+            Ok(org) => org,
+            Err(DomainError::NotFound { .. }) => return Err(kind.not_found(team_id)),
+            Err(e) => return Err(e),
+        };
+        binding.check(organization_id, || kind.not_found(team_id))
+    }
+
+    /// Ok when the key sees user `user_id`: a member (pending too) of its organization or of one
+    /// of its sub-teams, or a user a key of its organization created. Otherwise the NOT_FOUND an
+    /// absent user gets.
+    pub(crate) async fn sees_user(
+        &self,
+        binding: Binding,
+        user_id: i64,
+    ) -> Result<(), DomainError> {
+        let Some(organization_id) = binding.organization() else {
+            return Ok(());
+        };
+        if self.store.user_seen_by(organization_id, user_id).await? {
+            Ok(())
+        } else {
+            Err(DomainError::not_found(format_args!("user {user_id}")))
         }
     }
 }

@@ -2,12 +2,14 @@
 
 use tonic::{Request, Response, Status};
 
-use super::{Context, actor, convert, trace_ids};
-use crate::domain::Violations;
+use super::{Context, actor, binding, convert, trace_ids};
 use crate::domain::custom_roles::{NewRole, RoleAddress, RolePatch};
 use crate::domain::model::{self, RoleType as DomainRoleType};
 use crate::domain::page::{KeyedPageRequest, encode_keyed_token};
+use crate::domain::teams::TeamKind;
+use crate::domain::tenancy::Binding;
 use crate::domain::validate::{self, MAX_ROLE_DESCRIPTION_CHARS, MAX_ROLE_NAME_CHARS};
+use crate::domain::{DomainError, Violations};
 use crate::pb::role_service_server::RoleService;
 use crate::pb::*;
 
@@ -92,6 +94,40 @@ fn granular_change(
     Ok((address, permissions))
 }
 
+impl RoleApi {
+    /// The role an address names, when the key sees it: a system role, or a custom role of a
+    /// team of its organization. Another organization's role is ROLE_NOT_FOUND like a missing
+    /// one. A write resolves it here first; a role never changes team, so the write that follows
+    /// addresses the same role.
+    async fn seen_role(
+        &self,
+        binding: Binding,
+        address: &RoleAddress,
+    ) -> Result<model::Role, DomainError> {
+        let role = self.0.store.get_role(address).await?;
+        let absent = || DomainError::role_not_found(&address.role);
+        if let Some(team_id) = role.team_id
+            && binding.organization().is_some()
+        {
+            match self.0.reads.organization_of(team_id).await {
+                Ok(organization_id) => binding.check(organization_id, absent)?,
+                Err(DomainError::NotFound { .. }) => return Err(absent()),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(role)
+    }
+
+    /// Before a write: Ok when the key sees the role (an unbound key sees every role, and the
+    /// write itself reports a missing one).
+    async fn sees_role(&self, binding: Binding, address: &RoleAddress) -> Result<(), DomainError> {
+        if binding.organization().is_some() {
+            self.seen_role(binding, address).await?;
+        }
+        Ok(())
+    }
+}
+
 #[tonic::async_trait]
 impl RoleService for RoleApi {
     async fn create_role(
@@ -99,6 +135,7 @@ impl RoleService for RoleApi {
         request: Request<CreateRoleRequest>,
     ) -> Result<Response<Role>, Status> {
         let actor = actor(&request)?;
+        let binding = binding(&request)?;
         let r = request.into_inner();
         trace_ids!(team_id = r.team_id);
         let mut v = Violations::new();
@@ -119,6 +156,9 @@ impl RoleService for RoleApi {
             permissions: permissions_list(&mut v, r.permissions),
         };
         v.into_result()?;
+        self.0
+            .sees_team(binding, new.team_id, TeamKind::Any)
+            .await?;
         let written = self.0.store.create_role(&actor, new).await?;
         self.0.reads.settle(written.revision).await;
         trace_ids!(role_id = written.value.id.as_str());
@@ -126,12 +166,13 @@ impl RoleService for RoleApi {
     }
 
     async fn get_role(&self, request: Request<GetRoleRequest>) -> Result<Response<Role>, Status> {
+        let binding = binding(&request)?;
         let r = request.into_inner();
         let mut v = Violations::new();
         let address = address(&mut v, r.team_id, &r.role_id);
         v.into_result()?;
         Ok(Response::new(role(
-            self.0.store.get_role(&address).await?,
+            self.seen_role(binding, &address).await?,
             0,
         )))
     }
@@ -141,6 +182,7 @@ impl RoleService for RoleApi {
         request: Request<UpdateRoleRequest>,
     ) -> Result<Response<Role>, Status> {
         let actor = actor(&request)?;
+        let binding = binding(&request)?;
         let r = request.into_inner();
         let mut v = Violations::new();
         let address = address(&mut v, r.team_id, &r.role_id);
@@ -156,6 +198,7 @@ impl RoleService for RoleApi {
             etag: r.etag,
         };
         v.into_result()?;
+        self.sees_role(binding, &address).await?;
         let written = self.0.store.update_role(&actor, &address, patch).await?;
         self.0.reads.settle(written.revision).await;
         Ok(Response::new(role(written.value, written.revision)))
@@ -166,6 +209,7 @@ impl RoleService for RoleApi {
         request: Request<DeleteRoleRequest>,
     ) -> Result<Response<DeleteRoleResponse>, Status> {
         let actor = actor(&request)?;
+        let binding = binding(&request)?;
         let r = request.into_inner();
         let mut v = Violations::new();
         let address = address(&mut v, r.team_id, &r.role_id);
@@ -179,6 +223,7 @@ impl RoleService for RoleApi {
             ))
         };
         v.into_result()?;
+        self.sees_role(binding, &address).await?;
         let (moved, revision) = self
             .0
             .store
@@ -195,6 +240,7 @@ impl RoleService for RoleApi {
         &self,
         request: Request<ListRolesRequest>,
     ) -> Result<Response<ListRolesResponse>, Status> {
+        let binding = binding(&request)?;
         let r = request.into_inner();
         trace_ids!(team_id = r.team_id);
         let mut v = Violations::new();
@@ -206,6 +252,7 @@ impl RoleService for RoleApi {
             KeyedPageRequest::default()
         });
         v.into_result()?;
+        self.0.sees_team(binding, team_id, TeamKind::Any).await?;
         let (roles, next) = self.0.store.list_roles(team_id, &page).await?;
         Ok(Response::new(ListRolesResponse {
             roles: roles.into_iter().map(|r| role(r, 0)).collect(),
@@ -218,8 +265,10 @@ impl RoleService for RoleApi {
         request: Request<AddRolePermissionsRequest>,
     ) -> Result<Response<Role>, Status> {
         let actor = actor(&request)?;
+        let binding = binding(&request)?;
         let r = request.into_inner();
         let (address, permissions) = granular_change(r.team_id, &r.role_id, r.permissions)?;
+        self.sees_role(binding, &address).await?;
         let written = self
             .0
             .store
@@ -234,8 +283,10 @@ impl RoleService for RoleApi {
         request: Request<RemoveRolePermissionsRequest>,
     ) -> Result<Response<Role>, Status> {
         let actor = actor(&request)?;
+        let binding = binding(&request)?;
         let r = request.into_inner();
         let (address, permissions) = granular_change(r.team_id, &r.role_id, r.permissions)?;
+        self.sees_role(binding, &address).await?;
         let written = self
             .0
             .store

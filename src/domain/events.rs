@@ -103,6 +103,9 @@ pub struct EventFilter {
     pub up_to: Option<i64>,
     /// Events of this team, or of this organization and its teams.
     pub team_id: Option<i64>,
+    /// Events recorded as this organization's only: a bound key's view (`domain::tenancy`).
+    /// Events that record no organization (a user's own updates) are left out.
+    pub organization_id: Option<i64>,
     /// Any of these kinds (wire names); empty: every kind.
     pub kinds: Vec<String>,
     pub actor_key_id: Option<String>,
@@ -118,6 +121,9 @@ impl EventFilter {
     pub fn matches(&self, e: &Event) -> bool {
         self.team_id
             .is_none_or(|t| e.team_id == Some(t) || e.organization_id == Some(t))
+            && self
+                .organization_id
+                .is_none_or(|o| e.organization_id == Some(o))
             && (self.kinds.is_empty() || self.kinds.contains(&e.kind))
             && self
                 .actor_key_id

@@ -15,6 +15,7 @@ pub mod policy;
 pub mod roles;
 pub mod rules;
 pub mod teams;
+pub mod tenancy;
 pub mod users;
 pub mod validate;
 

@@ -206,6 +206,15 @@ pub struct RoleRef {
 pub struct Actor {
     pub key_id: Option<String>,
     pub user_id: Option<i64>,
+    /// The organization the key is bound to: what it writes is recorded as that organization's.
+    pub organization_id: Option<i64>,
+}
+
+impl Actor {
+    /// What the writing key may touch (`domain::tenancy`).
+    pub fn binding(&self) -> super::tenancy::Binding {
+        super::tenancy::Binding(self.organization_id)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -3,11 +3,12 @@
 //! `policy::authorize` decides. Each use case calls [`authorize`] once, after its address was
 //! resolved (NOT_FOUND first) and before any invariant, etag check or "nothing changed" return.
 
-use sea_orm::{ConnectionTrait, EntityTrait, QuerySelect};
+use sea_orm::{ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
 
 use super::db_error;
 use super::entities::user;
 use super::permissions::effective;
+use super::shared::users_seen_by;
 use crate::domain::access::{Effective, Policy};
 use crate::domain::model::{Actor, Team};
 use crate::domain::policy::{self, ActorFacts, GrantsIn, Write};
@@ -26,7 +27,12 @@ pub(crate) async fn authorize<C: ConnectionTrait>(
     let Some(user_id) = actor.user_id else {
         return Ok(());
     };
-    let email: Option<String> = user::Entity::find_by_id(user_id)
+    let mut actor_user = user::Entity::find_by_id(user_id);
+    if let Some(organization_id) = actor.organization_id {
+        // A key bound to an organization acts for its users only: any other is as if absent.
+        actor_user = actor_user.filter(users_seen_by(organization_id));
+    }
+    let email: Option<String> = actor_user
         .select_only()
         .column(user::Column::Email)
         .into_tuple()

@@ -158,6 +158,9 @@ impl Store {
                     .or(event::Column::OrganizationId.eq(team_id)),
             );
         }
+        if let Some(organization_id) = filter.organization_id {
+            query = query.filter(event::Column::OrganizationId.eq(organization_id));
+        }
         if !filter.kinds.is_empty() {
             query =
                 query.filter(event::Column::Kind.is_in(filter.kinds.iter().map(String::as_str)));

@@ -412,15 +412,20 @@ impl Store {
             .await
     }
 
+    /// A user's memberships; those in `organization_id` only when it is given (a bound key's).
     pub async fn list_user_memberships(
         &self,
         user_id: i64,
+        organization_id: Option<i64>,
         page: PageRequest,
     ) -> DomainResult<Page<MembershipView>> {
         let page = page.of(PagedList::UserMemberships)?;
         find_user(self.conn(), user_id).await?;
-        let rows = membership::Entity::find()
-            .filter(membership::Column::UserId.eq(user_id))
+        let mut query = membership::Entity::find().filter(membership::Column::UserId.eq(user_id));
+        if let Some(organization_id) = organization_id {
+            query = query.filter(membership::Column::OrganizationId.eq(organization_id));
+        }
+        let rows = query
             .filter(membership::Column::Id.gt(page.after))
             .order_by_asc(membership::Column::Id)
             .limit(page.fetch())

@@ -22,6 +22,7 @@ use crate::domain::page::{Page, PageRequest, PagedList};
 use crate::domain::policy::Write;
 use crate::domain::roles::BaseRole;
 use crate::domain::teams::{NewTeam, TeamKind, TeamPatch};
+use crate::domain::tenancy::Binding;
 use crate::domain::{DomainError, DomainResult, rules};
 
 async fn ensure_slug_free<C: ConnectionTrait>(
@@ -266,9 +267,11 @@ impl Store {
         })
     }
 
+    /// The sub-teams of an organization, or (None) the organizations `binding` sees.
     pub async fn list_teams(
         &self,
         organization_id: Option<i64>,
+        binding: Binding,
         page: PageRequest,
     ) -> DomainResult<Page<Team>> {
         let list = match organization_id {
@@ -287,6 +290,11 @@ impl Store {
             }
             None => query.filter(team::Column::ParentId.is_null()),
         };
+        if let (None, Some(own)) = (organization_id, binding.organization()) {
+            // A bound key's organization list holds its own organization only; the sub-teams of
+            // another organization it never gets this far for (the api checks it first).
+            query = query.filter(team::Column::Id.eq(own));
+        }
         let rows = query.all(self.conn()).await.map_err(db_error)?;
         Ok(page.cut(rows, |r| r.id, convert::team))
     }

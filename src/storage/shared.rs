@@ -1,19 +1,20 @@
 //! What several storage modules share: the write result, the lookups and the organization lock
-//! writes start with, the query a membership address makes, membership insertion and deletion, the attribute
-//! values a membership view carries, and role-reference resolution. The entity modules
+//! writes start with, the users an organization-bound key sees, the query a membership address
+//! makes, membership insertion and deletion, the attribute values a membership view carries, and
+//! role-reference resolution. The entity modules
 //! (users, organizations, memberships, roles, attributes) import this module, `events` and
 //! `permissions`, never each other.
 
 use std::collections::HashMap;
 
-use sea_orm::sea_query::ExprTrait;
+use sea_orm::sea_query::{ExprTrait, Query};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult,
-    JoinType, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait,
+    FromQueryResult, JoinType, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select,
 };
 
 use super::entities::{
-    attribute, attribute_assignment, attribute_option, membership, role, team, user,
+    attribute, attribute_assignment, attribute_option, event, membership, role, team, user,
 };
 use super::events::{self, EventDraft, snapshot};
 use super::{WriteTx, convert, db_error};
@@ -58,6 +59,26 @@ pub(crate) async fn find_team<C: ConnectionTrait>(
         .map(convert::team)
         .filter(|t| kind.admits(t))
         .ok_or_else(|| kind.not_found(id))
+}
+
+/// The users a key bound to `organization_id` sees: members of the organization or of its
+/// sub-teams (a membership records its organization), and users created by a key of it (their
+/// `user.created` event records the organization).
+pub(crate) fn users_seen_by(organization_id: i64) -> Condition {
+    let members = Query::select()
+        .column(membership::Column::UserId)
+        .from(membership::Entity)
+        .and_where(membership::Column::OrganizationId.eq(organization_id))
+        .to_owned();
+    let created = Query::select()
+        .column(event::Column::UserId)
+        .from(event::Entity)
+        .and_where(event::Column::Kind.eq(EventKind::UserCreated.as_str()))
+        .and_where(event::Column::OrganizationId.eq(organization_id))
+        .to_owned();
+    Condition::any()
+        .add(user::Column::Id.in_subquery(members))
+        .add(user::Column::Id.in_subquery(created))
 }
 
 /// Locks the organization's row for the rest of the transaction (SQLite: writers are already

@@ -8,7 +8,7 @@ use sea_orm::{
 use super::actor::authorize;
 use super::entities::{membership, user};
 use super::events::{self, EventDraft, snapshot};
-use super::shared::{Written, delete_membership, find_user, lock_organization};
+use super::shared::{Written, delete_membership, find_user, lock_organization, users_seen_by};
 use super::{Store, convert, db_error};
 use crate::domain::events::EventKind;
 use crate::domain::model::{Actor, User};
@@ -81,6 +81,9 @@ impl Store {
             &*tx,
             actor,
             EventDraft {
+                // A bound key's user belongs to its organization until it joins one: the event
+                // says so, and `user_seen_by` reads it from there.
+                organization_id: actor.organization_id,
                 user_id: Some(created.id),
                 after: snapshot(&created),
                 ..EventDraft::new(EventKind::UserCreated)
@@ -165,6 +168,8 @@ impl Store {
             &*tx,
             actor,
             EventDraft {
+                // A bound key's writes are its organization's events (see `create_user`).
+                organization_id: actor.organization_id,
                 user_id: Some(id),
                 before: snapshot(&before),
                 after: snapshot(&updated),
@@ -179,9 +184,21 @@ impl Store {
         })
     }
 
+    /// Whether a key bound to `organization_id` sees the user (`shared::users_seen_by`).
+    pub async fn user_seen_by(&self, organization_id: i64, user_id: i64) -> DomainResult<bool> {
+        let found = user::Entity::find_by_id(user_id)
+            .filter(users_seen_by(organization_id))
+            .one(self.conn())
+            .await
+            .map_err(db_error)?;
+        Ok(found.is_some())
+    }
+
+    /// Users by id; a key bound to an organization gets only the users it sees.
     pub async fn list_users(
         &self,
         email: Option<&str>,
+        seen_by_organization: Option<i64>,
         page: PageRequest,
     ) -> DomainResult<Page<User>> {
         let page = page.of(PagedList::Users)?;
@@ -191,6 +208,9 @@ impl Store {
             .limit(page.fetch());
         if let Some(email) = email {
             query = query.filter(user::Column::Email.eq(email));
+        }
+        if let Some(organization_id) = seen_by_organization {
+            query = query.filter(users_seen_by(organization_id));
         }
         let rows = query.all(self.conn()).await.map_err(db_error)?;
         Ok(page.cut(rows, |r| r.id, convert::user))
@@ -237,6 +257,7 @@ impl Store {
         if organizations_of(&*tx, id).await? != organizations {
             return Ok(None);
         }
+        actor.binding().may_delete_user(id, &organizations)?;
         authorize(
             &*tx,
             self.policy(),
@@ -265,6 +286,8 @@ impl Store {
             &*tx,
             actor,
             EventDraft {
+                // A bound key's writes are its organization's events (see `create_user`).
+                organization_id: actor.organization_id,
                 user_id: Some(id),
                 before: snapshot(&user),
                 ..EventDraft::new(EventKind::UserDeleted)

@@ -15,6 +15,7 @@ mod actor_header;
 mod actor_policy;
 mod api_keys;
 mod attributes;
+mod bound_keys;
 mod consistency;
 mod durability;
 mod escalation;
