@@ -1,10 +1,9 @@
 //! Callers: API keys with scopes (Bearer, or HTTP Basic with the key as user name), and the
 //! optional end user a calling service acts for (`x-actor-user-id`).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -214,9 +213,9 @@ pub async fn bootstrap(store: &Store, configured: Option<&str>) -> DomainResult<
 pub struct Authenticator {
     store: Store,
     cache: Arc<AccessCache>,
-    /// Key id → when this replica last recorded a use (`last_used_at` is written at most once a
-    /// minute per key).
-    last_recorded: Mutex<HashMap<String, DateTime<Utc>>>,
+    /// Keys whose use this replica recorded within the last minute (`last_used_at` is written
+    /// at most once a minute per key; a concurrent map, so the hot path takes no lock).
+    recently_recorded: moka::sync::Cache<String, ()>,
 }
 
 impl Authenticator {
@@ -224,7 +223,10 @@ impl Authenticator {
         Arc::new(Self {
             store,
             cache,
-            last_recorded: Mutex::new(HashMap::new()),
+            recently_recorded: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(std::time::Duration::from_secs(60))
+                .build(),
         })
     }
 
@@ -260,7 +262,7 @@ impl Authenticator {
                 message: message.into(),
             }
         })?;
-        self.record_use(&credentials.id, now);
+        self.record_use(&credentials.id);
         Ok(Caller {
             key_id: credentials.id.clone(),
             scopes: credentials
@@ -275,14 +277,11 @@ impl Authenticator {
 
     /// Writes `last_used_at` in the background when this replica has not for a minute; the
     /// request never waits for it, and a failure only delays the next record.
-    fn record_use(&self, key_id: &str, now: DateTime<Utc>) {
-        {
-            let mut recorded = self.last_recorded.lock().unwrap_or_else(|e| e.into_inner());
-            if !api_keys::last_use_is_stale(recorded.get(key_id).copied(), now) {
-                return;
-            }
-            recorded.insert(key_id.to_string(), now);
+    fn record_use(&self, key_id: &str) {
+        if self.recently_recorded.contains_key(key_id) {
+            return;
         }
+        self.recently_recorded.insert(key_id.to_string(), ());
         let store = self.store.clone();
         let key_id = key_id.to_string();
         tokio::spawn(async move {

@@ -80,11 +80,6 @@ pub fn binding_of_new_key(
     }
 }
 
-/// `last_used_at` is written at most once a minute per key.
-pub fn last_use_is_stale(last_used_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
-    last_used_at.is_none_or(|at| now - at >= chrono::Duration::minutes(1))
-}
-
 /// A key to create, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewApiKey {
@@ -179,13 +174,6 @@ mod tests {
                 ..
             })
         ));
-    }
-
-    #[test]
-    fn last_use_is_written_once_a_minute() {
-        assert!(last_use_is_stale(None, at(0)));
-        assert!(!last_use_is_stale(Some(at(0)), at(59)));
-        assert!(last_use_is_stale(Some(at(0)), at(60)));
     }
 
     #[test]
