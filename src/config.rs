@@ -177,9 +177,13 @@ pub struct ServeConfig {
     /// stdout). Ignored, with a warning, when the database already has keys.
     #[arg(long, env = "MEMBERSHIP_BOOTSTRAP_KEY", hide_env_values = true)]
     pub bootstrap_key: Option<String>,
-    /// Per-request deadline, in milliseconds.
-    #[arg(long, env = "MEMBERSHIP_REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
+    /// Per-request deadline, in milliseconds (a client's sooner `grpc-timeout` wins).
+    #[arg(long, env = "MEMBERSHIP_REQUEST_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub request_timeout_ms: u64,
+    /// Calls in flight on this server; one more is refused at once (RESOURCE_EXHAUSTED
+    /// `OVERLOADED`) instead of queueing.
+    #[arg(long, env = "MEMBERSHIP_MAX_IN_FLIGHT", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_in_flight: u32,
     /// Requests served at once per connection.
     #[arg(long, env = "MEMBERSHIP_CONCURRENCY_LIMIT", default_value_t = 1024)]
     pub concurrency_limit: usize,
@@ -222,6 +226,7 @@ impl ServeConfig {
             bootstrap_key: None,
             request_timeout_ms: 10_000,
             concurrency_limit: 1024,
+            max_in_flight: 1024,
             db_max_connections: 16,
             permissions_file: None,
             cache_capacity: 100_000,

@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 
 use crate::api::Context;
 use crate::api::access::AccessApi;
+use crate::api::admission::AdmissionLayer;
 use crate::api::api_keys::ApiKeyApi;
 use crate::api::attributes::AttributeApi;
 use crate::api::auth_layer::AuthLayer;
@@ -240,9 +241,13 @@ impl App {
                 .map_err(|e| StartupError::Config(format!("TLS: {e}")))?;
         }
         let served = builder
-            .timeout(self.config.request_timeout())
             .concurrency_limit_per_connection(self.config.concurrency_limit)
             .layer(RpcSpanLayer)
+            // Inside the span layer, so shed and timed-out calls are logged with their code.
+            .layer(AdmissionLayer::new(
+                self.config.max_in_flight as usize,
+                self.config.request_timeout(),
+            ))
             .layer(MalformedRequestLayer)
             // Inside the span layer, so refusals are logged with their code.
             .layer(AuthLayer::new(Arc::clone(&self.context.auth)))

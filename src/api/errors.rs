@@ -112,6 +112,21 @@ fn status(err: DomainError) -> Status {
                 "the database is unavailable; retry shortly".to_string(),
             )
         }
+        DomainError::Overloaded => {
+            info(&mut details, Reason::Overloaded, []);
+            details.set_retry_info(Some(Duration::from_millis(100)));
+            (
+                Code::ResourceExhausted,
+                "the server is at its limit of calls in flight; retry shortly".to_string(),
+            )
+        }
+        DomainError::DeadlineExceeded => {
+            info(&mut details, Reason::DeadlineExceeded, []);
+            (
+                Code::DeadlineExceeded,
+                "the call's deadline passed before it was answered".to_string(),
+            )
+        }
         DomainError::Malformed(message) => {
             info(&mut details, Reason::MalformedRequest, []);
             (Code::InvalidArgument, message)

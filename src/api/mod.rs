@@ -3,6 +3,7 @@
 //! table and hands the authenticated caller on; domain errors become statuses in `errors`.
 
 pub mod access;
+pub mod admission;
 pub mod api_keys;
 pub mod attributes;
 pub mod auth_layer;

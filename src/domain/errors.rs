@@ -38,6 +38,8 @@ pub enum Reason {
     KeyBoundToOrganization,
     StorageFull,
     MalformedRequest,
+    Overloaded,
+    DeadlineExceeded,
     MissingScope,
     Unavailable,
     Internal,
@@ -63,6 +65,8 @@ impl Reason {
             Reason::KeyBoundToOrganization => "KEY_BOUND_TO_ORGANIZATION",
             Reason::StorageFull => "STORAGE_FULL",
             Reason::MalformedRequest => "MALFORMED_REQUEST",
+            Reason::Overloaded => "OVERLOADED",
+            Reason::DeadlineExceeded => "DEADLINE_EXCEEDED",
             Reason::MissingScope => "MISSING_SCOPE",
             Reason::Unavailable => "UNAVAILABLE",
             Reason::Internal => "INTERNAL",
@@ -90,6 +94,12 @@ pub enum DomainError {
     },
     #[error("{message}")]
     Unauthenticated { reason: Reason, message: String },
+    /// The server has as many calls in flight as it admits.
+    #[error("the server is at its limit of calls in flight")]
+    Overloaded,
+    /// The call's deadline passed before it was answered.
+    #[error("the deadline passed")]
+    DeadlineExceeded,
     /// A request body that is not a valid message of its method's type.
     #[error("{0}")]
     Malformed(String),

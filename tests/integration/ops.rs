@@ -438,6 +438,21 @@ fn help_hides_the_values_of_secrets() {
     }
 }
 
+/// Limits that would refuse every call are refused at start-up, naming the flag.
+#[test]
+fn zero_limits_are_refused_at_start_up() {
+    let dir = TempDir::new("zero");
+    for flag in ["--request-timeout-ms", "--max-in-flight", "--feed-buffer"] {
+        let out = command(dir.path())
+            .args(["serve", "--listen", "127.0.0.1:0", flag, "0"])
+            .output()
+            .expect("serve");
+        let shown = text(&out.stderr);
+        assert!(!out.status.success(), "{flag} 0 is refused: {shown}");
+        assert!(shown.contains(flag), "{flag}: {shown}");
+    }
+}
+
 /// Database URLs that fail, malformed or unreachable, are reported without their password.
 #[test]
 fn failing_database_urls_are_reported_without_the_password() {
