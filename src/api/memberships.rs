@@ -169,7 +169,7 @@ impl MembershipService for MembershipApi {
             .check(convert::consistency("consistency", r.consistency))
             .unwrap_or_default();
         v.into_result()?;
-        let address = binding.narrow_address(address)?;
+        let address = address.within(binding)?;
         let source = self.0.reads.source(consistency).await?;
         let view = self.0.reads.membership(source, &address).await?;
         Ok(Response::new(convert::membership(
@@ -213,7 +213,7 @@ impl MembershipService for MembershipApi {
             etag: r.etag,
         };
         v.into_result()?;
-        let address = binding.narrow_address(address)?;
+        let address = address.within(binding)?;
         let written = self
             .0
             .store
@@ -246,7 +246,7 @@ impl MembershipService for MembershipApi {
         );
         trace_address(&address);
         v.into_result()?;
-        let address = binding.narrow_address(address)?;
+        let address = address.within(binding)?;
         let revision = self
             .0
             .store

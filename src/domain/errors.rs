@@ -196,17 +196,6 @@ impl Violations {
         self.0.extend(violations);
     }
 
-    /// Records a page request's violations; the default page stands in until `into_result`.
-    pub fn page(
-        &mut self,
-        result: Result<crate::domain::page::PageRequest, Vec<FieldViolation>>,
-    ) -> crate::domain::page::PageRequest {
-        result.unwrap_or_else(|violations| {
-            self.extend(violations);
-            crate::domain::page::PageRequest::default()
-        })
-    }
-
     pub fn into_result(self) -> Result<(), DomainError> {
         if self.0.is_empty() {
             Ok(())

@@ -3,6 +3,7 @@
 use super::errors::{DomainError, FieldViolation};
 use super::model::{AutoRecordCalls, JsonObject, Membership};
 use super::roles::BaseRole;
+use super::tenancy::Binding;
 
 #[derive(Debug, Clone, Default)]
 pub struct NewMembership {
@@ -82,6 +83,16 @@ impl MembershipAddress {
     }
 
     /// What a request gets when no membership matches.
+    /// This address confined to what a key bound to an organization sees: a membership
+    /// elsewhere then matches nothing and gets the address's own NOT_FOUND.
+    pub fn within(self, binding: Binding) -> Result<MembershipAddress, DomainError> {
+        let organization_id = binding.narrow(self.organization_id, || self.not_found())?;
+        Ok(MembershipAddress {
+            organization_id,
+            ..self
+        })
+    }
+
     pub fn not_found(&self) -> DomainError {
         match (self.target, self.team_id) {
             (MembershipTarget::MembershipId(id), _) => {
@@ -168,5 +179,26 @@ mod tests {
         );
         assert!(!address(Some(2), MembershipTarget::UserId(4), None).matches(&m));
         assert!(!address(None, MembershipTarget::MembershipId(8), None).matches(&m));
+    }
+
+    #[test]
+    fn addresses_are_confined_to_the_keys_organization() {
+        let address = MembershipAddress {
+            team_id: Some(5),
+            target: MembershipTarget::UserId(3),
+            organization_id: None,
+        };
+        let narrowed = address.within(Binding(Some(1))).unwrap();
+        assert_eq!(narrowed.organization_id, Some(1));
+        let elsewhere = MembershipAddress {
+            organization_id: Some(2),
+            ..address
+        };
+        let e = elsewhere.within(Binding(Some(1))).unwrap_err();
+        assert!(
+            matches!(&e, DomainError::NotFound { message, .. } if message == "membership of user 3 in team 5 not found"),
+            "{e:?}"
+        );
+        assert_eq!(elsewhere.within(Binding::UNBOUND).unwrap(), elsewhere);
     }
 }

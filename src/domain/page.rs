@@ -5,7 +5,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use super::errors::{DomainError, DomainResult, FieldViolation};
+use super::errors::{DomainError, DomainResult, FieldViolation, Violations};
 
 pub const DEFAULT_PAGE_SIZE: u64 = 50;
 pub const MAX_PAGE_SIZE: u64 = 1000;
@@ -113,6 +113,17 @@ pub struct PageRequest {
     pub size: u64,
     /// None: from the beginning.
     cursor: Option<PageCursor>,
+}
+
+/// Page requests among a request's other fields.
+impl Violations {
+    /// Records a page request's violations; the default page stands in until `into_result`.
+    pub fn page(&mut self, result: Result<PageRequest, Vec<FieldViolation>>) -> PageRequest {
+        result.unwrap_or_else(|violations| {
+            self.extend(violations);
+            PageRequest::default()
+        })
+    }
 }
 
 impl PageRequest {

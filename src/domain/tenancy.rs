@@ -7,7 +7,6 @@
 //! `organization()`.
 
 use super::errors::{DomainError, DomainResult, Reason};
-use super::memberships::MembershipAddress;
 
 /// The organization a caller's key is bound to, if any.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -55,16 +54,6 @@ impl Binding {
         }
     }
 
-    /// A membership address confined to the key's organization: a membership elsewhere then
-    /// matches nothing and gets the address's own NOT_FOUND.
-    pub fn narrow_address(self, address: MembershipAddress) -> DomainResult<MembershipAddress> {
-        let organization_id = self.narrow(address.organization_id, || address.not_found())?;
-        Ok(MembershipAddress {
-            organization_id,
-            ..address
-        })
-    }
-
     /// Deleting a user takes all their memberships with them: a bound key may delete a user of
     /// its organization only when they belong to no other (`organizations`: those they have
     /// memberships in), since the deletion would reach into the others.
@@ -102,7 +91,6 @@ impl Binding {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::memberships::MembershipTarget;
 
     fn absent() -> DomainError {
         DomainError::not_found("team 9")
@@ -163,26 +151,5 @@ mod tests {
             })
         ));
         assert!(Binding::UNBOUND.may_delete_user(5, &[1, 2]).is_ok());
-    }
-
-    #[test]
-    fn addresses_are_confined_to_the_keys_organization() {
-        let address = MembershipAddress {
-            team_id: Some(5),
-            target: MembershipTarget::UserId(3),
-            organization_id: None,
-        };
-        let narrowed = Binding(Some(1)).narrow_address(address).unwrap();
-        assert_eq!(narrowed.organization_id, Some(1));
-        let elsewhere = MembershipAddress {
-            organization_id: Some(2),
-            ..address
-        };
-        let e = Binding(Some(1)).narrow_address(elsewhere).unwrap_err();
-        assert!(is_not_found(&e, "membership of user 3 in team 5 not found"));
-        assert_eq!(
-            Binding::UNBOUND.narrow_address(elsewhere).unwrap(),
-            elsewhere
-        );
     }
 }
