@@ -239,7 +239,7 @@ pub fn etag(version: i64) -> String {
     format!("v{version}")
 }
 
-/// How fresh a read must be (docs/design.md section 9).
+/// How fresh a read must be (docs/design.md section 7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Consistency {
     /// From this replica's cache.
