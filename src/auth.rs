@@ -183,27 +183,21 @@ pub async fn bootstrap(store: &Store, configured: Option<&str>) -> DomainResult<
     if store.count_api_keys().await? > 0 {
         return Ok(None);
     }
-    let admin = NewApiKey {
-        name: "bootstrap".into(),
-        scopes: vec![Scope::Admin.as_str().to_string()],
-        organization_id: None,
-        expires_at: None,
-    };
-    let system = Actor::default();
+    let admin = [Scope::Admin.as_str().to_string()];
     match configured.filter(|k| !k.is_empty()) {
         Some(key) => {
+            let new = NewApiKey {
+                name: "bootstrap".into(),
+                scopes: admin.to_vec(),
+                organization_id: None,
+                expires_at: None,
+            };
             store
-                .create_api_key(&system, "key_bootstrap", &hash_key(key), &admin)
+                .create_api_key(&Actor::default(), "key_bootstrap", &hash_key(key), &new)
                 .await?;
             Ok(None)
         }
-        None => {
-            let (id, key) = generate_key();
-            store
-                .create_api_key(&system, &id, &hash_key(&key), &admin)
-                .await?;
-            Ok(Some(key))
-        }
+        None => Ok(Some(create_key(store, "bootstrap", &admin).await?)),
     }
 }
 

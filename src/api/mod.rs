@@ -52,24 +52,25 @@ pub(crate) use trace_ids;
 
 /// Who makes a write: the caller the auth layer authenticated before the handler ran.
 pub(crate) fn actor<T>(request: &Request<T>) -> Result<Actor, Status> {
-    caller(request).map(|caller| caller.actor())
+    authenticated(request).map(Caller::actor)
 }
 
 /// The caller the auth layer authenticated before the handler ran.
 pub(crate) fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
-    match request.extensions().get::<Caller>() {
-        Some(caller) => Ok(caller.clone()),
-        // Only a server built without `AuthLayer` gets here; refuse rather than write anonymously.
-        None => {
-            tracing::error!("a handler ran without an authenticated caller: is AuthLayer applied?");
-            Err(DomainError::Internal("no authenticated caller".into()).into())
-        }
-    }
+    authenticated(request).cloned()
 }
 
 /// What the caller's key may see (`domain::tenancy`).
 pub(crate) fn binding<T>(request: &Request<T>) -> Result<Binding, Status> {
-    caller(request).map(|caller| caller.binding())
+    authenticated(request).map(Caller::binding)
+}
+
+fn authenticated<T>(request: &Request<T>) -> Result<&Caller, Status> {
+    request.extensions().get::<Caller>().ok_or_else(|| {
+        // Only a server built without `AuthLayer` gets here; refuse rather than act anonymously.
+        tracing::error!("a handler ran without an authenticated caller: is AuthLayer applied?");
+        DomainError::Internal("no authenticated caller".into()).into()
+    })
 }
 
 impl Context {

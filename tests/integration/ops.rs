@@ -388,6 +388,57 @@ fn keys_create_prints_the_key_alone() {
     assert!(file.exists());
 }
 
+/// `keys list` shows every key without its secret; `keys revoke` revokes one by id, and the
+/// list says so.
+#[test]
+fn keys_list_and_revoke() {
+    let dir = TempDir::new("keys-list");
+    let created = keys_create(
+        dir.path(),
+        &["--scopes", "directory.read", "--name", "billing"],
+    );
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    let secret = text(&created.stdout).trim().to_string();
+    let list = || {
+        let out = command(dir.path())
+            .args(["keys", "list"])
+            .output()
+            .expect("keys list");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let listed = list();
+    assert!(!listed.contains(&secret[10..]), "no secret in the list");
+    let line = listed
+        .lines()
+        .find(|l| l.contains("\tbilling\t"))
+        .unwrap_or_else(|| panic!("the key is listed: {listed}"));
+    let fields: Vec<&str> = line.split('\t').collect();
+    assert_eq!(fields.len(), 8, "{line}");
+    let (id, revoked) = (fields[0], fields[6]);
+    assert!(id.starts_with("key_") && revoked == "-", "{line}");
+
+    let out = command(dir.path())
+        .args(["keys", "revoke", id])
+        .output()
+        .expect("keys revoke");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let line = list()
+        .lines()
+        .find(|l| l.starts_with(id))
+        .map(str::to_string);
+    let revoked = line
+        .as_deref()
+        .map(|l| l.split('\t').nth(6).unwrap_or_default());
+    assert!(revoked.is_some_and(|r| r != "-"), "{line:?}");
+
+    let unknown = command(dir.path())
+        .args(["keys", "revoke", "key_000000000000"])
+        .output()
+        .expect("keys revoke");
+    assert_plain_error(&unknown, "not found");
+}
+
 #[test]
 fn keys_create_errors_are_plain() {
     let dir = TempDir::new("keys-errors");
