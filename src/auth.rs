@@ -150,7 +150,7 @@ pub fn generate_key() -> (String, String) {
 
 /// Creates an unbound, never-expiring key (the CLI's and the tests' way) and returns its secret.
 pub async fn create_key(store: &Store, name: &str, scopes: &[String]) -> DomainResult<String> {
-    let (_, secret) = issue_key(store, &Actor::default(), name, scopes, None, None).await?;
+    let (_, secret) = issue_key(store, &Actor::default(), name, scopes, None, None, None).await?;
     Ok(secret)
 }
 
@@ -162,12 +162,14 @@ pub async fn issue_key(
     scopes: &[String],
     organization_id: Option<i64>,
     expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    rate_limit_per_second: Option<u32>,
 ) -> DomainResult<(Written<ApiKey>, String)> {
     let new = NewApiKey::validate(
         name,
         parse_scopes(scopes),
         organization_id,
         expires_at,
+        rate_limit_per_second,
         chrono::Utc::now(),
     )?;
     let (id, key) = generate_key();
@@ -191,6 +193,7 @@ pub async fn bootstrap(store: &Store, configured: Option<&str>) -> DomainResult<
                 scopes: admin.to_vec(),
                 organization_id: None,
                 expires_at: None,
+                rate_limit_per_second: None,
             };
             store
                 .create_api_key(&Actor::default(), "key_bootstrap", &hash_key(key), &new)
@@ -210,7 +213,16 @@ pub struct Authenticator {
     /// Keys whose use this replica recorded within the last minute (`last_used_at` is written
     /// at most once a minute per key; a concurrent map, so the hot path takes no lock).
     recently_recorded: moka::sync::Cache<String, ()>,
+    /// The token bucket of each key with a `rate_limit_per_second`, by key id. Per replica: N
+    /// replicas admit up to N times the rate, which is the price of never asking a shared store
+    /// on the hot path. A bucket idle for a while is dropped, and comes back full.
+    buckets: moka::sync::Cache<String, Arc<RateLimiter>>,
 }
+
+type RateLimiter = governor::DefaultDirectRateLimiter;
+
+/// How long a key's unused bucket is kept: long enough that it refills completely anyway.
+const BUCKET_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Authenticator {
     pub fn new(store: Store, cache: Arc<AccessCache>) -> Arc<Self> {
@@ -220,6 +232,10 @@ impl Authenticator {
             recently_recorded: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(std::time::Duration::from_secs(60))
+                .build(),
+            buckets: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_idle(BUCKET_IDLE)
                 .build(),
         })
     }
@@ -256,6 +272,9 @@ impl Authenticator {
                 message: message.into(),
             }
         })?;
+        if let Some(rate) = credentials.rate_limit_per_second {
+            self.take_token(&credentials.id, rate)?;
+        }
         self.record_use(&credentials.id);
         Ok(Caller {
             key_id: credentials.id.clone(),
@@ -266,6 +285,22 @@ impl Authenticator {
                 .fold(0, |acc, s| acc | s.bit()),
             organization_id: credentials.organization_id,
             actor_user_id: actor_user_id?,
+        })
+    }
+
+    /// One call of the key's rate: RESOURCE_EXHAUSTED `RATE_LIMITED` when its bucket is empty,
+    /// with the time until the next token as RetryInfo.
+    fn take_token(&self, key_id: &str, rate: u32) -> DomainResult<()> {
+        let bucket = self.buckets.get_with_by_ref(key_id, || {
+            let rate = std::num::NonZeroU32::new(rate).unwrap_or(std::num::NonZeroU32::MIN);
+            Arc::new(RateLimiter::direct(governor::Quota::per_second(rate)))
+        });
+        bucket.check().map_err(|not_until| {
+            use governor::clock::Clock;
+            DomainError::RateLimited {
+                retry_after: not_until
+                    .wait_time_from(governor::clock::DefaultClock::default().now()),
+            }
         })
     }
 

@@ -261,6 +261,7 @@ mod tests {
             organization_id: None,
             expires_at: None,
             revoked: false,
+            rate_limit_per_second: None,
         };
         cache.fill_key(seen, "hash".into(), Arc::new(key));
         cache

@@ -50,6 +50,9 @@ pub enum KeysCommand {
         /// A label for operators.
         #[arg(long, default_value = "")]
         name: String,
+        /// Calls a second the key may make on each replica (absent: unlimited).
+        #[arg(long)]
+        rate_limit_per_second: Option<u32>,
     },
     /// List the API keys (never their secrets), one per line, tab-separated: id, name, scopes,
     /// organization, created, expires, revoked, last used.
@@ -184,9 +187,23 @@ pub struct ServeConfig {
     /// `OVERLOADED`) instead of queueing.
     #[arg(long, env = "MEMBERSHIP_MAX_IN_FLIGHT", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_in_flight: u32,
-    /// Requests served at once per connection.
-    #[arg(long, env = "MEMBERSHIP_CONCURRENCY_LIMIT", default_value_t = 1024)]
-    pub concurrency_limit: usize,
+    /// Calls served at once per connection; more wait, within their deadline.
+    #[arg(long, env = "MEMBERSHIP_CONCURRENCY_LIMIT", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub concurrency_limit: u32,
+    /// Open client connections; one more waits in the listen backlog until one closes (idle
+    /// ones close after --idle-timeout).
+    #[arg(long, env = "MEMBERSHIP_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+    /// A connection with no call in flight (an open watch counts) for this long is closed.
+    #[arg(long, env = "MEMBERSHIP_IDLE_TIMEOUT", default_value = "5m")]
+    pub idle_timeout: Period,
+    /// HTTP/2 pings on a connection quiet for this long, and TCP keep-alive probes, find
+    /// peers that vanished.
+    #[arg(long, env = "MEMBERSHIP_KEEPALIVE_INTERVAL", default_value = "30s")]
+    pub keepalive_interval: Period,
+    /// A ping unanswered for this long closes the connection.
+    #[arg(long, env = "MEMBERSHIP_KEEPALIVE_TIMEOUT", default_value = "10s")]
+    pub keepalive_timeout: Period,
     /// Database connections in the pool.
     #[arg(long, env = "MEMBERSHIP_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub db_max_connections: u32,
@@ -226,12 +243,16 @@ impl ServeConfig {
             bootstrap_key: None,
             request_timeout_ms: 10_000,
             concurrency_limit: 1024,
+            max_connections: 10_000,
+            idle_timeout: Period(Duration::from_secs(300)),
+            keepalive_interval: Period(Duration::from_secs(30)),
+            keepalive_timeout: Period(Duration::from_secs(10)),
             max_in_flight: 1024,
             db_max_connections: 16,
             permissions_file: None,
             cache_capacity: 100_000,
             feed_buffer: 4096,
-            event_retention: Retention(Duration::from_secs(30 * 86_400)),
+            event_retention: Period(Duration::from_secs(30 * 86_400)),
             tls_cert: None,
             tls_key: None,
             tls_client_ca: None,
@@ -268,11 +289,14 @@ pub enum LogFormat {
     Json,
 }
 
-/// A retention period: a number with a unit of `d`, `h`, `m` or `s`.
+/// A period: a number with a unit of `d`, `h`, `m`, `s` or `ms` (`30d`, `90m`, `500ms`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Retention(pub Duration);
+pub struct Period(pub Duration);
 
-impl std::str::FromStr for Retention {
+/// How long events are kept.
+pub type Retention = Period;
+
+impl std::str::FromStr for Period {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -281,17 +305,18 @@ impl std::str::FromStr for Retention {
         let (number, unit) = s.split_at(split);
         let n: u64 = number
             .parse()
-            .map_err(|_| format!("{s:?}: expected e.g. 30d, 12h, 90m or 45s"))?;
-        let seconds = match unit {
-            "d" => n.checked_mul(86_400),
-            "h" => n.checked_mul(3_600),
-            "m" => n.checked_mul(60),
-            "s" | "" => Some(n),
+            .map_err(|_| format!("{s:?}: expected e.g. 30d, 12h, 90m, 45s or 500ms"))?;
+        let millis = match unit {
+            "d" => n.checked_mul(86_400_000),
+            "h" => n.checked_mul(3_600_000),
+            "m" => n.checked_mul(60_000),
+            "s" | "" => n.checked_mul(1_000),
+            "ms" => Some(n),
             _ => None,
         }
-        .filter(|s| *s > 0)
-        .ok_or_else(|| format!("{s:?}: expected a positive number of d, h, m or s"))?;
-        Ok(Retention(Duration::from_secs(seconds)))
+        .filter(|ms| *ms > 0)
+        .ok_or_else(|| format!("{s:?}: expected a positive number of d, h, m, s or ms"))?;
+        Ok(Period(Duration::from_millis(millis)))
     }
 }
 
@@ -300,7 +325,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn retention_parses() {
+    fn periods_parse() {
         assert_eq!(
             "30d".parse::<Retention>().unwrap().0,
             Duration::from_secs(2_592_000)
@@ -313,8 +338,12 @@ mod tests {
             "45".parse::<Retention>().unwrap().0,
             Duration::from_secs(45)
         );
-        for bad in ["", "0d", "3w", "d", "-1h"] {
-            assert!(bad.parse::<Retention>().is_err(), "{bad:?}");
+        assert_eq!(
+            "250ms".parse::<Period>().unwrap().0,
+            Duration::from_millis(250)
+        );
+        for bad in ["", "0d", "0ms", "3w", "d", "-1h", "1.5s"] {
+            assert!(bad.parse::<Period>().is_err(), "{bad:?}");
         }
     }
 

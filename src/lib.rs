@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod cache;
 pub mod config;
+pub mod connections;
 pub mod domain;
 pub mod feed;
 pub mod pb;

@@ -37,7 +37,16 @@ async fn main() -> ExitCode {
                     database,
                     scopes,
                     name,
-                } => create_key(&database.database_url, &name, &scopes).await,
+                    rate_limit_per_second,
+                } => {
+                    create_key(
+                        &database.database_url,
+                        &name,
+                        &scopes,
+                        rate_limit_per_second,
+                    )
+                    .await
+                }
                 KeysCommand::List { database } => list_keys(&database.database_url).await,
                 KeysCommand::Revoke { database, key_id } => {
                     revoke_key(&database.database_url, &key_id).await
@@ -88,7 +97,12 @@ async fn migrate(url: &str) -> Result<(), String> {
     Ok(())
 }
 
-async fn create_key(url: &str, name: &str, scopes: &[String]) -> Result<(), String> {
+async fn create_key(
+    url: &str,
+    name: &str,
+    scopes: &[String],
+    rate_limit_per_second: Option<u32>,
+) -> Result<(), String> {
     // Before touching the database: a typo must not create one.
     let scopes = auth::parse_scopes(scopes)?;
     let store = Store::connect(url, 1).await.map_err(|e| e.to_string())?;
@@ -97,9 +111,19 @@ async fn create_key(url: &str, name: &str, scopes: &[String]) -> Result<(), Stri
             .migrate()
             .await
             .map_err(|e| format!("migrations failed: {e}"))?;
-        auth::create_key(&store, name, &scopes)
-            .await
-            .map_err(|e| e.to_string())
+        let actor = membership_service::domain::model::Actor::default();
+        auth::issue_key(
+            &store,
+            &actor,
+            name,
+            &scopes,
+            None,
+            None,
+            rate_limit_per_second,
+        )
+        .await
+        .map(|(_, secret)| secret)
+        .map_err(|e| e.to_string())
     }
     .await;
     // Closing checkpoints SQLite's WAL: the file holds the key even if copied right away.

@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cache::AccessCache;
-use crate::domain::DomainResult;
 use crate::domain::access::{Effective, counts_for_permissions};
 use crate::domain::memberships::{MembershipAddress, MembershipTarget};
 use crate::domain::model::{Consistency, MembershipView};
+use crate::domain::{DomainError, DomainResult};
 use crate::feed::Feed;
 use crate::storage::Store;
 
@@ -61,8 +61,8 @@ impl Reads {
                 Ok(match caught_up {
                     Some(h) => Source::Cache(h),
                     // The database holds the write the caller named: it committed before the
-                    // caller could learn its revision.
-                    None => Source::Database(revision.max(self.feed.head())),
+                    // caller could learn its revision — unless no write has that revision yet.
+                    None => Source::Database(self.known_revision(revision).await?),
                 })
             }
             // A database read reflects every commit before it, which includes everything this
@@ -88,9 +88,26 @@ impl Reads {
     pub async fn list_revision(&self, consistency: Consistency) -> DomainResult<i64> {
         Ok(match consistency {
             Consistency::MinimizeLatency => self.feed.head(),
-            Consistency::AtLeastAsFresh(revision) => revision.max(self.feed.head()),
+            Consistency::AtLeastAsFresh(revision) if revision <= self.feed.head() => {
+                self.feed.head()
+            }
+            Consistency::AtLeastAsFresh(revision) => self.known_revision(revision).await?,
             Consistency::FullyConsistent => self.feed.head(),
         })
+    }
+
+    /// `revision` itself once the database's sequence has reached it; a revision no write has
+    /// had is not believed (and echoed back as if the answer reflected it) but refused.
+    async fn known_revision(&self, revision: i64) -> DomainResult<i64> {
+        let head = self.store.feed_head().await?.last;
+        if revision > head {
+            return Err(DomainError::RevisionUnknown {
+                field: "consistency.at_least_as_fresh".into(),
+                requested: revision,
+                head,
+            });
+        }
+        Ok(revision.max(self.feed.head()))
     }
 
     pub async fn effective(

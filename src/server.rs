@@ -6,7 +6,6 @@ use std::future::Future;
 use std::path::Path;
 
 use tokio::net::TcpListener;
-use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Server, ServerTlsConfig};
 
 use std::sync::Arc;
@@ -28,6 +27,7 @@ use crate::api::roles::RoleApi;
 use crate::auth::{self, Authenticator};
 use crate::cache::AccessCache;
 use crate::config::ServeConfig;
+use crate::connections;
 use crate::domain::access::Policy;
 use crate::domain::catalog::{CatalogFormat, PermissionCatalog};
 use crate::feed::Feed;
@@ -233,15 +233,24 @@ impl App {
             .await;
 
         let stop = self.stop.clone();
-        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-        let mut builder = Server::builder();
+        let (incoming, accepting) = connections::incoming(
+            listener,
+            connections::Limits {
+                max_connections: self.config.max_connections as usize,
+                calls_per_connection: self.config.concurrency_limit as usize,
+                idle_timeout: self.config.idle_timeout.0,
+                tcp_keepalive: self.config.keepalive_interval.0,
+            },
+        );
+        let mut builder = Server::builder()
+            .http2_keepalive_interval(Some(self.config.keepalive_interval.0))
+            .http2_keepalive_timeout(Some(self.config.keepalive_timeout.0));
         if let Some(tls) = self.tls.clone() {
             builder = builder
                 .tls_config(tls)
                 .map_err(|e| StartupError::Config(format!("TLS: {e}")))?;
         }
         let served = builder
-            .concurrency_limit_per_connection(self.config.concurrency_limit)
             .layer(RpcSpanLayer)
             // Inside the span layer, so shed and timed-out calls are logged with their code.
             .layer(AdmissionLayer::new(
@@ -267,6 +276,7 @@ impl App {
             })
             .await
             .map_err(|e| StartupError::Serve(e.to_string()));
+        accepting.abort();
         self.close().await;
         served
     }

@@ -2,7 +2,9 @@
 //! refused at once with RESOURCE_EXHAUSTED `OVERLOADED` + RetryInfo instead of queueing. Every
 //! admitted call ends by its deadline — the sooner of the client's `grpc-timeout` and
 //! `--request-timeout-ms` — with DEADLINE_EXCEEDED, whatever it was waiting for (the pool, a
-//! lock, the feed). A streamed answer is bounded until its first message headers, not after.
+//! lock, the feed), including the wait for a slot of its connection (`--concurrency-limit`).
+//! A streamed answer is bounded until its first message headers, not after; the connection
+//! counts it as a call in flight until its body ends (see `connections`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -10,11 +12,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::{HeaderMap, Request, Response};
+use http::{Extensions, HeaderMap, Request, Response};
+use http_body::{Body, Frame, SizeHint};
 use tokio::sync::Semaphore;
 use tonic::Status;
+use tonic::transport::server::TlsConnectInfo;
 use tower::{Layer, Service};
 
+use crate::connections::{CallInFlight, ConnectionInfo, ConnectionState};
 use crate::domain::DomainError;
 
 #[derive(Clone)]
@@ -69,14 +74,27 @@ fn client_timeout(headers: &HeaderMap) -> Option<Duration> {
     })
 }
 
+/// The connection a request came on, over plain TCP or TLS (absent for a request that did
+/// not come through the server's listener, as in unit tests).
+fn connection(extensions: &Extensions) -> Option<Arc<ConnectionState>> {
+    extensions
+        .get::<ConnectionInfo>()
+        .or_else(|| {
+            extensions
+                .get::<TlsConnectInfo<ConnectionInfo>>()
+                .map(|tls| tls.get_ref())
+        })
+        .map(|info| Arc::clone(&info.state))
+}
+
 impl<S, B, RB> Service<Request<B>> for Admitted<S>
 where
     S: Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     B: Send + 'static,
-    RB: Default,
+    RB: Default + Send + 'static,
 {
-    type Response = S::Response;
+    type Response = Response<InFlightBody<RB>>;
     type Error = S::Error;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
 
@@ -86,20 +104,70 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() else {
-            return Box::pin(async { Ok(Status::from(DomainError::Overloaded).into_http()) });
+            return Box::pin(async { Ok(refusal(DomainError::Overloaded)) });
         };
         let deadline = client_timeout(request.headers())
             .map_or(self.timeout, |client| client.min(self.timeout));
+        let connection = connection(request.extensions());
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
-            let answer = tokio::time::timeout(deadline, inner.call(request)).await;
+            let answer = tokio::time::timeout(deadline, async move {
+                // Queued behind the connection's other calls: within the deadline too.
+                let slot = match &connection {
+                    Some(c) => Some(Arc::clone(&c.calls).acquire_owned().await),
+                    None => None,
+                };
+                let in_flight = connection.as_ref().map(ConnectionState::begin_call);
+                let response = inner.call(request).await;
+                drop(slot);
+                response.map(|r| r.map(|body| InFlightBody::new(body, in_flight)))
+            })
+            .await;
             drop(permit);
             match answer {
                 Ok(response) => response,
-                Err(_) => Ok(Status::from(DomainError::DeadlineExceeded).into_http()),
+                Err(_) => Ok(refusal(DomainError::DeadlineExceeded)),
             }
         })
+    }
+}
+
+fn refusal<RB: Default>(error: DomainError) -> Response<InFlightBody<RB>> {
+    Status::from(error).into_http()
+}
+
+/// A response body that keeps its call counted in flight on its connection until it ends, so an
+/// open watch keeps an otherwise quiet connection from being closed as idle.
+#[derive(Default)]
+pub struct InFlightBody<B> {
+    inner: B,
+    _call: Option<CallInFlight>,
+}
+
+impl<B> InFlightBody<B> {
+    fn new(inner: B, call: Option<CallInFlight>) -> Self {
+        Self { inner, _call: call }
+    }
+}
+
+impl<B: Body + Unpin> Body for InFlightBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -112,7 +180,7 @@ mod tests {
 
     use super::*;
 
-    fn code(response: &Response<()>) -> Option<Code> {
+    fn code<B>(response: &Response<B>) -> Option<Code> {
         Status::from_header_map(response.headers()).map(|s| s.code())
     }
 

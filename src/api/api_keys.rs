@@ -26,6 +26,7 @@ fn api_key(key: ApiKey, revision: i64) -> pb::ApiKey {
         last_used_at: key.last_used_at.and_then(convert::timestamp),
         created_by_key_id: key.created_by_key_id.unwrap_or_default(),
         revision,
+        rate_limit_per_second: key.rate_limit_per_second,
     }
 }
 
@@ -74,6 +75,7 @@ impl ApiKeyService for ApiKeyApi {
             &r.scopes,
             organization_id,
             expires_at,
+            r.rate_limit_per_second,
         )
         .await?;
         self.0.reads.settle(written.revision).await;

@@ -120,6 +120,39 @@ fn status(err: DomainError) -> Status {
                 "the server is at its limit of calls in flight; retry shortly".to_string(),
             )
         }
+        DomainError::RateLimited { retry_after } => {
+            info(&mut details, Reason::RateLimited, []);
+            details.set_retry_info(Some(retry_after));
+            (
+                Code::ResourceExhausted,
+                "the API key's rate limit is reached; retry after the delay in RetryInfo"
+                    .to_string(),
+            )
+        }
+        DomainError::MessageTooLarge(message) => {
+            info(&mut details, Reason::MessageTooLarge, []);
+            (Code::ResourceExhausted, message)
+        }
+        DomainError::RevisionUnknown {
+            field,
+            requested,
+            head,
+        } => {
+            let description = format!(
+                "revision {requested} is newer than any this database has recorded ({head}); \
+                 use a revision a response returned"
+            );
+            details.add_bad_request_violation(field, description.clone());
+            info(
+                &mut details,
+                Reason::RevisionUnknown,
+                [
+                    ("requested".to_string(), requested.to_string()),
+                    ("head".to_string(), head.to_string()),
+                ],
+            );
+            (Code::InvalidArgument, description)
+        }
         DomainError::DeadlineExceeded => {
             info(&mut details, Reason::DeadlineExceeded, []);
             (

@@ -1,6 +1,8 @@
 //! tonic answers a request body it cannot decode (invalid UTF-8 in a string, a truncated varint,
 //! nesting past its recursion limit) with INTERNAL. The client caused it, so this layer turns
-//! that answer into INVALID_ARGUMENT `MALFORMED_REQUEST`; nothing reached a handler.
+//! that answer into INVALID_ARGUMENT `MALFORMED_REQUEST`; a body over the size limit, which
+//! tonic answers OUT_OF_RANGE without details, becomes RESOURCE_EXHAUSTED `MESSAGE_TOO_LARGE`.
+//! Nothing reached a handler.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -29,11 +31,31 @@ pub struct MalformedRequest<S> {
 
 /// tonic's own words for a body its codec could not decode, as they travel (percent-encoded).
 const DECODE_FAILURE: &str = "failed%20to%20decode%20Protobuf%20message";
+/// tonic's words for a body over `max_decoding_message_size`.
+const TOO_LARGE: &str = "Error,%20decoded%20message%20length%20too%20large";
 
-fn is_decode_failure<B>(response: &Response<B>) -> bool {
+/// What tonic's codec refused of the request body, if anything.
+fn codec_refusal<B>(response: &Response<B>) -> Option<DomainError> {
     let header = |name| response.headers().get(name).and_then(|v| v.to_str().ok());
-    header("grpc-status") == Some("13")
-        && header("grpc-message").is_some_and(|m| m.starts_with(DECODE_FAILURE))
+    let message = header("grpc-message")?;
+    match header("grpc-status")? {
+        "13" if message.starts_with(DECODE_FAILURE) => Some(DomainError::Malformed(
+            "the request is not a valid protobuf message of this method's type (truncated, \
+             invalid UTF-8, or nested too deep)"
+                .into(),
+        )),
+        "11" if message.starts_with(TOO_LARGE) => Some(DomainError::MessageTooLarge(
+            percent_decode(message).replacen("Error, decoded", "the request", 1),
+        )),
+        _ => None,
+    }
+}
+
+/// grpc-message is percent-encoded; tonic's own texts only escape spaces, commas and colons.
+fn percent_decode(text: &str) -> String {
+    text.replace("%20", " ")
+        .replace("%2C", ",")
+        .replace("%3A", ":")
 }
 
 impl<S, B, RB> Service<Request<B>> for MalformedRequest<S>
@@ -54,19 +76,10 @@ where
         let answer = self.inner.call(request);
         Box::pin(async move {
             let response = answer.await?;
-            if !is_decode_failure(&response) {
-                return Ok(response);
-            }
-            Ok(malformed().into_http())
+            Ok(match codec_refusal(&response) {
+                Some(refusal) => Status::from(refusal).into_http(),
+                None => response,
+            })
         })
     }
-}
-
-fn malformed() -> Status {
-    DomainError::Malformed(
-        "the request is not a valid protobuf message of this method's type (truncated, invalid \
-         UTF-8, or nested too deep)"
-            .into(),
-    )
-    .into()
 }

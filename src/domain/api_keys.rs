@@ -6,6 +6,8 @@ use chrono::{DateTime, Utc};
 use super::errors::{DomainError, DomainResult, Reason, Violations};
 
 pub const MAX_KEY_NAME_CHARS: usize = 100;
+/// The largest `rate_limit_per_second` a key may carry (more is no limit at all).
+pub const MAX_RATE_LIMIT_PER_SECOND: u32 = 1_000_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -19,6 +21,8 @@ pub struct ApiKey {
     pub revoked_at: Option<DateTime<Utc>>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub created_by_key_id: Option<String>,
+    /// Calls a second (a token bucket of as many); `None`: unlimited.
+    pub rate_limit_per_second: Option<u32>,
 }
 
 /// What authenticating a request needs to know of a stored key.
@@ -29,6 +33,7 @@ pub struct KeyCredentials {
     pub organization_id: Option<i64>,
     pub expires_at: Option<DateTime<Utc>>,
     pub revoked: bool,
+    pub rate_limit_per_second: Option<u32>,
 }
 
 /// Why a known key is refused.
@@ -87,6 +92,7 @@ pub struct NewApiKey {
     pub scopes: Vec<String>,
     pub organization_id: Option<i64>,
     pub expires_at: Option<DateTime<Utc>>,
+    pub rate_limit_per_second: Option<u32>,
 }
 
 impl NewApiKey {
@@ -97,6 +103,7 @@ impl NewApiKey {
         scopes: Result<Vec<String>, String>,
         organization_id: Option<i64>,
         expires_at: Option<DateTime<Utc>>,
+        rate_limit_per_second: Option<u32>,
         now: DateTime<Utc>,
     ) -> DomainResult<Self> {
         let mut v = Violations::default();
@@ -117,12 +124,19 @@ impl NewApiKey {
         if expires_at.is_some_and(|at| at <= now) {
             v.add("expires_at", "must be in the future");
         }
+        if rate_limit_per_second.is_some_and(|r| r == 0 || r > MAX_RATE_LIMIT_PER_SECOND) {
+            v.add(
+                "rate_limit_per_second",
+                format!("must be 1 to {MAX_RATE_LIMIT_PER_SECOND} (absent: unlimited)"),
+            );
+        }
         v.into_result()?;
         Ok(Self {
             name: name.to_string(),
             scopes,
             organization_id,
             expires_at,
+            rate_limit_per_second,
         })
     }
 }
@@ -183,15 +197,30 @@ mod tests {
             Ok(vec!["admin".into()]),
             Some(1),
             Some(at(10)),
+            Some(MAX_RATE_LIMIT_PER_SECOND),
             at(0),
         )
         .unwrap();
         assert_eq!(ok.name, "billing");
+        assert_eq!(ok.rate_limit_per_second, Some(MAX_RATE_LIMIT_PER_SECOND));
         let long = "n".repeat(MAX_KEY_NAME_CHARS + 1);
-        let err = NewApiKey::validate(&long, Err("name one".into()), Some(0), Some(at(0)), at(0))
-            .unwrap_err();
+        let err = NewApiKey::validate(
+            &long,
+            Err("name one".into()),
+            Some(0),
+            Some(at(0)),
+            Some(0),
+            at(0),
+        )
+        .unwrap_err();
         let text = err.to_string();
-        for field in ["name", "scopes", "organization_id", "expires_at"] {
+        for field in [
+            "name",
+            "scopes",
+            "organization_id",
+            "expires_at",
+            "rate_limit_per_second",
+        ] {
             assert!(text.contains(field), "{text} names {field}");
         }
     }

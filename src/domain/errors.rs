@@ -39,6 +39,9 @@ pub enum Reason {
     StorageFull,
     MalformedRequest,
     Overloaded,
+    RateLimited,
+    MessageTooLarge,
+    RevisionUnknown,
     DeadlineExceeded,
     MissingScope,
     Unavailable,
@@ -66,6 +69,9 @@ impl Reason {
             Reason::StorageFull => "STORAGE_FULL",
             Reason::MalformedRequest => "MALFORMED_REQUEST",
             Reason::Overloaded => "OVERLOADED",
+            Reason::RateLimited => "RATE_LIMITED",
+            Reason::MessageTooLarge => "MESSAGE_TOO_LARGE",
+            Reason::RevisionUnknown => "REVISION_UNKNOWN",
             Reason::DeadlineExceeded => "DEADLINE_EXCEEDED",
             Reason::MissingScope => "MISSING_SCOPE",
             Reason::Unavailable => "UNAVAILABLE",
@@ -97,6 +103,20 @@ pub enum DomainError {
     /// The server has as many calls in flight as it admits.
     #[error("the server is at its limit of calls in flight")]
     Overloaded,
+    /// The calling key used up its `rate_limit_per_second`; a token is back after `retry_after`.
+    #[error("the API key's rate limit is reached")]
+    RateLimited { retry_after: std::time::Duration },
+    /// A request body larger than the server accepts.
+    #[error("{0}")]
+    MessageTooLarge(String),
+    /// A consistency token names a revision the database has not reached: it was not issued by
+    /// this service (or belongs to another database).
+    #[error("revision {requested} is newer than the newest ({head})")]
+    RevisionUnknown {
+        field: String,
+        requested: i64,
+        head: i64,
+    },
     /// The call's deadline passed before it was answered.
     #[error("the deadline passed")]
     DeadlineExceeded,

@@ -37,6 +37,7 @@ fn api_key_of(row: api_key::Model) -> ApiKey {
         revoked_at: row.revoked_at.map(convert::time),
         last_used_at: row.last_used_at.map(convert::time),
         created_by_key_id: row.created_by_key_id,
+        rate_limit_per_second: row.rate_limit_per_second.map(|r| r.max(1) as u32),
     }
 }
 
@@ -77,6 +78,7 @@ impl Store {
             revoked_at: Set(None),
             last_used_at: Set(None),
             created_by_key_id: Set(actor.key_id.clone()),
+            rate_limit_per_second: Set(new.rate_limit_per_second.map(|r| r as i32)),
         }
         .insert(&*tx)
         .await
@@ -197,6 +199,7 @@ impl Store {
             organization_id: r.organization_id,
             expires_at: r.expires_at.map(convert::time),
             revoked: r.revoked_at.is_some(),
+            rate_limit_per_second: r.rate_limit_per_second.map(|r| r.max(1) as u32),
         }))
     }
 

@@ -23,8 +23,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sea_orm::{
-    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    IsolationLevel, SqlErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ConnAcquireErr, ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr, IsolationLevel, SqlErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 use tokio::sync::{Mutex, Notify, OwnedMutexGuard};
@@ -43,6 +43,24 @@ pub struct Store {
     policy: Arc<Policy>,
     /// Signalled after each commit of this process, so the feed reads it without waiting a poll.
     committed: Arc<Notify>,
+    max_connections: u32,
+}
+
+/// The connection pool's state at one instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUse {
+    /// Connections open, in use or idle.
+    pub open: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
+impl PoolUse {
+    /// Every connection the pool may open is open and in use: waiting for one is load, not an
+    /// outage.
+    pub fn exhausted(&self) -> bool {
+        self.open >= self.max && self.idle == 0
+    }
 }
 
 /// A write transaction: commit it, or drop it to roll back.
@@ -113,6 +131,7 @@ impl Store {
             database: config::describe_database(url),
             cause: config::redact_in(&e.to_string(), url),
         })?;
+        let max_connections = if in_memory { 1 } else { max_connections.max(1) };
         let sqlite_writer =
             (db.get_database_backend() == DbBackend::Sqlite).then(|| Arc::new(Mutex::new(())));
         Ok(Self {
@@ -120,7 +139,41 @@ impl Store {
             sqlite_writer,
             policy: Arc::new(Policy::default()),
             committed: Arc::new(Notify::new()),
+            max_connections,
         })
+    }
+
+    pub fn pool_use(&self) -> PoolUse {
+        let (open, idle) = match self.backend() {
+            DbBackend::Postgres => {
+                let pool = self.db.get_postgres_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+            DbBackend::MySql => {
+                let pool = self.db.get_mysql_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+            _ => {
+                let pool = self.db.get_sqlite_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+        };
+        PoolUse {
+            open,
+            idle: idle as u32,
+            max: self.max_connections,
+        }
+    }
+
+    /// A connection that could not be had in time is an outage unless every connection is busy.
+    fn acquire_error(&self, err: DbErr) -> DomainError {
+        if matches!(err, DbErr::ConnectionAcquire(ConnAcquireErr::Timeout))
+            && self.pool_use().exhausted()
+        {
+            tracing::warn!("every database connection stayed busy until the acquire timeout");
+            return DomainError::Overloaded;
+        }
+        db_error(err)
     }
 
     /// Closes the pool: waits for the connections in use to come back, then closes them all.
@@ -180,7 +233,7 @@ impl Store {
             .db
             .begin_with_options(options)
             .await
-            .map_err(db_error)?;
+            .map_err(|e| self.acquire_error(e))?;
         Ok(WriteTx {
             txn,
             _writer: writer,

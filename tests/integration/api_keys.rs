@@ -319,10 +319,17 @@ async fn bad_key_requests_name_their_fields(engine: Engine) {
                 scopes: vec![],
                 organization_id: Some(0),
                 expires_at: Some(in_seconds(-60)),
+                rate_limit_per_second: Some(0),
             })
             .await,
     );
-    for field in ["name", "scopes", "organization_id", "expires_at"] {
+    for field in [
+        "name",
+        "scopes",
+        "organization_id",
+        "expires_at",
+        "rate_limit_per_second",
+    ] {
         assert_invalid(&status, field);
     }
     let status = expect_err(

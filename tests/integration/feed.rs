@@ -993,7 +993,7 @@ async fn expired_events_are_reported(engine: Engine) {
     // A retention of 2 s (pruning every second): old events go within ~3 s, while new ones live
     // long enough to be replayed.
     let Some(srv) = TestServer::start_with(engine, |cfg| {
-        cfg.event_retention = membership_service::config::Retention(Duration::from_secs(2));
+        cfg.event_retention = membership_service::config::Period(Duration::from_secs(2));
     })
     .await
     else {

@@ -610,6 +610,71 @@ async fn an_idle_server_stays_idle() {
     );
 }
 
+/// Out of file descriptors the server does not spin on its failing `accept`: it backs off, says
+/// so once, and serves again once descriptors are free.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_file_descriptors_the_server_backs_off() {
+    let dir = TempDir::new("fds");
+    let mut svc = Service::start(
+        dir.path(),
+        &["--database-url", &dir.sqlite_url("m.db")],
+        &[("MEMBERSHIP_BOOTSTRAP_KEY", KEY)],
+    )
+    .await;
+    svc.create_user(KEY, "fds@ops.test").await.expect("a write");
+    let pid = svc.child.id();
+    let open = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("/proc/<pid>/fd")
+        .count();
+    // A few descriptors to spare, then many more connections than that.
+    let limit = open + 4;
+    let set = Command::new("prlimit")
+        .args([format!("--pid={pid}"), format!("--nofile={limit}:{limit}")])
+        .output()
+        .expect("run prlimit");
+    assert!(set.status.success(), "prlimit: {}", text(&set.stderr));
+    let mut hogs = Vec::new();
+    for _ in 0..24 {
+        hogs.push(
+            tokio::net::TcpStream::connect(&svc.addr)
+                .await
+                .expect("connect"),
+        );
+    }
+    // The backlog holds connections the server cannot accept: let it try for a while.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (before, began) = (cpu_ticks(pid), Instant::now());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let share = (cpu_ticks(pid) - before) as f64
+        / ticks_per_second() as f64
+        / began.elapsed().as_secs_f64();
+    drop(hogs);
+    // Descriptors come back as the server sees the hogs close; then it serves again.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for attempt in 0.. {
+        if svc
+            .create_user(KEY, &format!("again{attempt}@ops.test"))
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never served again");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    svc.terminate();
+    let log = svc.stderr();
+    let starved = lines_with(&log, "cannot accept connections");
+    assert_eq!(starved.len(), 1, "said once per episode:\n{log}");
+    assert_eq!(starved[0]["level"], "ERROR", "{log}");
+    assert!(
+        share < 0.5,
+        "the accept loop spun: {:.0}% of a core while out of descriptors",
+        share * 100.0
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Shutdown
 

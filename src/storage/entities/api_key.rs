@@ -19,6 +19,8 @@ pub struct Model {
     pub revoked_at: Option<i64>,
     pub last_used_at: Option<i64>,
     pub created_by_key_id: Option<String>,
+    /// Calls a second the key may make (a token bucket); absent: unlimited.
+    pub rate_limit_per_second: Option<i32>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
