@@ -123,3 +123,49 @@ async fn a_full_disk_loses_no_acknowledged_write() {
     );
     reopened.close().await.expect("close");
 }
+
+/// A database that refuses writes (SQLite's `query_only`, as a read-only file would: root, who
+/// runs CI, may write any file) makes writes UNAVAILABLE, keeps nothing of them, and the same
+/// store writes again once the file takes writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_database_is_unavailable_then_recovers() {
+    let dir = TempDir::new("read-only");
+    let url = dir.sqlite_url("m.db");
+    let store = Store::connect(&url, 1).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    let actor = Actor::default();
+    store
+        .conn()
+        .execute_unprepared("PRAGMA query_only = 1")
+        .await
+        .expect("query_only");
+    for i in 0..3 {
+        match store.create_user(&actor, user(i)).await {
+            Err(DomainError::Unavailable) => {}
+            other => panic!("write {i} on a read-only database: {other:?}"),
+        }
+    }
+    store
+        .conn()
+        .execute_unprepared("PRAGMA query_only = 0")
+        .await
+        .expect("writable again");
+    let written = store
+        .create_user(&actor, user(10))
+        .await
+        .expect("a write once the database takes writes");
+    let users = store
+        .conn()
+        .query_one_raw(sea_orm::Statement::from_string(
+            store.conn().get_database_backend(),
+            "SELECT COUNT(*) FROM users",
+        ))
+        .await
+        .expect("count")
+        .expect("a row")
+        .try_get_by_index::<i64>(0)
+        .expect("a number");
+    assert_eq!(users, 1, "only the write after recovery was kept");
+    assert_eq!(written.value.email, "u10@full.test");
+    store.close().await.expect("close");
+}
