@@ -86,6 +86,7 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() else {
+            crate::metrics::shed(crate::metrics::Shed::Overloaded);
             return Box::pin(async { Ok(Status::from(DomainError::Overloaded).into_http()) });
         };
         let deadline = client_timeout(request.headers())
@@ -97,7 +98,10 @@ where
             drop(permit);
             match answer {
                 Ok(response) => response,
-                Err(_) => Ok(Status::from(DomainError::DeadlineExceeded).into_http()),
+                Err(_) => {
+                    crate::metrics::shed(crate::metrics::Shed::DeadlineExceeded);
+                    Ok(Status::from(DomainError::DeadlineExceeded).into_http())
+                }
             }
         })
     }

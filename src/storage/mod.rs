@@ -176,11 +176,13 @@ impl Store {
                 ..Default::default()
             },
         };
+        let asked = std::time::Instant::now();
         let txn = self
             .db
             .begin_with_options(options)
             .await
             .map_err(db_error)?;
+        crate::metrics::pool_waited(asked.elapsed());
         Ok(WriteTx {
             txn,
             _writer: writer,
