@@ -297,6 +297,7 @@ impl Authenticator {
         });
         bucket.check().map_err(|not_until| {
             use governor::clock::Clock;
+            crate::metrics::shed(crate::metrics::Shed::RateLimited);
             DomainError::RateLimited {
                 retry_after: not_until
                     .wait_time_from(governor::clock::DefaultClock::default().now()),

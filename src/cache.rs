@@ -11,6 +11,7 @@ use crate::domain::api_keys::KeyCredentials;
 use crate::domain::catalog::PermissionSet;
 use crate::domain::events::EventKind;
 use crate::domain::model::{Event, Membership, MembershipView};
+use crate::metrics::{self, CacheKind};
 
 pub struct AccessCache {
     /// Every membership of a user (pending ones too).
@@ -57,7 +58,7 @@ impl AccessCache {
     }
 
     pub fn key(&self, secret_hash: &str) -> Option<Arc<KeyCredentials>> {
-        self.keys.get(secret_hash)
+        metrics::cache_lookup(CacheKind::ApiKeys, self.keys.get(secret_hash))
     }
 
     pub fn fill_key(&self, seen: u64, secret_hash: String, key: Arc<KeyCredentials>) {
@@ -65,7 +66,7 @@ impl AccessCache {
     }
 
     pub fn user_memberships(&self, user_id: i64) -> Option<Arc<Vec<Membership>>> {
-        self.users.get(&user_id)
+        metrics::cache_lookup(CacheKind::UserMemberships, self.users.get(&user_id))
     }
 
     pub fn fill_user_memberships(
@@ -78,7 +79,7 @@ impl AccessCache {
     }
 
     pub fn organization_of(&self, team_id: i64) -> Option<i64> {
-        self.team_org.get(&team_id)
+        metrics::cache_lookup(CacheKind::TeamOrganizations, self.team_org.get(&team_id))
     }
 
     pub fn fill_organization_of(&self, seen: u64, team_id: i64, organization_id: i64) {
@@ -86,7 +87,7 @@ impl AccessCache {
     }
 
     pub fn role_permissions(&self, role_id: &str) -> Option<Arc<PermissionSet>> {
-        self.roles.get(role_id)
+        metrics::cache_lookup(CacheKind::RolePermissions, self.roles.get(role_id))
     }
 
     pub fn fill_role_permissions(&self, seen: u64, role_id: &str, permissions: Arc<PermissionSet>) {
@@ -94,11 +95,14 @@ impl AccessCache {
     }
 
     pub fn view(&self, membership_id: i64) -> Option<Arc<MembershipView>> {
-        self.views.get(&membership_id)
+        metrics::cache_lookup(CacheKind::MembershipViews, self.views.get(&membership_id))
     }
 
     pub fn view_id(&self, team_id: i64, user_id: i64) -> Option<i64> {
-        self.view_ids.get(&(team_id, user_id))
+        metrics::cache_lookup(
+            CacheKind::MembershipIds,
+            self.view_ids.get(&(team_id, user_id)),
+        )
     }
 
     pub fn fill_view(&self, seen: u64, view: Arc<MembershipView>) {
@@ -169,6 +173,22 @@ impl AccessCache {
         }
     }
 
+    /// Entries per cache, for the metrics. Exact: pending inserts and evictions are applied
+    /// first (a scrape's cost, not a lookup's).
+    pub fn entry_counts(&self) -> [(CacheKind, u64); CacheKind::ALL.len()] {
+        CacheKind::ALL.map(|kind| {
+            let count = match kind {
+                CacheKind::UserMemberships => entries(&self.users),
+                CacheKind::TeamOrganizations => entries(&self.team_org),
+                CacheKind::RolePermissions => entries(&self.roles),
+                CacheKind::MembershipViews => entries(&self.views),
+                CacheKind::MembershipIds => entries(&self.view_ids),
+                CacheKind::ApiKeys => entries(&self.keys),
+            };
+            (kind, count)
+        })
+    }
+
     /// After a gap in the feed nothing cached can be trusted.
     pub fn clear(&self) {
         let mut generation = self.generation.write().unwrap_or_else(|e| e.into_inner());
@@ -184,6 +204,15 @@ impl AccessCache {
         self.view_ids.invalidate_all();
         self.keys.invalidate_all();
     }
+}
+
+fn entries<K, V>(cache: &Cache<K, V>) -> u64
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    cache.run_pending_tasks();
+    cache.entry_count()
 }
 
 #[cfg(test)]
@@ -355,6 +384,18 @@ mod tests {
             cache.apply(&event(kind.as_str()));
             assert_eq!(remaining(&cache), expected, "{kind}");
         }
+    }
+
+    #[test]
+    fn entries_are_counted_per_cache() {
+        let counts = filled().entry_counts();
+        let count = |kind| counts.iter().find(|(k, _)| *k == kind).unwrap().1;
+        assert_eq!(count(CacheKind::UserMemberships), 2);
+        assert_eq!(count(CacheKind::TeamOrganizations), 1);
+        assert_eq!(count(CacheKind::RolePermissions), 2);
+        assert_eq!(count(CacheKind::MembershipViews), 2);
+        assert_eq!(count(CacheKind::MembershipIds), 2);
+        assert_eq!(count(CacheKind::ApiKeys), 1);
     }
 
     #[test]

@@ -230,6 +230,10 @@ pub struct ServeConfig {
     /// (PEM). Needs --tls-cert.
     #[arg(long, env = "MEMBERSHIP_TLS_CLIENT_CA")]
     pub tls_client_ca: Option<PathBuf>,
+    /// Serve Prometheus metrics at `http://ADDR/metrics` (plain HTTP, no key: bind it where only
+    /// the scraper reaches). Off when not given.
+    #[arg(long, env = "MEMBERSHIP_METRICS_LISTEN", value_name = "ADDR", value_parser = parse_listen)]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl ServeConfig {
@@ -256,6 +260,7 @@ impl ServeConfig {
             tls_cert: None,
             tls_key: None,
             tls_client_ca: None,
+            metrics_listen: None,
         }
     }
 

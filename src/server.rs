@@ -66,6 +66,8 @@ pub struct App {
     /// The feed follower and the retention task; they end with the server.
     background: Vec<JoinHandle<()>>,
     stop: tokio::sync::watch::Sender<bool>,
+    /// `--metrics-listen`, bound at start-up so a taken port fails it, and what it reports.
+    metrics: Option<(TcpListener, crate::metrics::Levels)>,
 }
 
 impl Drop for App {
@@ -117,8 +119,20 @@ fn read_permissions_file(path: &Path) -> Result<PermissionCatalog, String> {
 
 impl App {
     pub async fn prepare(config: &ServeConfig) -> Result<App, StartupError> {
-        // Files first: a bad one must not leave a new, migrated database behind.
+        // Files and the metrics port first: a bad one must not leave a new, migrated database
+        // behind.
         let tls = tls::server_config(config)?;
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| StartupError::Listen(format!("--metrics-listen {addr}: {e}")))?,
+            ),
+            None => None,
+        };
+        if metrics_listener.is_some() {
+            crate::metrics::enable();
+        }
         let store =
             Store::connect(&config.database.database_url, config.db_max_connections).await?;
         store
@@ -157,6 +171,11 @@ impl App {
         )
         .await
         .map_err(|e| StartupError::Database(e.to_string()))?;
+        let metrics = metrics_listener.map(|listener| {
+            let levels =
+                crate::metrics::Levels::new(store.clone(), Arc::clone(&cache), Arc::clone(&feed));
+            (listener, levels)
+        });
         let retention = tokio::spawn(prune_events(store.clone(), config.event_retention.0));
         let (stop, stopping) = tokio::sync::watch::channel(false);
         let context = Context {
@@ -173,15 +192,27 @@ impl App {
             tls,
             background: vec![follower, retention],
             stop,
+            metrics,
         })
+    }
+
+    /// Where `/metrics` is served, when `--metrics-listen` is set.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics
+            .as_ref()
+            .and_then(|(listener, _)| listener.local_addr().ok())
     }
 
     /// Serves on `listener` until `shutdown` completes, then drains in-flight calls.
     pub async fn serve(
-        self,
+        mut self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartupError> {
+        if let Some((listener, levels)) = self.metrics.take() {
+            self.background
+                .push(tokio::spawn(crate::metrics::serve(listener, levels)));
+        }
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)

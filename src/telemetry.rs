@@ -76,6 +76,7 @@ where
         );
         let mut inner = self.inner.clone();
         let started = Instant::now();
+        let metrics = crate::metrics::rpc_started(&method);
         Box::pin(
             async move {
                 let result = inner.call(request).await;
@@ -92,6 +93,9 @@ where
                         .and_then(|v| v.parse::<i32>().ok())
                         .unwrap_or(0);
                     span.record("code", code);
+                    if let Some(metrics) = metrics {
+                        metrics.finish(code);
+                    }
                     if code == 0 || method.starts_with("/grpc.") {
                         tracing::debug!("rpc done");
                     } else {

@@ -104,6 +104,7 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() else {
+            crate::metrics::shed(crate::metrics::Shed::Overloaded);
             return Box::pin(async { Ok(refusal(DomainError::Overloaded)) });
         };
         let deadline = client_timeout(request.headers())
@@ -127,7 +128,10 @@ where
             drop(permit);
             match answer {
                 Ok(response) => response,
-                Err(_) => Ok(refusal(DomainError::DeadlineExceeded)),
+                Err(_) => {
+                    crate::metrics::shed(crate::metrics::Shed::DeadlineExceeded);
+                    Ok(refusal(DomainError::DeadlineExceeded))
+                }
             }
         })
     }

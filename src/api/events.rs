@@ -133,6 +133,7 @@ impl EventService for EventApi {
         let stopping = self.0.stopping.clone();
         let feed = Arc::clone(&self.0.feed);
         tokio::spawn(async move {
+            let _open = crate::metrics::watch_opened();
             let closing = sender.clone();
             tokio::select! {
                 _ = watch(feed, filter, from_oldest, start, subscription, sender) => {}
@@ -165,11 +166,16 @@ type Sink = mpsc::Sender<Result<WatchEventsResponse, Status>>;
 
 /// Sends one event; false when the client has gone.
 async fn send(sink: &Sink, event: DomainEvent) -> bool {
-    sink.send(Ok(WatchEventsResponse {
-        event: Some(convert::event(event)),
-    }))
-    .await
-    .is_ok()
+    let sent = sink
+        .send(Ok(WatchEventsResponse {
+            event: Some(convert::event(event)),
+        }))
+        .await
+        .is_ok();
+    if sent {
+        crate::metrics::event_delivered();
+    }
+    sent
 }
 
 /// Replays from the database up to what the feed has delivered, then follows the feed. A watcher

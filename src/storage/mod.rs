@@ -46,7 +46,8 @@ pub struct Store {
     max_connections: u32,
 }
 
-/// The connection pool's state at one instant.
+/// The connection pool's state at one instant (read one after the other, the counts may
+/// disagree for a moment).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolUse {
     /// Connections open, in use or idle.
@@ -56,6 +57,10 @@ pub struct PoolUse {
 }
 
 impl PoolUse {
+    pub fn in_use(&self) -> u64 {
+        u64::from(self.open.saturating_sub(self.idle))
+    }
+
     /// Every connection the pool may open is open and in use: waiting for one is load, not an
     /// outage.
     pub fn exhausted(&self) -> bool {
@@ -171,6 +176,7 @@ impl Store {
             && self.pool_use().exhausted()
         {
             tracing::warn!("every database connection stayed busy until the acquire timeout");
+            crate::metrics::shed(crate::metrics::Shed::Overloaded);
             return DomainError::Overloaded;
         }
         db_error(err)
@@ -229,11 +235,13 @@ impl Store {
                 ..Default::default()
             },
         };
+        let asked = std::time::Instant::now();
         let txn = self
             .db
             .begin_with_options(options)
             .await
             .map_err(|e| self.acquire_error(e))?;
+        crate::metrics::pool_waited(asked.elapsed());
         Ok(WriteTx {
             txn,
             _writer: writer,

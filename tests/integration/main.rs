@@ -24,6 +24,7 @@ mod freshness;
 mod grpcurl;
 mod hostile_input;
 mod limits;
+mod metrics;
 mod ops;
 mod page_tokens;
 mod race;

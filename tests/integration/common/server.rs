@@ -81,6 +81,8 @@ pub struct TestServer {
     pub admin_key: String,
     pub database_url: String,
     pub config: ServeConfig,
+    /// Where `/metrics` is served: set `config.metrics_listen` (port 0 picks a free one).
+    pub metrics_addr: Option<SocketAddr>,
     channel: Channel,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
@@ -124,6 +126,7 @@ impl TestServer {
             Ok(app) => app,
             Err(err) => panic!("{}: App::prepare on {}: {err}", engine.name(), db.url),
         };
+        let metrics_addr = app.metrics_addr();
         let (tx, rx) = oneshot::channel::<()>();
         let shutdown = async move {
             let _ = rx.await;
@@ -146,6 +149,7 @@ impl TestServer {
                 .unwrap_or_else(|| ADMIN_KEY.to_owned()),
             database_url: db.url.clone(),
             config,
+            metrics_addr,
             channel,
             shutdown: Some(tx),
             task: Some(task),
