@@ -7,6 +7,7 @@ pub mod cache;
 pub mod config;
 pub mod domain;
 pub mod feed;
+pub mod health;
 pub mod pb;
 pub mod reads;
 pub mod server;
