@@ -8,6 +8,7 @@ pub mod config;
 pub mod connections;
 pub mod domain;
 pub mod feed;
+pub mod health;
 pub mod metrics;
 pub mod pb;
 pub mod reads;

@@ -31,6 +31,7 @@ use crate::connections;
 use crate::domain::access::Policy;
 use crate::domain::catalog::{CatalogFormat, PermissionCatalog};
 use crate::feed::Feed;
+use crate::health::HealthMonitor;
 use crate::pb;
 use crate::reads::Reads;
 use crate::storage::Store;
@@ -65,6 +66,8 @@ pub struct App {
     tls: Option<ServerTlsConfig>,
     /// The feed follower and the retention task; they end with the server.
     background: Vec<JoinHandle<()>>,
+    /// Drives `grpc.health.v1`; stopped before the pool closes (it has a connection of its own).
+    health: Option<HealthMonitor>,
     stop: tokio::sync::watch::Sender<bool>,
     /// `--metrics-listen`, bound at start-up so a taken port fails it, and what it reports.
     metrics: Option<(TcpListener, crate::metrics::Levels)>,
@@ -178,6 +181,13 @@ impl App {
         });
         let retention = tokio::spawn(prune_events(store.clone(), config.event_retention.0));
         let (stop, stopping) = tokio::sync::watch::channel(false);
+        let health = HealthMonitor::start(
+            store.clone(),
+            &config.database.database_url,
+            health_services(),
+            stopping.clone(),
+        )
+        .await;
         let context = Context {
             stopping,
             auth: Authenticator::new(store.clone(), Arc::clone(&cache)),
@@ -191,6 +201,7 @@ impl App {
             bootstrap_key,
             tls,
             background: vec![follower, retention],
+            health: Some(health),
             stop,
             metrics,
         })
@@ -203,6 +214,11 @@ impl App {
             .and_then(|(listener, _)| listener.local_addr().ok())
     }
 
+    /// The database handle the services use (for tests that need to reach behind the API).
+    pub fn store(&self) -> &Store {
+        &self.context.store
+    }
+
     /// Serves on `listener` until `shutdown` completes, then drains in-flight calls.
     pub async fn serve(
         mut self,
@@ -213,7 +229,14 @@ impl App {
             self.background
                 .push(tokio::spawn(crate::metrics::serve(listener, levels)));
         }
-        let (health_reporter, health_service) = tonic_health::server::health_reporter();
+        let health_service = tonic_health::pb::health_server::HealthServer::new(
+            tonic_health::server::HealthService::from_health_reporter(
+                self.health
+                    .as_ref()
+                    .expect("the health monitor runs until the server stops")
+                    .reporter(),
+            ),
+        );
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -236,32 +259,11 @@ impl App {
         let roles = pb::role_service_server::RoleServiceServer::new(RoleApi(self.context.clone()));
         let access =
             pb::access_service_server::AccessServiceServer::new(AccessApi(self.context.clone()));
-        health_reporter
-            .set_serving::<pb::role_service_server::RoleServiceServer<RoleApi>>()
-            .await;
-        health_reporter
-            .set_serving::<pb::access_service_server::AccessServiceServer<AccessApi>>()
-            .await;
         let attributes = pb::attribute_service_server::AttributeServiceServer::new(AttributeApi(
             self.context.clone(),
         ));
-        health_reporter
-            .set_serving::<pb::attribute_service_server::AttributeServiceServer<AttributeApi>>()
-            .await;
-        health_reporter
-            .set_serving::<pb::directory_service_server::DirectoryServiceServer<DirectoryApi>>()
-            .await;
-        health_reporter
-            .set_serving::<pb::membership_service_server::MembershipServiceServer<MembershipApi>>()
-            .await;
-        health_reporter
-            .set_serving::<pb::event_service_server::EventServiceServer<EventApi>>()
-            .await;
         let api_keys =
             pb::api_key_service_server::ApiKeyServiceServer::new(ApiKeyApi(self.context.clone()));
-        health_reporter
-            .set_serving::<pb::api_key_service_server::ApiKeyServiceServer<ApiKeyApi>>()
-            .await;
 
         let stop = self.stop.clone();
         let (incoming, accepting) = connections::incoming(
@@ -315,6 +317,10 @@ impl App {
     /// Stops the background tasks, then closes the database pool (bounded: a connection still
     /// held by a stuck task must not keep the process alive).
     async fn close(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(health) = self.health.take() {
+            health.stopped().await;
+        }
         for task in std::mem::take(&mut self.background) {
             task.abort();
             let _ = task.await;
@@ -327,6 +333,19 @@ impl App {
             ),
         }
     }
+}
+
+/// Every service the health monitor reports on, besides the overall server ("").
+fn health_services() -> Vec<&'static str> {
+    vec![
+        pb::directory_service_server::SERVICE_NAME,
+        pb::membership_service_server::SERVICE_NAME,
+        pb::event_service_server::SERVICE_NAME,
+        pb::role_service_server::SERVICE_NAME,
+        pb::access_service_server::SERVICE_NAME,
+        pb::attribute_service_server::SERVICE_NAME,
+        pb::api_key_service_server::SERVICE_NAME,
+    ]
 }
 
 /// Binds the configured address and serves until SIGTERM or Ctrl-C. A generated bootstrap key

@@ -22,9 +22,11 @@ pub mod users;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sea_orm::sea_query::{Alias, Expr, OnConflict, Query};
 use sea_orm::{
-    ConnAcquireErr, ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
-    DbErr, IsolationLevel, SqlErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ConnAcquireErr, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    DatabaseTransaction, DbBackend, DbErr, IsolationLevel, SqlErr, SqliteTransactionMode, Statement,
+    TransactionOptions, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 use tokio::sync::{Mutex, Notify, OwnedMutexGuard};
@@ -101,7 +103,7 @@ pub struct ConnectError {
 impl Store {
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, ConnectError> {
         let mut options = ConnectOptions::new(url.to_string());
-        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let in_memory = is_in_memory(url);
         options
             .max_connections(if in_memory { 1 } else { max_connections.max(1) })
             .min_connections(if in_memory { 1 } else { 0 })
@@ -221,6 +223,22 @@ impl Store {
     /// invariants are protected by row locks (see `shared::lock_organization`), and every read
     /// after a lock sees what the previous holder committed. On SQLite writers are serialised.
     pub async fn begin_write(&self) -> DomainResult<WriteTx> {
+        let asked = std::time::Instant::now();
+        let (writer, txn) = self
+            .begin_write_txn()
+            .await
+            .map_err(|e| self.acquire_error(e))?;
+        crate::metrics::pool_waited(asked.elapsed());
+        Ok(WriteTx {
+            txn,
+            _writer: writer,
+            committed: Arc::clone(&self.committed),
+        })
+    }
+
+    async fn begin_write_txn(
+        &self,
+    ) -> Result<(Option<OwnedMutexGuard<()>>, DatabaseTransaction), DbErr> {
         let writer = match &self.sqlite_writer {
             Some(lock) => Some(Arc::clone(lock).lock_owned().await),
             None => None,
@@ -235,19 +253,116 @@ impl Store {
                 ..Default::default()
             },
         };
-        let asked = std::time::Instant::now();
-        let txn = self
-            .db
-            .begin_with_options(options)
-            .await
-            .map_err(|e| self.acquire_error(e))?;
-        crate::metrics::pool_waited(asked.elapsed());
-        Ok(WriteTx {
-            txn,
-            _writer: writer,
-            committed: Arc::clone(&self.committed),
-        })
+        let txn = self.db.begin_with_options(options).await?;
+        Ok((writer, txn))
     }
+
+    /// The health monitor's read: one row of a table the migrations made, so the database is
+    /// reachable, answers, and still has this service's schema.
+    pub async fn probe_read(&self) -> Result<(), ProbeError> {
+        use sea_orm::sea_query::ExprTrait as _;
+        let sql = Query::select()
+            .column(Alias::new("checked_at"))
+            .from(Alias::new(PROBE_TABLE))
+            .and_where(Expr::col(Alias::new("id")).eq(1))
+            .to_owned();
+        self.db
+            .query_one(&sql)
+            .await
+            .map(|_| ())
+            .map_err(ProbeError::from)
+    }
+
+    /// The health monitor's write: a committed update of the probe row, through the same pool,
+    /// writer queue and transaction options as every use case, so what refuses their writes
+    /// (a read-only file or database, an I/O error, a commit that hangs) refuses this one. Not
+    /// through `db_error`: a probe failing every second during an outage must not flood the log.
+    ///
+    /// On SQLite an update rewrites a page the file already has, so it still succeeds when the
+    /// file may not grow (`max_page_count`) while inserts fail: the probe also asks SQLite how
+    /// many pages the file may still take. (Not by trying to grow it: a write SQLite refuses as
+    /// full rolls back its whole transaction and costs the pool that connection.) A full disk
+    /// fails the commit itself once the log must grow, as it does on PostgreSQL and MariaDB.
+    pub async fn probe_write(&self) -> Result<(), ProbeError> {
+        use sea_orm::sea_query::ExprTrait as _;
+        let (writer, txn) = self.begin_write_txn().await?;
+        let backend = self.backend();
+        let touch = Query::update()
+            .table(Alias::new(PROBE_TABLE))
+            .value(Alias::new("checked_at"), convert::now_micros())
+            .and_where(Expr::col(Alias::new("id")).eq(1))
+            .to_owned();
+        if txn.execute(&touch).await?.rows_affected() == 0 {
+            // The row was removed by hand: put it back.
+            let insert = Query::insert()
+                .into_table(Alias::new(PROBE_TABLE))
+                .columns([Alias::new("id"), Alias::new("checked_at")])
+                .values_panic([1.into(), convert::now_micros().into()])
+                .on_conflict(OnConflict::column(Alias::new("id")).do_nothing().to_owned())
+                .to_owned();
+            txn.execute(&insert).await?;
+        }
+        if backend == DbBackend::Sqlite {
+            let room = txn
+                .query_one_raw(Statement::from_string(
+                    backend,
+                    "SELECT (SELECT max_page_count FROM pragma_max_page_count()) \
+                     - (SELECT page_count FROM pragma_page_count()) \
+                     + (SELECT freelist_count FROM pragma_freelist_count())",
+                ))
+                .await?
+                .and_then(|row| row.try_get_by_index::<i64>(0).ok())
+                .unwrap_or(i64::MAX);
+            if room < PROBE_ROOM_PAGES {
+                return Err(ProbeError::Failed(format!(
+                    "the database or disk is full: room for {room} more pages"
+                )));
+            }
+        }
+        txn.commit().await?;
+        drop(writer);
+        Ok(())
+    }
+}
+
+/// The table of `migration::m0008_health_probe`.
+const PROBE_TABLE: &str = "health_probe";
+/// The fewest free pages a SQLite file may have left and still count as taking writes: a write
+/// touches a table page and an index page or two.
+const PROBE_ROOM_PAGES: i64 = 2;
+
+/// Why a health probe failed.
+#[derive(Debug)]
+pub enum ProbeError {
+    /// No pooled connection came free within the pool's acquire timeout. While the database
+    /// is down this is what every acquire ends with, but so it is when load holds every
+    /// connection: on its own it says nothing about the database.
+    PoolBusy,
+    /// The database refused, failed, or could not be reached.
+    Failed(String),
+}
+
+impl From<DbErr> for ProbeError {
+    fn from(err: DbErr) -> Self {
+        match err {
+            DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::Timeout) => ProbeError::PoolBusy,
+            other => ProbeError::Failed(other.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for ProbeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProbeError::PoolBusy => f.write_str("no database connection came free in time"),
+            ProbeError::Failed(cause) => f.write_str(cause),
+        }
+    }
+}
+
+/// An in-memory SQLite database lives in its one connection: it cannot have a second.
+pub fn is_in_memory(url: &str) -> bool {
+    url.contains(":memory:") || url.contains("mode=memory")
 }
 
 /// The one mapping of database errors to domain errors: constraint violations become client
@@ -280,11 +395,29 @@ pub fn db_error(err: DbErr) -> DomainError {
             tracing::warn!(error = %err, "database unavailable");
             DomainError::Unavailable
         }
+        _ if is_server_going_away(&err) => {
+            tracing::warn!(error = %err, "database unavailable");
+            DomainError::Unavailable
+        }
         _ => {
             tracing::error!(error = %err, "database error");
             DomainError::Internal(err.to_string())
         }
     }
+}
+
+/// The server ended the session or refuses new ones: SQLSTATE class 08 (connection exception)
+/// and 57P01-57P03 (PostgreSQL shutting down, restarting after a crash, or starting up). A call
+/// in flight when the database stops gets one of these instead of a broken connection.
+fn is_server_going_away(err: &DbErr) -> bool {
+    let (DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e))
+    | DbErr::Query(sea_orm::RuntimeErr::SqlxError(e))) = err
+    else {
+        return false;
+    };
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|code| code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03"))
 }
 
 /// SQLITE_FULL, PostgreSQL's disk full (53100) and MariaDB's "table is full" / out of space.

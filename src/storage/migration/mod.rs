@@ -8,6 +8,7 @@ mod m0004_event_sequence;
 mod m0005_exact_keys_on_mysql;
 mod m0006_api_key_lifecycle;
 mod m0007_api_key_rate_limit;
+mod m0008_health_probe;
 
 use sea_orm_migration::prelude::*;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0005_exact_keys_on_mysql::Migration),
             Box::new(m0006_api_key_lifecycle::Migration),
             Box::new(m0007_api_key_rate_limit::Migration),
+            Box::new(m0008_health_probe::Migration),
         ]
     }
 }

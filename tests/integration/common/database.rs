@@ -50,7 +50,7 @@ impl Engine {
     }
 }
 
-fn engines_required() -> bool {
+pub(super) fn engines_required() -> bool {
     matches!(
         std::env::var("REQUIRE_ENGINES").as_deref(),
         Ok("1") | Ok("true")
@@ -176,7 +176,12 @@ pub(super) struct TestDb {
 #[derive(Clone)]
 enum DbLocation {
     SqliteDir(PathBuf),
-    Server { admin_url: String, name: String },
+    Server {
+        admin_url: String,
+        name: String,
+    },
+    /// A database the test made and removes itself (on a server of its own).
+    External,
 }
 
 impl DbLocation {
@@ -197,6 +202,7 @@ impl DbLocation {
                     let _ = conn.close().await;
                 }
             }
+            DbLocation::External => {}
         }
     }
 }
@@ -262,6 +268,16 @@ impl TestDb {
             location,
             cleaned: AtomicBool::new(false),
         })
+    }
+
+    /// The database at `url`, which the test created and removes itself.
+    pub(super) fn external(engine: Engine, url: &str) -> TestDb {
+        TestDb {
+            engine,
+            url: url.to_owned(),
+            location: DbLocation::External,
+            cleaned: AtomicBool::new(true),
+        }
     }
 
     pub(super) async fn cleanup(&self) {

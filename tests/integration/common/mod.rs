@@ -5,6 +5,8 @@
 //! - `fixtures`: the users, organizations, teams, memberships, roles and keys a test starts from;
 //! - `events`: the event log, read back;
 //! - `status` and `values`: the error details to check, the request values to build;
+//! - `health`: `grpc.health.v1` watched per service, and waits for a status;
+//! - `private_postgres`: a PostgreSQL server of the test's own, to stop, kill and restart;
 //! - `engine_tests!`: one test per engine for each test body.
 //!
 //! Environment:
@@ -19,6 +21,8 @@ mod database;
 mod events;
 mod files;
 mod fixtures;
+mod health;
+mod private_postgres;
 mod server;
 mod status;
 mod values;
@@ -30,7 +34,9 @@ pub use database::Engine;
 pub use events::*;
 pub use files::{TempDir, grpcurl};
 pub use fixtures::*;
+pub use health::*;
 pub use membership_service::pb;
+pub use private_postgres::PrivatePostgres;
 pub use server::{ADMIN_KEY, Auth, AuthChannel, TestServer, auth};
 pub use status::*;
 pub use values::*;

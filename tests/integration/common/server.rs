@@ -7,6 +7,7 @@ use std::time::Duration;
 use membership_service::config::ServeConfig;
 use membership_service::pb;
 use membership_service::server::App;
+use membership_service::storage::Store;
 use pb::access_service_client::AccessServiceClient;
 use pb::attribute_service_client::AttributeServiceClient;
 use pb::directory_service_client::DirectoryServiceClient;
@@ -87,6 +88,7 @@ pub struct TestServer {
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
     db: Option<Arc<TestDb>>,
+    store: Store,
 }
 
 impl TestServer {
@@ -108,6 +110,21 @@ impl TestServer {
         Some(Self::launch(engine, config, db).await)
     }
 
+    /// A server on an existing database the test manages itself (say a PostgreSQL server of its
+    /// own, see `PrivatePostgres`): it is left in place when the server stops.
+    pub async fn start_on(
+        engine: Engine,
+        url: &str,
+        tweak: impl FnOnce(&mut ServeConfig),
+    ) -> TestServer {
+        let db = Arc::new(TestDb::external(engine, url));
+        let mut config = ServeConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)), db.url.clone());
+        config.bootstrap_key = Some(ADMIN_KEY.to_owned());
+        config.db_max_connections = TEST_DB_MAX_CONNECTIONS;
+        tweak(&mut config);
+        Self::launch(engine, config, db).await
+    }
+
     /// Another App (another "replica") on the same database, with the same config.
     pub async fn second_instance(&self) -> TestServer {
         let db = self.db.clone().expect("database of a running server");
@@ -127,6 +144,7 @@ impl TestServer {
             Err(err) => panic!("{}: App::prepare on {}: {err}", engine.name(), db.url),
         };
         let metrics_addr = app.metrics_addr();
+        let store = app.store().clone();
         let (tx, rx) = oneshot::channel::<()>();
         let shutdown = async move {
             let _ = rx.await;
@@ -154,6 +172,7 @@ impl TestServer {
             shutdown: Some(tx),
             task: Some(task),
             db: Some(db),
+            store,
         }
     }
 
@@ -174,6 +193,11 @@ impl TestServer {
         {
             db.cleanup().await;
         }
+    }
+
+    /// The server's own database handle: its pool, the connections its calls use.
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// A plain channel to the server (no headers added).
