@@ -41,6 +41,7 @@ pub enum Reason {
     Overloaded,
     DeadlineExceeded,
     MissingScope,
+    RequestIdReused,
     Unavailable,
     Internal,
 }
@@ -68,6 +69,7 @@ impl Reason {
             Reason::Overloaded => "OVERLOADED",
             Reason::DeadlineExceeded => "DEADLINE_EXCEEDED",
             Reason::MissingScope => "MISSING_SCOPE",
+            Reason::RequestIdReused => "REQUEST_ID_REUSED",
             Reason::Unavailable => "UNAVAILABLE",
             Reason::Internal => "INTERNAL",
         }

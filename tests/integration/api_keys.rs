@@ -319,6 +319,7 @@ async fn bad_key_requests_name_their_fields(engine: Engine) {
                 scopes: vec![],
                 organization_id: Some(0),
                 expires_at: Some(in_seconds(-60)),
+                ..Default::default()
             })
             .await,
     );

@@ -23,6 +23,7 @@ mod feed;
 mod freshness;
 mod grpcurl;
 mod hostile_input;
+mod idempotency;
 mod ops;
 mod page_tokens;
 mod race;

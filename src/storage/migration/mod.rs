@@ -7,6 +7,7 @@ mod m0003_attributes;
 mod m0004_event_sequence;
 mod m0005_exact_keys_on_mysql;
 mod m0006_api_key_lifecycle;
+mod m0009_request_ids;
 
 use sea_orm_migration::prelude::*;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_event_sequence::Migration),
             Box::new(m0005_exact_keys_on_mysql::Migration),
             Box::new(m0006_api_key_lifecycle::Migration),
+            Box::new(m0009_request_ids::Migration),
         ]
     }
 }
