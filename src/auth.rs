@@ -322,7 +322,7 @@ impl Authenticator {
     }
 }
 
-fn bearer_key(headers: &HeaderMap) -> DomainResult<String> {
+pub(crate) fn bearer_key(headers: &HeaderMap) -> DomainResult<String> {
     let missing = || DomainError::Unauthenticated {
         reason: Reason::ApiKeyUnknown,
         message: "send `authorization: Bearer <api key>`".into(),

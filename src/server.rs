@@ -109,6 +109,21 @@ async fn prune_events(store: Store, retention: Duration) {
     }
 }
 
+/// Removes the answers of creates past the retry window, now and then (they are ignored from
+/// then on already: this only keeps the table small).
+async fn prune_request_ids(store: Store) {
+    let window = crate::domain::retries::REMEMBERED_FOR;
+    loop {
+        let cutoff = chrono::Utc::now() - window;
+        match store.prune_request_ids(cutoff.timestamp_micros()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "removed request ids past the retry window"),
+            Err(e) => tracing::warn!(error = %e, "cannot remove old request ids"),
+        }
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+}
+
 /// Reads an operator's `--permissions-file`, in the format its extension names.
 fn read_permissions_file(path: &Path) -> Result<PermissionCatalog, String> {
     let format = path
@@ -180,6 +195,7 @@ impl App {
             (listener, levels)
         });
         let retention = tokio::spawn(prune_events(store.clone(), config.event_retention.0));
+        let request_ids = tokio::spawn(prune_request_ids(store.clone()));
         let (stop, stopping) = tokio::sync::watch::channel(false);
         let health = HealthMonitor::start(
             store.clone(),
@@ -200,7 +216,7 @@ impl App {
             context,
             bootstrap_key,
             tls,
-            background: vec![follower, retention],
+            background: vec![follower, retention, request_ids],
             health: Some(health),
             stop,
             metrics,

@@ -3,14 +3,18 @@
 use chrono::{DateTime, Utc};
 use tonic::{Request, Response, Status};
 
+use super::idempotency::{answer, once, retry_key};
 use super::{Context, caller, convert, trace_ids};
 use crate::auth::{self, Caller};
-use crate::domain::api_keys::{self, ApiKey};
+use crate::domain::api_keys::{self, ApiKey, NewApiKey};
 use crate::domain::page::{KeyedPageRequest, encode_keyed_token};
 use crate::domain::policy::Rule;
+use crate::domain::retries;
 use crate::domain::{DomainError, Violations};
 use crate::pb;
 use crate::pb::api_key_service_server::ApiKeyService;
+use crate::storage::idempotency::Outcome;
+use crate::storage::shared::Written;
 
 pub struct ApiKeyApi(pub Context);
 
@@ -60,7 +64,14 @@ impl ApiKeyService for ApiKeyApi {
         request: Request<pb::CreateApiKeyRequest>,
     ) -> Result<Response<pb::CreateApiKeyResponse>, Status> {
         let caller = caller(&request)?;
+        // A remembered answer holds the new key's secret sealed with the caller's own key, which
+        // the auth layer has just accepted from these headers.
+        let presented = auth::bearer_key(request.metadata().as_ref())?;
         let r = request.into_inner();
+        let actor = caller.actor();
+        let mut v = Violations::new();
+        let retry = retry_key(&mut v, "CreateApiKey", &actor, &r, &r.request_id);
+        v.into_result()?;
         let expires_at = r
             .expires_at
             .as_ref()
@@ -68,22 +79,47 @@ impl ApiKeyService for ApiKeyApi {
             .transpose()?;
         let organization_id =
             api_keys::binding_of_new_key(caller.organization_id, r.organization_id)?;
-        let (written, secret) = auth::issue_key(
-            &self.0.store,
-            &caller.actor(),
+        let new = NewApiKey::validate(
             &r.name,
-            &r.scopes,
+            auth::parse_scopes(&r.scopes),
             organization_id,
             expires_at,
             r.rate_limit_per_second,
-        )
-        .await?;
-        self.0.reads.settle(written.revision).await;
-        trace_ids!(key_id = written.value.id.as_str());
-        Ok(Response::new(pb::CreateApiKeyResponse {
-            api_key: Some(api_key(written.value, written.revision)),
+            Utc::now(),
+        )?;
+        let (id, secret) = auth::generate_key();
+        let respond = |w: &Written<ApiKey>, secret: String| pb::CreateApiKeyResponse {
+            api_key: Some(api_key(w.value.clone(), w.revision)),
             secret,
-        }))
+        };
+        let remembered =
+            |w: &Written<ApiKey>| respond(w, retries::seal(&presented, &w.value.id, &secret));
+        let outcome = (self.0.store)
+            .create_api_key_once(
+                &actor,
+                &id,
+                &auth::hash_key(&secret),
+                &new,
+                once(retry, remembered),
+            )
+            .await?;
+        let replayed = matches!(outcome, Outcome::Replayed(_));
+        let mut response = answer(outcome, |w| respond(w, secret.clone()))?;
+        if replayed {
+            let key_id = response
+                .api_key
+                .as_ref()
+                .map(|k| k.id.as_str())
+                .unwrap_or("");
+            response.secret = retries::unseal(&presented, key_id, &response.secret)
+                .ok_or_else(|| DomainError::Internal("a sealed secret does not unseal".into()))?;
+        }
+        self.0
+            .reads
+            .settle(response.api_key.as_ref().map_or(0, |k| k.revision))
+            .await;
+        trace_ids!(key_id = response.api_key.as_ref().map_or("", |k| k.id.as_str()));
+        Ok(Response::new(response))
     }
 
     async fn get_api_key(

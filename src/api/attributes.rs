@@ -3,6 +3,7 @@
 use tonic::{Request, Response, Status};
 
 use super::convert;
+use super::idempotency::{answer, once, retry_key};
 use super::{Context, actor, binding, trace_ids};
 use crate::domain::attributes::{
     self as rules, Attribute, AttributeType, NewAttribute, ValueInput,
@@ -13,6 +14,7 @@ use crate::domain::teams::TeamKind;
 use crate::domain::{FieldViolation, Violations, validate};
 use crate::pb::attribute_service_server::AttributeService;
 use crate::pb::*;
+use crate::storage::shared::Written;
 
 pub struct AttributeApi(pub Context);
 
@@ -112,6 +114,7 @@ impl AttributeService for AttributeApi {
         let binding = binding(&request)?;
         let r = request.into_inner();
         let mut v = Violations::new();
+        let retry = retry_key(&mut v, "CreateAttribute", &actor, &r, &r.request_id);
         let organization_id = check_organization_id(&mut v, r.organization_id);
         let name = v
             .check(validate::name("name", &r.name, rules::MAX_VALUE_CHARS))
@@ -147,10 +150,9 @@ impl AttributeService for AttributeApi {
         binding.check(organization_id, || {
             TeamKind::Organization.not_found(organization_id)
         })?;
-        let written = self
-            .0
-            .store
-            .create_attribute(
+        let respond = |w: &Written<Attribute>| attribute(w.value.clone(), w.revision);
+        let outcome = (self.0.store)
+            .create_attribute_once(
                 &actor,
                 NewAttribute {
                     organization_id,
@@ -159,11 +161,13 @@ impl AttributeService for AttributeApi {
                     kind: kind.unwrap_or(AttributeType::Text),
                     options,
                 },
+                once(retry, respond),
             )
             .await?;
-        self.0.reads.settle(written.revision).await;
-        trace_ids!(attribute_id = written.value.id.as_str());
-        Ok(Response::new(attribute(written.value, written.revision)))
+        let created = answer(outcome, respond)?;
+        self.0.reads.settle(created.revision).await;
+        trace_ids!(attribute_id = created.id.as_str());
+        Ok(Response::new(created))
     }
 
     async fn list_attributes(

@@ -3,7 +3,9 @@
 use tonic::{Request, Response, Status};
 
 use super::convert;
+use super::idempotency::{answer, once, retry_key};
 use super::{Context, actor, binding, trace_ids};
+use crate::domain::model;
 use crate::domain::page::PageRequest;
 use crate::domain::teams::{NewTeam, TeamKind, TeamPatch};
 use crate::domain::users::{NewUser, UserPatch};
@@ -11,6 +13,7 @@ use crate::domain::validate::{self, MAX_BIO_CHARS, MAX_NAME_CHARS};
 use crate::domain::{DomainError, Violations};
 use crate::pb::directory_service_server::DirectoryService;
 use crate::pb::*;
+use crate::storage::shared::Written;
 
 pub struct DirectoryApi(pub Context);
 
@@ -35,6 +38,7 @@ impl DirectoryService for DirectoryApi {
         let actor = actor(&request)?;
         let r = request.into_inner();
         let mut v = Violations::new();
+        let retry = retry_key(&mut v, "CreateUser", &actor, &r, &r.request_id);
         let new = NewUser {
             email: v
                 .check(validate::email("email", &r.email))
@@ -78,13 +82,14 @@ impl DirectoryService for DirectoryApi {
                 .unwrap_or_default(),
         };
         v.into_result()?;
-        let written = self.0.store.create_user(&actor, new).await?;
-        self.0.reads.settle(written.revision).await;
-        trace_ids!(user_id = written.value.id);
-        Ok(Response::new(convert::user(
-            written.value,
-            written.revision,
-        )))
+        let respond = |w: &Written<model::User>| convert::user(w.value.clone(), w.revision);
+        let outcome = (self.0.store)
+            .create_user_once(&actor, new, once(retry, respond))
+            .await?;
+        let user = answer(outcome, respond)?;
+        self.0.reads.settle(user.revision).await;
+        trace_ids!(user_id = user.id);
+        Ok(Response::new(user))
     }
 
     async fn get_user(&self, request: Request<GetUserRequest>) -> Result<Response<User>, Status> {
@@ -198,6 +203,7 @@ impl DirectoryService for DirectoryApi {
         binding(&request)?.may_create_organization()?;
         let r = request.into_inner();
         let mut v = Violations::new();
+        let retry = retry_key(&mut v, "CreateOrganization", &actor, &r, &r.request_id);
         let name = v
             .check(validate::name("name", &r.name, MAX_NAME_CHARS))
             .unwrap_or_default();
@@ -234,22 +240,18 @@ impl DirectoryService for DirectoryApi {
                 .unwrap_or_default(),
         };
         v.into_result()?;
-        let written = self.0.store.create_team(&actor, new).await?;
-        self.0.reads.settle(written.revision).await;
-        let id = written.value.id;
-        trace_ids!(organization_id = id);
-        // An end user who creates an organization is its first member (its OWNER).
-        let members = if actor.user_id.is_some() {
-            let counts = self.0.store.members_counts(&[id]).await?;
-            counts.get(&id).copied().unwrap_or_default()
-        } else {
-            0
-        };
-        Ok(Response::new(convert::organization(
-            written.value,
-            members,
-            written.revision,
-        )))
+        // An end user who creates an organization is its first member (its OWNER), made in the
+        // same transaction: the count the answer (also a remembered one) reports.
+        let members = i64::from(actor.user_id.is_some());
+        let respond =
+            |w: &Written<model::Team>| convert::organization(w.value.clone(), members, w.revision);
+        let outcome = (self.0.store)
+            .create_team_once(&actor, new, once(retry, respond))
+            .await?;
+        let organization = answer(outcome, respond)?;
+        self.0.reads.settle(organization.revision).await;
+        trace_ids!(organization_id = organization.id);
+        Ok(Response::new(organization))
     }
 
     async fn get_organization(
@@ -374,6 +376,7 @@ impl DirectoryService for DirectoryApi {
         let r = request.into_inner();
         trace_ids!(organization_id = r.organization_id);
         let mut v = Violations::new();
+        let retry = retry_key(&mut v, "CreateTeam", &actor, &r, &r.request_id);
         let organization_id = v.check(validate::id("organization_id", r.organization_id));
         let name = v
             .check(validate::name("name", &r.name, MAX_NAME_CHARS))
@@ -403,13 +406,14 @@ impl DirectoryService for DirectoryApi {
         v.into_result()?;
         let org = new.organization_id.unwrap_or_default();
         binding.check(org, || TeamKind::Organization.not_found(org))?;
-        let written = self.0.store.create_team(&actor, new).await?;
-        self.0.reads.settle(written.revision).await;
-        trace_ids!(team_id = written.value.id);
-        Ok(Response::new(convert::team(
-            written.value,
-            written.revision,
-        )))
+        let respond = |w: &Written<model::Team>| convert::team(w.value.clone(), w.revision);
+        let outcome = (self.0.store)
+            .create_team_once(&actor, new, once(retry, respond))
+            .await?;
+        let team = answer(outcome, respond)?;
+        self.0.reads.settle(team.revision).await;
+        trace_ids!(team_id = team.id);
+        Ok(Response::new(team))
     }
 
     async fn get_team(&self, request: Request<GetTeamRequest>) -> Result<Response<Team>, Status> {

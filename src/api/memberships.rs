@@ -3,6 +3,7 @@
 use tonic::{Request, Response, Status};
 
 use super::convert;
+use super::idempotency::{answer, once, retry_key};
 use super::{Context, actor, binding, trace_ids};
 use crate::domain::memberships::{
     MembershipAddress, MembershipFilter, MembershipPatch, MembershipTarget, NewMembership,
@@ -13,6 +14,7 @@ use crate::domain::validate;
 use crate::domain::{DomainError, Violations};
 use crate::pb::membership_service_server::MembershipService;
 use crate::pb::*;
+use crate::storage::shared::Written;
 
 pub struct MembershipApi(pub Context);
 
@@ -109,6 +111,7 @@ impl MembershipService for MembershipApi {
         let r = request.into_inner();
         trace_ids!(team_id = r.team_id, user_id = r.user_id);
         let mut v = Violations::new();
+        let retry = retry_key(&mut v, "CreateMembership", &actor, &r, &r.request_id);
         if r.organization_id < 0 {
             v.add("organization_id", "must be a positive id");
         }
@@ -144,16 +147,19 @@ impl MembershipService for MembershipApi {
             .sees_team(binding, new.team_id, TeamKind::Any)
             .await?;
         self.0.sees_user(binding, new.user_id).await?;
-        let written = self.0.store.create_membership(&actor, new).await?;
-        self.0.reads.settle(written.revision).await;
+        let respond = |w: &Written<crate::domain::model::MembershipView>| {
+            convert::membership(w.value.clone(), w.revision)
+        };
+        let outcome = (self.0.store)
+            .create_membership_once(&actor, new, once(retry, respond))
+            .await?;
+        let membership = answer(outcome, respond)?;
+        self.0.reads.settle(membership.revision).await;
         trace_ids!(
-            membership_id = written.value.membership.id,
-            role_id = written.value.membership.role_id.as_str()
+            membership_id = membership.id,
+            role_id = membership.role_id.as_str()
         );
-        Ok(Response::new(convert::membership(
-            written.value,
-            written.revision,
-        )))
+        Ok(Response::new(membership))
     }
 
     async fn get_membership(

@@ -11,6 +11,7 @@ pub mod convert;
 pub mod directory;
 pub mod errors;
 pub mod events;
+mod idempotency;
 pub mod malformed;
 pub mod memberships;
 pub mod roles;

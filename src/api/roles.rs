@@ -2,6 +2,7 @@
 
 use tonic::{Request, Response, Status};
 
+use super::idempotency::{answer, once, retry_key};
 use super::{Context, actor, binding, convert, trace_ids};
 use crate::domain::custom_roles::{NewRole, RoleAddress, RolePatch};
 use crate::domain::model::{self, RoleType as DomainRoleType};
@@ -12,6 +13,7 @@ use crate::domain::validate::{self, MAX_ROLE_DESCRIPTION_CHARS, MAX_ROLE_NAME_CH
 use crate::domain::{DomainError, Violations};
 use crate::pb::role_service_server::RoleService;
 use crate::pb::*;
+use crate::storage::shared::Written;
 
 pub struct RoleApi(pub Context);
 
@@ -139,6 +141,7 @@ impl RoleService for RoleApi {
         let r = request.into_inner();
         trace_ids!(team_id = r.team_id);
         let mut v = Violations::new();
+        let retry = retry_key(&mut v, "CreateRole", &actor, &r, &r.request_id);
         let new = NewRole {
             team_id: v
                 .check(validate::id("team_id", r.team_id))
@@ -159,10 +162,14 @@ impl RoleService for RoleApi {
         self.0
             .sees_team(binding, new.team_id, TeamKind::Any)
             .await?;
-        let written = self.0.store.create_role(&actor, new).await?;
-        self.0.reads.settle(written.revision).await;
-        trace_ids!(role_id = written.value.id.as_str());
-        Ok(Response::new(role(written.value, written.revision)))
+        let respond = |w: &Written<model::Role>| role(w.value.clone(), w.revision);
+        let outcome = (self.0.store)
+            .create_role_once(&actor, new, once(retry, respond))
+            .await?;
+        let created = answer(outcome, respond)?;
+        self.0.reads.settle(created.revision).await;
+        trace_ids!(role_id = created.id.as_str());
+        Ok(Response::new(created))
     }
 
     async fn get_role(&self, request: Request<GetRoleRequest>) -> Result<Response<Role>, Status> {

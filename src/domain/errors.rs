@@ -44,6 +44,7 @@ pub enum Reason {
     RevisionUnknown,
     DeadlineExceeded,
     MissingScope,
+    RequestIdReused,
     Unavailable,
     Internal,
 }
@@ -74,6 +75,7 @@ impl Reason {
             Reason::RevisionUnknown => "REVISION_UNKNOWN",
             Reason::DeadlineExceeded => "DEADLINE_EXCEEDED",
             Reason::MissingScope => "MISSING_SCOPE",
+            Reason::RequestIdReused => "REQUEST_ID_REUSED",
             Reason::Unavailable => "UNAVAILABLE",
             Reason::Internal => "INTERNAL",
         }

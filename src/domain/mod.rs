@@ -12,6 +12,7 @@ pub mod memberships;
 pub mod model;
 pub mod page;
 pub mod policy;
+pub mod retries;
 pub mod roles;
 pub mod rules;
 pub mod teams;

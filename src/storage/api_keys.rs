@@ -9,6 +9,7 @@ use sea_orm::{
 use super::actor;
 use super::entities::api_key;
 use super::events::{self, EventDraft, snapshot};
+use super::idempotency::{self, Once, Outcome};
 use super::shared::{Written, find_team};
 use super::{Store, convert, db_error};
 use crate::domain::api_keys::{self, ApiKey, KeyCredentials, NewApiKey};
@@ -62,8 +63,26 @@ impl Store {
         secret_hash: &str,
         new: &NewApiKey,
     ) -> DomainResult<Written<ApiKey>> {
+        self.create_api_key_once(actor, id, secret_hash, new, None)
+            .await?
+            .created()
+    }
+
+    /// `create_api_key`, done once per request id (`idempotency`): a retry gets the first key,
+    /// and the key generated for it (`id`, `secret_hash`) is never stored.
+    pub async fn create_api_key_once(
+        &self,
+        actor: &Actor,
+        id: &str,
+        secret_hash: &str,
+        new: &NewApiKey,
+        once: Option<Once<'_, Written<ApiKey>>>,
+    ) -> DomainResult<Outcome<Written<ApiKey>>> {
         let tx = self.begin_write().await?;
         actor::authorize(&*tx, self.policy(), actor, None, &Write::CreateApiKey).await?;
+        if let Some(answer) = idempotency::claim(&tx, actor, once.as_ref()).await? {
+            return Ok(Outcome::Replayed(answer));
+        }
         if let Some(organization_id) = new.organization_id {
             find_team(&*tx, organization_id, TeamKind::Organization).await?;
         }
@@ -94,11 +113,13 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
-        Ok(Written {
+        let written = Written {
             value: created,
             revision,
-        })
+        };
+        idempotency::remember(&tx, actor, once.as_ref(), &written).await?;
+        tx.commit().await?;
+        Ok(Outcome::Created(written))
     }
 
     /// A key as seen by a caller bound to `scope_organization` (None: unbound): a key it may not

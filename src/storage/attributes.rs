@@ -14,6 +14,7 @@ use serde_json::Value;
 use super::actor::authorize;
 use super::entities::{attribute, attribute_assignment, attribute_option};
 use super::events::{self, EventDraft, snapshot};
+use super::idempotency::{self, Once, Outcome};
 use super::shared::{
     Written, attributes_of, delete_attribute_rows, find_team, find_user, lock_organization,
     membership_event, membership_query,
@@ -284,10 +285,25 @@ impl Store {
         actor: &Actor,
         new: NewAttribute,
     ) -> DomainResult<Written<Attribute>> {
+        self.create_attribute_once(actor, new, None)
+            .await?
+            .created()
+    }
+
+    /// `create_attribute`, done once per request id (`idempotency`).
+    pub async fn create_attribute_once(
+        &self,
+        actor: &Actor,
+        new: NewAttribute,
+        once: Option<Once<'_, Written<Attribute>>>,
+    ) -> DomainResult<Outcome<Written<Attribute>>> {
         let tx = self.begin_write().await?;
         let organization = lock_organization(&*tx, new.organization_id).await?;
         let write = Write::CreateAttribute;
         authorize(&*tx, self.policy(), actor, Some(&organization), &write).await?;
+        if let Some(answer) = idempotency::claim(&tx, actor, once.as_ref()).await? {
+            return Ok(Outcome::Replayed(answer));
+        }
         let taken = attribute::Entity::find()
             .filter(attribute::Column::OrganizationId.eq(new.organization_id))
             .filter(attribute::Column::Slug.eq(new.slug.as_str()))
@@ -323,11 +339,13 @@ impl Store {
             attribute_event(EventKind::AttributeCreated, &created, None, Some(&created)),
         )
         .await?;
-        tx.commit().await?;
-        Ok(Written {
+        let written = Written {
             value: created,
             revision,
-        })
+        };
+        idempotency::remember(&tx, actor, once.as_ref(), &written).await?;
+        tx.commit().await?;
+        Ok(Outcome::Created(written))
     }
 
     pub async fn list_attributes(

@@ -13,6 +13,7 @@ use sea_orm::{
 use super::actor::authorize;
 use super::entities::{membership, user};
 use super::events;
+use super::idempotency::{self, Once, Outcome};
 use super::permissions::role_permissions;
 use super::shared::{
     Written, attributes_of, delete_membership, find_team, find_user, insert_membership,
@@ -81,6 +82,18 @@ impl Store {
         actor: &Actor,
         new: NewMembership,
     ) -> DomainResult<Written<MembershipView>> {
+        self.create_membership_once(actor, new, None)
+            .await?
+            .created()
+    }
+
+    /// `create_membership`, done once per request id (`idempotency`).
+    pub async fn create_membership_once(
+        &self,
+        actor: &Actor,
+        new: NewMembership,
+        once: Option<Once<'_, Written<MembershipView>>>,
+    ) -> DomainResult<Outcome<Written<MembershipView>>> {
         let tx = self.begin_write().await?;
         let team = find_team(&*tx, new.team_id, TeamKind::Any).await?;
         if new
@@ -120,6 +133,9 @@ impl Store {
             };
             authorize(&*tx, self.policy(), actor, Some(&team), &write).await?;
         }
+        if let Some(answer) = idempotency::claim(&tx, actor, once.as_ref()).await? {
+            return Ok(Outcome::Replayed(answer));
+        }
         let exists = |team_id: i64| {
             membership::Entity::find()
                 .filter(membership::Column::TeamId.eq(team_id))
@@ -151,15 +167,17 @@ impl Store {
         let accepted = rules::accepted_on_create(new.accepted, &organization, &user.email);
         let (created, revision) =
             insert_membership(&tx, actor, &team, new, accepted, role, role_ref).await?;
-        tx.commit().await?;
-        Ok(Written {
+        let written = Written {
             value: MembershipView {
                 membership: created,
                 user,
                 attributes: Vec::new(),
             },
             revision,
-        })
+        };
+        idempotency::remember(&tx, actor, once.as_ref(), &written).await?;
+        tx.commit().await?;
+        Ok(Outcome::Created(written))
     }
 
     pub async fn get_membership(

@@ -11,6 +11,7 @@ use sea_orm::{
 use super::actor::authorize;
 use super::entities::{membership, role, team, user};
 use super::events::{self, EventDraft, snapshot};
+use super::idempotency::{self, Once, Outcome};
 use super::shared::{
     Written, delete_attributes_of_teams, find_team, insert_membership, lock_organization,
 };
@@ -116,6 +117,16 @@ fn team_event(
 
 impl Store {
     pub async fn create_team(&self, actor: &Actor, new: NewTeam) -> DomainResult<Written<Team>> {
+        self.create_team_once(actor, new, None).await?.created()
+    }
+
+    /// `create_team` (an organization without `organization_id`), done once per request id.
+    pub async fn create_team_once(
+        &self,
+        actor: &Actor,
+        new: NewTeam,
+        once: Option<Once<'_, Written<Team>>>,
+    ) -> DomainResult<Outcome<Written<Team>>> {
         let tx = self.begin_write().await?;
         match new.organization_id {
             Some(org) => {
@@ -133,6 +144,9 @@ impl Store {
             None => {
                 authorize(&*tx, self.policy(), actor, None, &Write::CreateOrganization).await?;
             }
+        }
+        if let Some(answer) = idempotency::claim(&tx, actor, once.as_ref()).await? {
+            return Ok(Outcome::Replayed(answer));
         }
         let scope_id = new.organization_id.unwrap_or(0);
         ensure_slug_free(&*tx, scope_id, &new.slug, None).await?;
@@ -174,11 +188,13 @@ impl Store {
         {
             revision = owner_revision;
         }
-        tx.commit().await?;
-        Ok(Written {
+        let written = Written {
             value: created,
             revision,
-        })
+        };
+        idempotency::remember(&tx, actor, once.as_ref(), &written).await?;
+        tx.commit().await?;
+        Ok(Outcome::Created(written))
     }
 
     pub async fn get_team(&self, id: i64, kind: TeamKind) -> DomainResult<Team> {

@@ -14,6 +14,7 @@ use sea_orm::{
 use super::actor::authorize;
 use super::entities::{membership, role};
 use super::events::{self, EventDraft, snapshot};
+use super::idempotency::{self, Once, Outcome};
 use super::permissions::{role_permissions, stored_permissions};
 use super::shared::{Written, find_team, lock_organization, membership_event, resolve_role};
 use super::{Store, convert, db_error};
@@ -195,6 +196,16 @@ impl Store {
     }
 
     pub async fn create_role(&self, actor: &Actor, new: NewRole) -> DomainResult<Written<Role>> {
+        self.create_role_once(actor, new, None).await?.created()
+    }
+
+    /// `create_role`, done once per request id (`idempotency`).
+    pub async fn create_role_once(
+        &self,
+        actor: &Actor,
+        new: NewRole,
+        once: Option<Once<'_, Written<Role>>>,
+    ) -> DomainResult<Outcome<Written<Role>>> {
         let tx = self.begin_write().await?;
         let existing = find_team(&*tx, new.team_id, TeamKind::Any).await?;
         lock_organization(&*tx, existing.organization_id()).await?;
@@ -203,6 +214,9 @@ impl Store {
         let held = PermissionSet::new(permissions.iter().cloned());
         let write = Write::CreateRole { permissions: &held };
         authorize(&*tx, self.policy(), actor, Some(&team), &write).await?;
+        if let Some(answer) = idempotency::claim(&tx, actor, once.as_ref()).await? {
+            return Ok(Outcome::Replayed(answer));
+        }
         let key = new.key.unwrap_or_else(|| derived_key(&new.name));
         let key_taken = role::Entity::find()
             .filter(role::Column::ScopeId.eq(team.id))
@@ -250,11 +264,13 @@ impl Store {
             ),
         )
         .await?;
-        tx.commit().await?;
-        Ok(Written {
+        let written = Written {
             value: created,
             revision,
-        })
+        };
+        idempotency::remember(&tx, actor, once.as_ref(), &written).await?;
+        tx.commit().await?;
+        Ok(Outcome::Created(written))
     }
 
     pub async fn get_role(&self, address: &RoleAddress) -> DomainResult<Role> {

@@ -8,6 +8,7 @@ use sea_orm::{
 use super::actor::authorize;
 use super::entities::{membership, user};
 use super::events::{self, EventDraft, snapshot};
+use super::idempotency::{self, Once, Outcome};
 use super::shared::{Written, delete_membership, find_user, lock_organization, users_seen_by};
 use super::{Store, convert, db_error};
 use crate::domain::events::EventKind;
@@ -55,8 +56,21 @@ async fn ensure_unique<C: ConnectionTrait>(
 
 impl Store {
     pub async fn create_user(&self, actor: &Actor, new: NewUser) -> DomainResult<Written<User>> {
+        self.create_user_once(actor, new, None).await?.created()
+    }
+
+    /// `create_user`, done once per request id (`idempotency`).
+    pub async fn create_user_once(
+        &self,
+        actor: &Actor,
+        new: NewUser,
+        once: Option<Once<'_, Written<User>>>,
+    ) -> DomainResult<Outcome<Written<User>>> {
         let tx = self.begin_write().await?;
         authorize(&*tx, self.policy(), actor, None, &Write::CreateUser).await?;
+        if let Some(answer) = idempotency::claim(&tx, actor, once.as_ref()).await? {
+            return Ok(Outcome::Replayed(answer));
+        }
         ensure_unique(&*tx, None, Some(&new.email), new.username.as_deref()).await?;
         let now = convert::now_micros();
         let row = user::ActiveModel {
@@ -90,11 +104,13 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
-        Ok(Written {
+        let written = Written {
             value: created,
             revision,
-        })
+        };
+        idempotency::remember(&tx, actor, once.as_ref(), &written).await?;
+        tx.commit().await?;
+        Ok(Outcome::Created(written))
     }
 
     pub async fn get_user(&self, id: i64) -> DomainResult<User> {

@@ -320,6 +320,7 @@ async fn bad_key_requests_name_their_fields(engine: Engine) {
                 organization_id: Some(0),
                 expires_at: Some(in_seconds(-60)),
                 rate_limit_per_second: Some(0),
+                ..Default::default()
             })
             .await,
     );

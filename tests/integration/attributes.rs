@@ -895,6 +895,7 @@ async fn definitions_are_validated(engine: Engine) {
             slug: slug.into(),
             r#type: kind as i32,
             options: options.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
         }
     };
     let status = expect_err(

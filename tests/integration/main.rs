@@ -25,6 +25,7 @@ mod freshness;
 mod grpcurl;
 mod health;
 mod hostile_input;
+mod idempotency;
 mod limits;
 mod metrics;
 mod ops;

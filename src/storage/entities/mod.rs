@@ -8,6 +8,7 @@ pub mod attribute_option;
 pub mod event;
 pub mod event_sequence;
 pub mod membership;
+pub mod request_id;
 pub mod role;
 pub mod team;
 pub mod user;

@@ -9,6 +9,7 @@ mod m0005_exact_keys_on_mysql;
 mod m0006_api_key_lifecycle;
 mod m0007_api_key_rate_limit;
 mod m0008_health_probe;
+mod m0009_request_ids;
 
 use sea_orm_migration::prelude::*;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0006_api_key_lifecycle::Migration),
             Box::new(m0007_api_key_rate_limit::Migration),
             Box::new(m0008_health_probe::Migration),
+            Box::new(m0009_request_ids::Migration),
         ]
     }
 }
