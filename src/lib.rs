@@ -7,6 +7,8 @@ pub mod cache;
 pub mod config;
 pub mod domain;
 pub mod feed;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod pb;
 pub mod reads;
 pub mod server;
