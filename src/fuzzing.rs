@@ -23,10 +23,13 @@ use crate::domain::validate::{self, MAX_BIO_CHARS, MAX_NAME_CHARS};
 use crate::domain::{DomainError, DomainResult, FieldViolation, Violations};
 use crate::pb;
 
+#[doc(hidden)]
+pub type Target = fn(&[u8]);
+
 /// The fuzz targets by name, as `fuzz/fuzz_targets/<name>.rs` and `fuzz/corpus/<name>/` call
 /// them.
 #[doc(hidden)]
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("page_token", page_token),
     ("request_validation", request_validation),
 ];
