@@ -8,6 +8,8 @@ pub mod config;
 pub mod connections;
 pub mod domain;
 pub mod feed;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod health;
 pub mod metrics;
 pub mod pb;

@@ -4,6 +4,7 @@ use tonic::{Request, Response, Status};
 
 use super::{Context, binding, convert, trace_ids};
 use crate::domain::access::{Decision, Effective};
+use crate::domain::catalog::PermissionCatalog;
 use crate::domain::teams::TeamKind;
 use crate::domain::tenancy::Binding;
 use crate::domain::validate;
@@ -25,24 +26,26 @@ fn decision(d: Decision, revision: i64) -> CheckPermissionResponse {
     }
 }
 
+/// Validates one check; `prefix` names its place in a batch (`checks[3].`).
+pub(crate) fn validate_check(
+    catalog: &PermissionCatalog,
+    v: &mut Violations,
+    prefix: &str,
+    check: &CheckPermissionRequest,
+) {
+    v.check(validate::id(&format!("{prefix}user_id"), check.user_id));
+    v.check(validate::id(&format!("{prefix}team_id"), check.team_id));
+    if catalog.get(&check.permission).is_none() {
+        v.add(
+            format!("{prefix}permission"),
+            format!("{:?} is not in the permission catalog", check.permission),
+        );
+    }
+}
+
 impl AccessApi {
-    /// Validates one check; `prefix` names its place in a batch (`checks[3].`).
     fn validate_check(&self, v: &mut Violations, prefix: &str, check: &CheckPermissionRequest) {
-        v.check(validate::id(&format!("{prefix}user_id"), check.user_id));
-        v.check(validate::id(&format!("{prefix}team_id"), check.team_id));
-        if self
-            .0
-            .store
-            .policy()
-            .catalog
-            .get(&check.permission)
-            .is_none()
-        {
-            v.add(
-                format!("{prefix}permission"),
-                format!("{:?} is not in the permission catalog", check.permission),
-            );
-        }
+        validate_check(&self.0.store.policy().catalog, v, prefix, check);
     }
 }
 

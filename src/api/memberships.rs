@@ -24,7 +24,7 @@ fn positive(id: i64) -> Option<i64> {
 
 /// The address of Get/Update/Delete: `membership_id` alone, or `team_id` with `membership_id` or
 /// `user_id`; an optional `organization_id` the team must belong to.
-fn address(
+pub(crate) fn address(
     v: &mut Violations,
     team_id: i64,
     member: Option<&get_membership_request::Member>,
@@ -63,7 +63,7 @@ fn address(
     address
 }
 
-fn update_member(
+pub(crate) fn update_member(
     m: Option<update_membership_request::Member>,
 ) -> Option<get_membership_request::Member> {
     m.map(|m| match m {
@@ -96,7 +96,7 @@ fn trace_address(a: &MembershipAddress) {
 }
 
 /// A role reference: trimmed, non-empty when present.
-fn role_reference(v: &mut Violations, value: Option<String>) -> Option<String> {
+pub(crate) fn role_reference(v: &mut Violations, value: Option<String>) -> Option<String> {
     v.check(validate::reference("role_id", &value?, 100))
 }
 

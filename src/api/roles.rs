@@ -38,7 +38,7 @@ pub fn role(r: model::Role, revision: i64) -> Role {
 }
 
 /// `role_id` (an id, or a key within `team_id`) and the optional `team_id`.
-fn address(v: &mut Violations, team_id: i64, role_id: &str) -> RoleAddress {
+pub(crate) fn address(v: &mut Violations, team_id: i64, role_id: &str) -> RoleAddress {
     if team_id < 0 {
         v.add("team_id", "must be a positive id");
     }
@@ -55,12 +55,12 @@ fn address(v: &mut Violations, team_id: i64, role_id: &str) -> RoleAddress {
     }
 }
 
-fn name(v: &mut Violations, value: &str) -> String {
+pub(crate) fn name(v: &mut Violations, value: &str) -> String {
     v.check(validate::name("name", value, MAX_ROLE_NAME_CHARS))
         .unwrap_or_default()
 }
 
-fn description(v: &mut Violations, value: &str) -> Option<String> {
+pub(crate) fn description(v: &mut Violations, value: &str) -> Option<String> {
     let text = v.check(validate::optional_text(
         "description",
         value,
@@ -69,7 +69,7 @@ fn description(v: &mut Violations, value: &str) -> Option<String> {
     (!text.is_empty()).then_some(text)
 }
 
-fn permissions_list(v: &mut Violations, permissions: Vec<String>) -> Vec<String> {
+pub(crate) fn permissions_list(v: &mut Violations, permissions: Vec<String>) -> Vec<String> {
     if permissions.len() > 1000 {
         v.add("permissions", "at most 1000 permissions");
     }

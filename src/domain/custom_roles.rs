@@ -252,3 +252,208 @@ mod tests {
         )));
     }
 }
+
+/// `resolve_role_reference` against the design's order, written out over generated teams and
+/// custom roles.
+#[cfg(test)]
+mod properties {
+    use chrono::Utc;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::domain::Reason;
+    use crate::domain::model::JsonObject;
+    use crate::domain::roles::BaseRole;
+
+    // Organization 1 with sub-teams 2 and 3; organization 4 elsewhere.
+    const TEAMS: &[(i64, Option<i64>)] = &[(1, None), (2, Some(1)), (3, Some(1)), (4, None)];
+
+    /// System ids, keys and aliases from the design table: (name, id, base).
+    const SYSTEM_IDS: &[(&str, BaseRole)] = &[
+        ("owner_role", BaseRole::Owner),
+        ("admin_role", BaseRole::Admin),
+        ("member_role", BaseRole::Member),
+        ("superuser_role", BaseRole::Admin),
+        ("restricteduser_role", BaseRole::Member),
+    ];
+    const SYSTEM_KEYS: &[(&str, &str)] = &[
+        ("owner", "owner_role"),
+        ("admin", "admin_role"),
+        ("member", "member_role"),
+        ("superuser", "superuser_role"),
+        ("restricteduser", "restricteduser_role"),
+    ];
+    const ALIASES: &[(&str, &str)] = &[
+        ("OWNER", "owner_role"),
+        ("org:owner", "owner_role"),
+        ("ADMIN", "admin_role"),
+        ("org:admin", "admin_role"),
+        ("MEMBER", "member_role"),
+        ("org:member", "member_role"),
+        ("user", "member_role"),
+    ];
+
+    fn team(id: i64, parent_id: Option<i64>) -> Team {
+        Team {
+            id,
+            parent_id,
+            name: format!("team {id}"),
+            slug: format!("team-{id}"),
+            image_url: String::new(),
+            max_allowed_memberships: 0,
+            auto_accept_email_domain: None,
+            admin_delete_enabled: true,
+            public_metadata: JsonObject::new(),
+            private_metadata: JsonObject::new(),
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+            version: 1,
+        }
+    }
+
+    /// Names that collide on purpose: custom ids, custom keys, system keys and aliases (storage
+    /// may still hold a key that shadows one), and custom keys spelling another role's id.
+    const NAMES: &[&str] = &[
+        "role_a",
+        "role_b",
+        "role_c",
+        "reviewer",
+        "auditor",
+        "admin",
+        "ADMIN",
+        "user",
+        "member",
+        "owner_role",
+    ];
+
+    /// Custom roles with unique ids (as stored) and keys unique within their team.
+    fn candidates() -> impl Strategy<Value = Vec<RoleCandidate>> {
+        prop::collection::vec(
+            (
+                prop::sample::select(&["role_a", "role_b", "role_c", "role_d"][..]),
+                prop::sample::select(NAMES),
+                prop::sample::select(TEAMS).prop_map(|(id, _)| id),
+            ),
+            0..6,
+        )
+        .prop_map(|rows| {
+            let mut out: Vec<RoleCandidate> = Vec::new();
+            for (id, key, team_id) in rows {
+                let taken = out
+                    .iter()
+                    .any(|c| c.id == id || (c.team_id == team_id && c.key == key));
+                if !taken {
+                    out.push(RoleCandidate {
+                        id: id.to_string(),
+                        key: key.to_string(),
+                        team_id,
+                    });
+                }
+            }
+            out
+        })
+    }
+
+    fn reference() -> impl Strategy<Value = String> {
+        let names: Vec<&str> = NAMES
+            .iter()
+            .copied()
+            .chain(SYSTEM_IDS.iter().map(|(n, _)| *n))
+            .chain(SYSTEM_KEYS.iter().map(|(n, _)| *n))
+            .chain(ALIASES.iter().map(|(n, _)| *n))
+            .chain(["role_d", "Admin", ""])
+            .collect();
+        prop_oneof![
+            8 => prop::sample::select(names).prop_map(str::to_string),
+            1 => any::<String>(),
+        ]
+    }
+
+    /// The design's order: an exact id (a custom role elsewhere ends the search), then a key of
+    /// the team's, the organization's, the system's roles, then the aliases. `Some((id, base))`:
+    /// a system role carries its base level, a custom role none.
+    fn model(
+        team_id: i64,
+        organization_id: i64,
+        reference: &str,
+        candidates: &[RoleCandidate],
+    ) -> Option<(String, Option<BaseRole>)> {
+        let ours = |c: &RoleCandidate| c.team_id == team_id || c.team_id == organization_id;
+        let system = |id: &str| {
+            SYSTEM_IDS
+                .iter()
+                .find(|(i, _)| *i == id)
+                .map(|(i, base)| (i.to_string(), Some(*base)))
+        };
+        if let Some(c) = candidates.iter().find(|c| c.id == reference) {
+            return ours(c).then(|| (c.id.clone(), None));
+        }
+        if let Some(found) = system(reference) {
+            return Some(found);
+        }
+        for owner in [team_id, organization_id] {
+            if let Some(c) = candidates
+                .iter()
+                .find(|c| c.team_id == owner && c.key == reference)
+            {
+                return Some((c.id.clone(), None));
+            }
+        }
+        SYSTEM_KEYS
+            .iter()
+            .chain(ALIASES)
+            .find(|(name, _)| *name == reference)
+            .and_then(|(_, id)| system(id))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn resolution_agrees_with_the_model(
+            (team_id, parent_id) in prop::sample::select(TEAMS),
+            reference in reference(),
+            candidates in candidates(),
+        ) {
+            let team = team(team_id, parent_id);
+            let expected = model(team_id, team.organization_id(), &reference, &candidates);
+            match resolve_role_reference(&team, &reference, &candidates) {
+                Ok(found) => {
+                    prop_assert_eq!(Some((found.id.clone(), found.base)), expected);
+                    let key = candidates
+                        .iter()
+                        .find(|c| c.id == found.id)
+                        .map(|c| c.key.clone())
+                        .or_else(|| SYSTEM_KEYS.iter().find(|(_, id)| *id == found.id).map(|(k, _)| k.to_string()));
+                    prop_assert_eq!(Some(found.key), key);
+                }
+                Err(DomainError::NotFound { reason: Reason::RoleNotFound, .. }) => {
+                    prop_assert_eq!(None, expected);
+                }
+                Err(other) => prop_assert!(false, "unexpected {other:?}"),
+            }
+        }
+
+        /// Custom roles of other teams and organizations never change what a team resolves,
+        /// except that their ids are never taken for keys.
+        #[test]
+        fn other_teams_roles_answer_only_as_refusals(
+            (team_id, parent_id) in prop::sample::select(TEAMS),
+            reference in reference(),
+            candidates in candidates(),
+        ) {
+            let team = team(team_id, parent_id);
+            let (ours, theirs): (Vec<_>, Vec<_>) = candidates
+                .into_iter()
+                .partition(|c| c.team_id == team.id || c.team_id == team.organization_id());
+            let alone = resolve_role_reference(&team, &reference, &ours);
+            let all: Vec<RoleCandidate> = ours.iter().chain(&theirs).cloned().collect();
+            let with_theirs = resolve_role_reference(&team, &reference, &all);
+            if theirs.iter().any(|c| c.id == reference) {
+                prop_assert!(with_theirs.is_err());
+            } else {
+                prop_assert_eq!(alone.ok(), with_theirs.ok());
+            }
+        }
+    }
+}

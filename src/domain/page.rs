@@ -157,7 +157,9 @@ fn decode_cursor(token: &str) -> Option<PageCursor> {
     let text = decoded_text(token)?;
     let (list, key) = decode(&text, TOKEN_PREFIX)?;
     let after: i64 = key.parse().ok()?;
-    (after > 0).then_some(PageCursor { list, after })
+    // Only the spelling `encode_token` writes (no `+`, no leading zeros): a token is accepted
+    // exactly when this service could have issued it.
+    (after > 0 && after.to_string() == key).then_some(PageCursor { list, after })
 }
 
 pub fn encode_token(cursor: PageCursor) -> String {
@@ -445,5 +447,227 @@ mod tests {
         let cut = keyed.cut(vec!["a", "b"], |s| s.to_string());
         assert_eq!(cut.items, ["a"]);
         assert_eq!(cut.next_after.map(|c| c.after), Some("a".to_string()));
+    }
+}
+
+/// Properties of page tokens over generated lists, positions and damaged tokens.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn list() -> impl Strategy<Value = PagedList> {
+        prop::sample::select(PagedList::ALL.to_vec())
+    }
+
+    fn size() -> impl Strategy<Value = i32> {
+        0..=MAX_PAGE_SIZE as i32
+    }
+
+    fn expected_size(size: i32) -> u64 {
+        if size == 0 {
+            DEFAULT_PAGE_SIZE
+        } else {
+            size as u64
+        }
+    }
+
+    /// The only refusal a token can earn: INVALID_ARGUMENT naming `page_token`, alone.
+    fn refused_on_page_token<T: std::fmt::Debug>(result: DomainResult<T>) {
+        match result {
+            Err(DomainError::InvalidArgument(v)) => {
+                let fields: Vec<&str> = v.iter().map(|v| v.field.as_str()).collect();
+                assert_eq!(fields, ["page_token"]);
+            }
+            other => panic!("expected INVALID_ARGUMENT page_token, got {other:?}"),
+        }
+    }
+
+    /// Any text as a token of either kind: refused on `page_token`, or accepted because it is
+    /// byte for byte the token the service issues for the position it names (empty: the start).
+    fn token_verdict(token: &str) {
+        match PageRequest::parse(5, token) {
+            Ok(request) => match request.cursor {
+                None => assert!(token.is_empty(), "{token:?} accepted as no token"),
+                Some(cursor) => {
+                    assert!(cursor.after > 0);
+                    assert_eq!(
+                        encode_token(cursor),
+                        token,
+                        "a token the service never issued"
+                    );
+                }
+            },
+            Err(v) => refused_on_page_token::<()>(Err(DomainError::InvalidArgument(v))),
+        }
+        match KeyedPageRequest::parse(5, token) {
+            Ok(request) => match request.cursor {
+                None => assert!(token.is_empty(), "{token:?} accepted as no token"),
+                Some(cursor) => {
+                    assert!(!cursor.after.is_empty());
+                    assert_eq!(
+                        encode_keyed_token(cursor),
+                        token,
+                        "a token the service never issued"
+                    );
+                }
+            },
+            Err(v) => refused_on_page_token::<()>(Err(DomainError::InvalidArgument(v))),
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Damage {
+        Truncate(usize),
+        Replace(usize, char),
+        Insert(usize, char),
+        Delete(usize),
+    }
+
+    fn damage() -> impl Strategy<Value = Damage> {
+        // Mostly characters of the token alphabet, so a damaged token still decodes as base64
+        // and reaches the checks past it; sometimes anything.
+        let c = prop_oneof![
+            4 => prop::sample::select(
+                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+                    .chars()
+                    .collect::<Vec<_>>()
+            ),
+            1 => any::<char>(),
+        ];
+        prop_oneof![
+            any::<usize>().prop_map(Damage::Truncate),
+            (any::<usize>(), c.clone()).prop_map(|(i, c)| Damage::Replace(i, c)),
+            (any::<usize>(), c).prop_map(|(i, c)| Damage::Insert(i, c)),
+            any::<usize>().prop_map(Damage::Delete),
+        ]
+    }
+
+    fn apply(token: &str, damage: &Damage) -> String {
+        let mut chars: Vec<char> = token.chars().collect();
+        let len = chars.len();
+        match *damage {
+            Damage::Truncate(n) => chars.truncate(n % (len + 1)),
+            Damage::Replace(i, c) if len > 0 => chars[i % len] = c,
+            Damage::Insert(i, c) => chars.insert(i % (len + 1), c),
+            Damage::Delete(i) if len > 0 => {
+                chars.remove(i % len);
+            }
+            _ => {}
+        }
+        chars.into_iter().collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn numeric_tokens_round_trip(list in list(), after in 1..=i64::MAX, size in size()) {
+            let token = encode_token(PageCursor { list, after });
+            prop_assert!(token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+            let page = PageRequest::parse(size, &token).unwrap().of(list).unwrap();
+            prop_assert_eq!(page, ListPage { list, after, size: expected_size(size) });
+        }
+
+        #[test]
+        fn keyed_tokens_round_trip(list in list(), after in "(?s).{1,40}", size in size()) {
+            let token = encode_keyed_token(KeyedCursor { list, after: after.clone() });
+            let page = KeyedPageRequest::parse(size, &token).unwrap().of(list).unwrap();
+            prop_assert_eq!(page, KeyedListPage { list, after, size: expected_size(size) });
+        }
+
+        #[test]
+        fn a_token_of_one_list_is_refused_by_another(
+            issued in list(),
+            used in list(),
+            after in 1..=i64::MAX,
+            key in "(?s).{1,40}",
+        ) {
+            prop_assume!(issued != used);
+            let numeric = encode_token(PageCursor { list: issued, after });
+            refused_on_page_token(PageRequest::parse(0, &numeric).unwrap().of(used));
+            let keyed = encode_keyed_token(KeyedCursor { list: issued, after: key });
+            refused_on_page_token(KeyedPageRequest::parse(0, &keyed).unwrap().of(used));
+        }
+
+        #[test]
+        fn numeric_and_keyed_tokens_are_not_interchangeable(
+            list in list(),
+            after in 1..=i64::MAX,
+            key in "(?s).{1,40}",
+        ) {
+            let numeric = encode_token(PageCursor { list, after });
+            prop_assert!(KeyedPageRequest::parse(0, &numeric).is_err());
+            let keyed = encode_keyed_token(KeyedCursor { list, after: key });
+            prop_assert!(PageRequest::parse(0, &keyed).is_err());
+        }
+
+        #[test]
+        fn damaged_tokens_are_refused_unless_they_are_another_issued_token(
+            list in list(),
+            after in prop_oneof![1..=1000i64, 1..=i64::MAX],
+            key in "(?s).{1,20}",
+            damages in prop::collection::vec(damage(), 1..4),
+        ) {
+            for issued in [
+                encode_token(PageCursor { list, after }),
+                encode_keyed_token(KeyedCursor { list, after: key.clone() }),
+            ] {
+                let damaged = damages.iter().fold(issued, |t, d| apply(&t, d));
+                token_verdict(&damaged);
+            }
+        }
+
+        #[test]
+        fn any_text_is_refused_or_an_issued_token(text in any::<String>()) {
+            token_verdict(&text);
+            // The same text behind each prefix, so the checks past base64 see it too.
+            for prefix in [TOKEN_PREFIX, KEYED_PREFIX] {
+                token_verdict(&URL_SAFE_NO_PAD.encode(format!("{prefix}{text}")));
+            }
+        }
+
+        /// Texts shaped like tokens, so most get past base64 and the prefix to the key checks.
+        #[test]
+        fn near_tokens_are_refused_or_an_issued_token(
+            prefix in prop::sample::select(vec![TOKEN_PREFIX, KEYED_PREFIX, "k1:", ""]),
+            tag in prop_oneof![list().prop_map(|l| l.tag().to_string()), "[a-z:-]{0,6}"],
+            key in "[-+0-9 a:]{0,6}",
+        ) {
+            token_verdict(&URL_SAFE_NO_PAD.encode(format!("{prefix}{tag}:{key}")));
+        }
+
+        #[test]
+        fn page_sizes_outside_the_bounds_are_refused(size in any::<i32>()) {
+            let in_bounds = (0..=MAX_PAGE_SIZE as i32).contains(&size);
+            match PageRequest::parse(size, "") {
+                Ok(request) => {
+                    prop_assert!(in_bounds);
+                    prop_assert_eq!(request.size, expected_size(size));
+                }
+                Err(v) => {
+                    prop_assert!(!in_bounds);
+                    prop_assert_eq!(v.len(), 1);
+                    prop_assert_eq!(v[0].field.as_str(), "page_size");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn only_the_issued_spelling_of_a_position_is_accepted() {
+        for text in [
+            "k2:users:+15",
+            "k2:users:015",
+            "k2:users:15 ",
+            "k2:users: 15",
+        ] {
+            token_verdict(&URL_SAFE_NO_PAD.encode(text));
+            assert!(
+                PageRequest::parse(5, &URL_SAFE_NO_PAD.encode(text)).is_err(),
+                "{text}"
+            );
+        }
     }
 }

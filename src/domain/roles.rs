@@ -466,3 +466,128 @@ mod tests {
         assert_eq!(of("owner_role"), set(&["*.*"]));
     }
 }
+
+/// System role references and permissions against the design's table, written out here.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::domain::catalog::CatalogEntry;
+
+    /// Every name of a system role (id, key, aliases) and the role's id, from the design table.
+    const NAMES: &[(&str, &str)] = &[
+        ("owner_role", "owner_role"),
+        ("owner", "owner_role"),
+        ("OWNER", "owner_role"),
+        ("org:owner", "owner_role"),
+        ("admin_role", "admin_role"),
+        ("admin", "admin_role"),
+        ("ADMIN", "admin_role"),
+        ("org:admin", "admin_role"),
+        ("member_role", "member_role"),
+        ("member", "member_role"),
+        ("MEMBER", "member_role"),
+        ("org:member", "member_role"),
+        ("user", "member_role"),
+        ("superuser_role", "superuser_role"),
+        ("superuser", "superuser_role"),
+        ("restricteduser_role", "restricteduser_role"),
+        ("restricteduser", "restricteduser_role"),
+    ];
+
+    /// A name, or a near miss of one (case, spaces, a prefix or a suffix), or anything.
+    fn reference() -> impl Strategy<Value = String> {
+        let name = || prop::sample::select(NAMES).prop_map(|(n, _)| n.to_string());
+        prop_oneof![
+            3 => name(),
+            1 => name().prop_map(|n| n.to_lowercase()),
+            1 => name().prop_map(|n| n.to_uppercase()),
+            1 => (name(), "[ :_a-zA-Z]{1,3}").prop_map(|(n, s)| format!("{n}{s}")),
+            1 => (name(), "[ :_a-zA-Z]{1,3}").prop_map(|(n, s)| format!("{s}{n}")),
+            1 => any::<String>(),
+        ]
+    }
+
+    /// A catalog of some default entries and some made up, as an operator file may hold.
+    fn catalog() -> impl Strategy<Value = PermissionCatalog> {
+        let defaults = PermissionCatalog::default_catalog().entries().to_vec();
+        let made_up = (
+            "[a-z]{1,3}(\\.[a-z]{1,3})?",
+            prop::sample::select(vec!["read", "write", "manageBilling", "listMembers"]),
+            any::<bool>(),
+        )
+            .prop_map(|(resource, action, org)| {
+                CatalogEntry::new(&format!("{resource}.{action}"), org, "").unwrap()
+            });
+        (
+            prop::sample::subsequence(defaults.clone(), 0..=defaults.len()),
+            prop::collection::vec(made_up, 0..6),
+        )
+            .prop_filter_map(
+                "a catalog needs entries, each once",
+                |(mut entries, extra)| {
+                    for e in extra {
+                        if !entries.iter().any(|known| known.permission == e.permission) {
+                            entries.push(e);
+                        }
+                    }
+                    PermissionCatalog::from_entries(entries).ok()
+                },
+            )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn system_references_resolve_as_the_table_says(reference in reference()) {
+            let expected = NAMES.iter().find(|(n, _)| *n == reference).map(|(_, id)| *id);
+            prop_assert_eq!(resolve_system_reference(&reference).map(|r| r.id), expected);
+        }
+
+        #[test]
+        fn a_base_level_assigns_the_role_of_that_level(
+            base in prop::sample::select(vec![BaseRole::Member, BaseRole::Admin, BaseRole::Owner]),
+        ) {
+            let role = system_role_for_base(base);
+            prop_assert_eq!(role.base, base);
+            prop_assert_eq!(resolve_system_reference(base.as_str()), Some(role));
+        }
+
+        /// The design's table of system permissions, over any catalog.
+        #[test]
+        fn system_permissions_follow_the_table(catalog in catalog()) {
+            let entries = catalog.entries();
+            let of = |id: &str| system_role_permissions(system_role_by_id(id).unwrap(), &catalog);
+            let all = |keep: &dyn Fn(&CatalogEntry) -> bool| -> BTreeSet<String> {
+                entries.iter().filter(|e| keep(e)).map(|e| e.permission.clone()).collect()
+            };
+            prop_assert_eq!(of("owner_role"), BTreeSet::from(["*.*".to_string()]));
+            let admin = all(&|e| e.action != "manageBilling");
+            prop_assert_eq!(&of("admin_role"), &admin);
+            prop_assert_eq!(
+                of("member_role"),
+                all(&|e| e.action == "read"
+                    || e.permission == "team.listMembers"
+                    || e.permission == "organization.listMembers")
+            );
+            let superuser: BTreeSet<String> = admin
+                .iter()
+                .filter(|p| {
+                    let resource = p.rsplit_once('.').unwrap().0;
+                    resource != "role"
+                        && resource != "organization"
+                        && *p != "team.delete"
+                        && *p != "team.changeMemberRole"
+                })
+                .cloned()
+                .collect();
+            prop_assert_eq!(of("superuser_role"), superuser);
+            prop_assert_eq!(
+                of("restricteduser_role"),
+                all(&|e| ["team.read", "eventType.read", "booking.read"].contains(&e.permission.as_str()))
+            );
+        }
+    }
+}

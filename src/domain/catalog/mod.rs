@@ -799,3 +799,198 @@ mod tests {
         }
     }
 }
+
+/// Permission matching against a model of the design's rules over structured permissions.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A concrete permission: a resource of one or more segments and an action.
+    #[derive(Debug, Clone)]
+    struct Wanted {
+        resource: Vec<&'static str>,
+        action: &'static str,
+    }
+
+    /// What a role may hold.
+    #[derive(Debug, Clone)]
+    enum Held {
+        Exact(Wanted),
+        AnyActionOf(Vec<&'static str>),
+        AnyResourceWith(&'static str),
+        All,
+    }
+
+    impl Wanted {
+        fn text(&self) -> String {
+            format!("{}.{}", self.resource.join("."), self.action)
+        }
+    }
+
+    impl Held {
+        fn text(&self) -> String {
+            match self {
+                Held::Exact(w) => w.text(),
+                Held::AnyActionOf(resource) => format!("{}.*", resource.join(".")),
+                Held::AnyResourceWith(action) => format!("*.{action}"),
+                Held::All => "*.*".to_string(),
+            }
+        }
+
+        /// The design's rule: a wildcard resource stands for one whole resource, never a prefix
+        /// of a longer one (`organization.*` does not reach `organization.attributes.read`).
+        fn grants(&self, wanted: &Wanted) -> bool {
+            match self {
+                Held::Exact(w) => w.resource == wanted.resource && w.action == wanted.action,
+                Held::AnyActionOf(resource) => *resource == wanted.resource,
+                Held::AnyResourceWith(action) => *action == wanted.action,
+                Held::All => true,
+            }
+        }
+    }
+
+    // Few names, so that generated grants and wants often meet.
+    const SEGMENTS: &[&str] = &["team", "organization", "attributes", "booking", "x"];
+    const ACTIONS: &[&str] = &["read", "update", "readAll", "manageBilling", "x"];
+
+    fn wanted() -> impl Strategy<Value = Wanted> {
+        (
+            prop::collection::vec(prop::sample::select(SEGMENTS), 1..=3),
+            prop::sample::select(ACTIONS),
+        )
+            .prop_map(|(resource, action)| Wanted { resource, action })
+    }
+
+    fn held() -> impl Strategy<Value = Held> {
+        prop_oneof![
+            4 => wanted().prop_map(Held::Exact),
+            2 => prop::collection::vec(prop::sample::select(SEGMENTS), 1..=3)
+                .prop_map(Held::AnyActionOf),
+            2 => prop::sample::select(ACTIONS).prop_map(Held::AnyResourceWith),
+            1 => Just(Held::All),
+        ]
+    }
+
+    /// Strings near the permission syntax: dots, stars, empty segments, spaces.
+    fn near_permission() -> impl Strategy<Value = String> {
+        "[a-c*. ]{0,8}"
+    }
+
+    fn catalog_permission() -> impl Strategy<Value = String> {
+        let all: Vec<String> = PermissionCatalog::default_catalog()
+            .entries()
+            .iter()
+            .map(|e| e.permission.clone())
+            .collect();
+        prop::sample::select(all)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn an_exact_grant_matches_itself(p in prop_oneof![
+            wanted().prop_map(|w| w.text()),
+            held().prop_map(|h| h.text()),
+            near_permission(),
+        ]) {
+            prop_assert!(permission_matches(&p, &p));
+            prop_assert!(PermissionSet::new([p.clone()]).grants(&p));
+        }
+
+        #[test]
+        fn matching_agrees_with_the_model(h in held(), w in wanted()) {
+            prop_assert_eq!(permission_matches(&h.text(), &w.text()), h.grants(&w));
+        }
+
+        #[test]
+        fn a_set_grants_what_one_of_its_members_grants(
+            held in prop::collection::vec(held(), 0..6),
+            w in wanted(),
+        ) {
+            let set = PermissionSet::new(held.iter().map(Held::text));
+            prop_assert_eq!(set.grants(&w.text()), held.iter().any(|h| h.grants(&w)));
+        }
+
+        /// On malformed text too, the set's fast path says what `permission_matches` says.
+        #[test]
+        fn a_set_agrees_with_permission_matches_on_any_text(
+            held in prop::collection::vec(prop_oneof![held().prop_map(|h| h.text()), near_permission()], 0..6),
+            w in prop_oneof![wanted().prop_map(|w| w.text()), near_permission()],
+        ) {
+            let set = PermissionSet::new(held.iter().cloned());
+            prop_assert_eq!(set.grants(&w), held.iter().any(|h| permission_matches(h, &w)));
+        }
+
+        #[test]
+        fn expanding_lists_the_granted_catalog_entries(held in prop::collection::vec(prop_oneof![
+            catalog_permission(),
+            catalog_permission().prop_map(|p| format!("{}.*", split_permission(&p).unwrap().0)),
+            catalog_permission().prop_map(|p| format!("*.{}", split_permission(&p).unwrap().1)),
+            Just("*.*".to_string()),
+        ], 0..5)) {
+            let catalog = PermissionCatalog::default_catalog();
+            let set = PermissionSet::new(held.iter().cloned());
+            let mut expected: Vec<String> = catalog
+                .entries()
+                .iter()
+                .filter(|e| held.iter().any(|h| {
+                    let (resource, action) = split_permission(h).unwrap();
+                    (resource == "*" || resource == e.resource)
+                        && (action == "*" || action == e.action)
+                }))
+                .map(|e| e.permission.clone())
+                .collect();
+            expected.sort();
+            prop_assert_eq!(set.expand(&catalog), expected);
+        }
+
+        /// Which strings a custom role may hold: catalog entries in the role's scope, and for
+        /// organization roles the wildcards naming a catalog resource or action.
+        #[test]
+        fn role_permission_validation_agrees_with_the_model(
+            list in prop::collection::vec(prop_oneof![
+                3 => catalog_permission(),
+                2 => held().prop_map(|h| h.text()),
+                1 => catalog_permission().prop_map(|p| format!("{}.*", split_permission(&p).unwrap().0)),
+                1 => catalog_permission().prop_map(|p| format!("*.{}", split_permission(&p).unwrap().1)),
+                1 => near_permission(),
+            ], 0..8),
+            organization_role in any::<bool>(),
+        ) {
+            let catalog = PermissionCatalog::default_catalog();
+            let may_hold = |p: &str| -> bool {
+                if let Some(e) = catalog.entries().iter().find(|e| e.permission == p) {
+                    return organization_role || !e.organization_only;
+                }
+                if !organization_role {
+                    return false;
+                }
+                match p.rsplit_once('.') {
+                    Some(("*", "*")) => true,
+                    Some(("*", action)) => catalog.entries().iter().any(|e| e.action == action),
+                    Some((resource, "*")) => catalog.entries().iter().any(|e| e.resource == resource),
+                    _ => false,
+                }
+            };
+            let refused: Vec<String> = list
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| !may_hold(p))
+                .map(|(i, _)| format!("permissions[{i}]"))
+                .collect();
+            match catalog.validate_role_permissions("permissions", &list, organization_role) {
+                Ok(valid) => {
+                    prop_assert!(refused.is_empty());
+                    prop_assert_eq!(valid, list.iter().cloned().collect::<BTreeSet<_>>());
+                }
+                Err(violations) => {
+                    let fields: Vec<String> = violations.into_iter().map(|v| v.field).collect();
+                    prop_assert_eq!(fields, refused);
+                }
+            }
+        }
+    }
+}
