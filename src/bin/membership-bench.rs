@@ -2,25 +2,36 @@
 //! `membership-service serve` processes on it, and drives a mix of RPCs over C concurrent streams
 //! for D seconds each, printing throughput, latency percentiles and each RPC's throughput as a
 //! ratio of the empty-RPC baseline (`grpc.health.v1.Health/Check`) measured in the same run.
+//!
+//! `--scenario overload` starts one server with a small `--max-in-flight` and a
+//! `--request-timeout-ms`, measures what it sustains closed-loop, then offers a multiple of that
+//! at a fixed arrival rate (open-loop), and reports what was admitted, shed and timed out, the
+//! admitted calls' latency, the server's RSS, and whether every acknowledged create is stored.
 
+use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use membership_service::pb;
 use membership_service::pb::consistency::Requirement;
 use membership_service::storage::Store;
 use membership_service::storage::entities::{membership, role, team, user};
 use rand::Rng;
-use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait, TransactionTrait};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect,
+    TransactionTrait,
+};
+use tonic::Status;
 use tonic::metadata::MetadataValue;
 use tonic::service::Interceptor;
-use tonic::transport::Channel;
+use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
+use tonic_types::StatusExt;
 
 const KEY: &str = "mk_bench_admin_key";
 
@@ -56,6 +67,31 @@ struct Args {
     /// Members of one extra organization, for the first-page/last-page pagination measurement.
     #[arg(long, default_value_t = 5_000)]
     big_team: i64,
+    #[arg(long, value_enum, default_value_t = Scenario::HotPaths)]
+    scenario: Scenario,
+    /// Overload: the server's `--max-in-flight`.
+    #[arg(long, default_value_t = 64)]
+    max_in_flight: u32,
+    /// Overload: the server's `--request-timeout-ms`.
+    #[arg(long, default_value_t = 100)]
+    request_timeout_ms: u64,
+    /// Overload: the open-loop arrival rate, as a multiple of the closed-loop rate.
+    #[arg(long, default_value_t = 10.0)]
+    overload_factor: f64,
+    /// Overload: streams of the closed-loop measurement of what the server sustains.
+    #[arg(long, default_value_t = 16)]
+    sustain_concurrency: usize,
+    /// Overload: HTTP/2 connections the open-loop arrivals are spread over.
+    #[arg(long, default_value_t = 8)]
+    overload_connections: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    /// Each hot path as a ratio of the empty RPC, two instances, freshness and the feed.
+    HotPaths,
+    /// One instance with a small admission limit, offered several times what it sustains.
+    Overload,
 }
 
 #[derive(Clone)]
@@ -102,7 +138,7 @@ impl Server {
     }
 }
 
-async fn start_server(bin: &PathBuf, database_url: &str) -> Server {
+async fn start_server(bin: &PathBuf, database_url: &str, extra: &[String]) -> Server {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -110,6 +146,7 @@ async fn start_server(bin: &PathBuf, database_url: &str) -> Server {
     let addr = format!("127.0.0.1:{port}");
     let child = Command::new(bin)
         .args(["serve", "--listen", &addr, "--database-url", database_url])
+        .args(extra)
         .env("MEMBERSHIP_BOOTSTRAP_KEY", KEY)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -380,6 +417,25 @@ impl Measured {
     }
 }
 
+/// What a workload's call returns: a bare verdict (the hot paths), or the answer with the id a
+/// create returned (0 for other calls), so that the overload scenario can classify refusals and
+/// check acknowledged writes.
+trait Answer {
+    fn succeeded(&self) -> bool;
+}
+
+impl Answer for bool {
+    fn succeeded(&self) -> bool {
+        *self
+    }
+}
+
+impl Answer for Result<i64, Status> {
+    fn succeeded(&self) -> bool {
+        self.is_ok()
+    }
+}
+
 /// Runs `call` from `concurrency` tasks for `duration`, spread over the channels.
 async fn drive<F, Fut>(
     name: &str,
@@ -391,7 +447,8 @@ async fn drive<F, Fut>(
 ) -> Measured
 where
     F: Fn(Channel, u64) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = bool> + Send,
+    Fut: Future + Send,
+    Fut::Output: Answer,
 {
     let call = Arc::new(call);
     let deadline = Instant::now() + duration;
@@ -406,7 +463,7 @@ where
             let mut i = t as u64 * 1_000_003;
             while Instant::now() < deadline {
                 let at = Instant::now();
-                if call(channel.clone(), i).await {
+                if call(channel.clone(), i).await.succeeded() {
                     latencies.push(at.elapsed().as_micros() as u64);
                 } else {
                     errors += 1;
@@ -506,8 +563,15 @@ async fn main() {
         seeding.elapsed().as_secs_f64()
     );
 
-    let a = start_server(&server_bin, &database_url).await;
-    let b = start_server(&server_bin, &database_url).await;
+    if args.scenario == Scenario::Overload {
+        overload(&args, &store, &data, &server_bin, &database_url).await;
+        drop(store);
+        remove_sqlite_file(&args, &temp);
+        return;
+    }
+
+    let a = start_server(&server_bin, &database_url, &[]).await;
+    let b = start_server(&server_bin, &database_url, &[]).await;
     let chans = channels(&a.addr, 4).await;
     let single = channels(&a.addr, 1).await;
     let d = Duration::from_secs(args.duration);
@@ -702,6 +766,11 @@ async fn main() {
     );
     drop(a);
     drop(b);
+    remove_sqlite_file(&args, &temp);
+}
+
+/// The temp file the bench made when no `--database-url` was given.
+fn remove_sqlite_file(args: &Args, temp: &std::path::Path) {
     if args.database_url.is_none() {
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", temp.display()));
@@ -908,5 +977,363 @@ async fn list_pages(a: &Server, team_id: i64) {
         pages.len(),
         pages.first().copied().unwrap_or(f64::NAN),
         pages.last().copied().unwrap_or(f64::NAN)
+    );
+}
+
+/// What one open-loop period saw. Latencies in microseconds.
+struct Offered {
+    sent: usize,
+    seconds: f64,
+    ok: Vec<u64>,
+    shed: usize,
+    /// Every other outcome, by code and ErrorInfo reason, with its latencies.
+    errors: BTreeMap<String, Vec<u64>>,
+}
+
+fn pct(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize] as f64 / 1000.0
+}
+
+/// Offers `call` at a fixed arrival rate for `duration`, whatever the answers do: each arrival is
+/// its own task, so a slow or refused call never delays the next one (unlike `drive`). Arrivals
+/// are spread round-robin over the channels; a call unanswered after `patience` counts as such.
+async fn open_loop<F, Fut>(
+    channels: &[Channel],
+    rate: f64,
+    duration: Duration,
+    patience: Duration,
+    call: F,
+) -> Offered
+where
+    F: Fn(Channel, u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<i64, Status>> + Send + 'static,
+{
+    let call = Arc::new(call);
+    let mut tasks = Vec::new();
+    let started = Instant::now();
+    let mut sent = 0u64;
+    loop {
+        let elapsed = started.elapsed();
+        if elapsed >= duration {
+            break;
+        }
+        // The arrivals due by now, including any the generator fell behind on (bounded per
+        // tick, so that it still yields to the tasks it spawned).
+        let due = ((elapsed.as_secs_f64() * rate) as u64).min(sent + 5_000);
+        while sent < due {
+            let channel = channels[sent as usize % channels.len()].clone();
+            let call = Arc::clone(&call);
+            let i = sent;
+            tasks.push(tokio::spawn(async move {
+                let at = Instant::now();
+                let answer = tokio::time::timeout(patience, call(channel, i)).await;
+                (at.elapsed().as_micros() as u64, answer)
+            }));
+            sent += 1;
+        }
+        tokio::time::sleep(Duration::from_micros(500)).await;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let mut out = Offered {
+        sent: sent as usize,
+        seconds,
+        ok: Vec::new(),
+        shed: 0,
+        errors: BTreeMap::new(),
+    };
+    for task in tasks {
+        let (latency, answer) = task.await.expect("task");
+        match answer {
+            Ok(Ok(_)) => out.ok.push(latency),
+            Ok(Err(status)) => {
+                let reason = status
+                    .get_error_details()
+                    .error_info()
+                    .map(|i| i.reason.clone())
+                    .unwrap_or_else(|| "no ErrorInfo".into());
+                if status.code() == tonic::Code::ResourceExhausted && reason == "OVERLOADED" {
+                    out.shed += 1;
+                } else {
+                    out.errors
+                        .entry(format!("{:?} {reason}", status.code()))
+                        .or_default()
+                        .push(latency);
+                }
+            }
+            Err(_) => out
+                .errors
+                .entry(format!("no answer in {} s", patience.as_secs()))
+                .or_default()
+                .push(latency),
+        }
+    }
+    out.ok.sort_unstable();
+    for latencies in out.errors.values_mut() {
+        latencies.sort_unstable();
+    }
+    out
+}
+
+/// Connections for the open-loop arrivals, with a client-side buffer large enough that the
+/// channel's own queue never holds an arrival back.
+async fn wide_channels(addr: &str, n: usize) -> Vec<Channel> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(
+            Endpoint::from_shared(format!("http://{addr}"))
+                .unwrap()
+                .buffer_size(1 << 16)
+                .connect()
+                .await
+                .expect("connect"),
+        );
+    }
+    out
+}
+
+/// Closed-loop at `--sustain-concurrency`, then open-loop at `--overload-factor` times the rate
+/// it reached; prints the table row and returns the breakdown of the other errors.
+async fn overload_phase<F, Fut>(
+    name: &str,
+    args: &Args,
+    server: &Server,
+    closed: &[Channel],
+    open: &[Channel],
+    call: F,
+) -> String
+where
+    F: Fn(Channel, u64) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<i64, Status>> + Send + 'static,
+{
+    let d = Duration::from_secs(args.duration);
+    let deadline_us = args.request_timeout_ms * 1000;
+    // Long enough that only a call the server never answers ends here, not one it answers late.
+    let patience = Duration::from_secs(5).max(Duration::from_millis(args.request_timeout_ms * 20));
+    let sustained = drive(name, closed, args.sustain_concurrency, d, 1, call.clone()).await;
+    // Let the closed loop's last calls finish before the arrivals start.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let target = sustained.rate() * args.overload_factor;
+    let offered = open_loop(open, target, d, patience, call).await;
+    let sent = offered.sent.max(1) as f64;
+    let other: usize = offered.errors.values().map(Vec::len).sum();
+    println!(
+        "| {name} | {:.0}{} | {:.1} / {:.1} | {:.0} ({:.0}) | {:.0} | {:.2} | {:.1}% | {} ({:.1}%) | {:.1} / {:.1} | {} | {:.0} |",
+        sustained.rate(),
+        if sustained.errors > 0 {
+            format!(" ({} errors)", sustained.errors)
+        } else {
+            String::new()
+        },
+        sustained.pct(0.5),
+        sustained.pct(0.99),
+        offered.sent as f64 / offered.seconds,
+        target,
+        offered.ok.len() as f64 / offered.seconds,
+        offered.ok.len() as f64 / offered.seconds / sustained.rate(),
+        offered.shed as f64 * 100.0 / sent,
+        other,
+        other as f64 * 100.0 / sent,
+        pct(&offered.ok, 0.5),
+        pct(&offered.ok, 0.99),
+        offered.ok.iter().filter(|&&l| l > deadline_us).count(),
+        server.rss_mb().unwrap_or(f64::NAN),
+    );
+    let mut breakdown = format!(
+        "{name}: {} offered, {} OK, {} shed (RESOURCE_EXHAUSTED OVERLOADED)",
+        offered.sent,
+        offered.ok.len(),
+        offered.shed
+    );
+    for (what, latencies) in &offered.errors {
+        breakdown.push_str(&format!(
+            ", {} {what} (p50 {:.1} ms, max {:.1} ms)",
+            latencies.len(),
+            pct(latencies, 0.5),
+            pct(latencies, 1.0)
+        ));
+    }
+    breakdown
+}
+
+/// One server with `--max-in-flight` and `--request-timeout-ms`, each workload closed-loop then
+/// overloaded open-loop; every create the server acknowledged must be in the database after the
+/// server is killed.
+async fn overload(
+    args: &Args,
+    store: &Store,
+    data: &Arc<DataSet>,
+    server_bin: &PathBuf,
+    database_url: &str,
+) {
+    let server = start_server(
+        server_bin,
+        database_url,
+        &[
+            "--max-in-flight".into(),
+            args.max_in_flight.to_string(),
+            "--request-timeout-ms".into(),
+            args.request_timeout_ms.to_string(),
+        ],
+    )
+    .await;
+    let closed = channels(&server.addr, 4).await;
+    let open = wide_channels(&server.addr, args.overload_connections.max(1)).await;
+    let rss_started = server.rss_mb().unwrap_or(f64::NAN);
+    let warming = Instant::now();
+    warm(&closed, data).await;
+    eprintln!(
+        "warmed the caches in {:.1}s",
+        warming.elapsed().as_secs_f64()
+    );
+    let rss_warm = server.rss_mb().unwrap_or(f64::NAN);
+
+    let check = {
+        let data = Arc::clone(data);
+        move |ch: Channel, i: u64| {
+            let (_, user, team, _, _) =
+                data.memberships[(i as usize * 7919) % data.memberships.len()];
+            let permission = PERMISSIONS[(i % PERMISSIONS.len() as u64) as usize];
+            async move {
+                pb::access_service_client::AccessServiceClient::with_interceptor(ch, Auth)
+                    .check_permission(pb::CheckPermissionRequest {
+                        user_id: user,
+                        team_id: team,
+                        permission: permission.into(),
+                        consistency: consistency(false),
+                    })
+                    .await
+                    .map(|_| 0)
+            }
+        }
+    };
+    let get = {
+        let data = Arc::clone(data);
+        move |ch: Channel, i: u64| {
+            let (id, _, _, _, _) = data.memberships[(i as usize * 7919) % data.memberships.len()];
+            async move {
+                pb::membership_service_client::MembershipServiceClient::with_interceptor(ch, Auth)
+                    .get_membership(pb::GetMembershipRequest {
+                        member: Some(pb::get_membership_request::Member::MembershipId(id)),
+                        consistency: consistency(true),
+                        ..Default::default()
+                    })
+                    .await
+                    .map(|_| 0)
+            }
+        }
+    };
+    let non_owners: Arc<Vec<i64>> = Arc::new(
+        data.memberships
+            .iter()
+            .filter(|m| !m.4)
+            .map(|m| m.0)
+            .collect(),
+    );
+    let update = move |ch: Channel, i: u64| {
+        let id = non_owners[(i as usize * 7919) % non_owners.len()];
+        async move {
+            pb::membership_service_client::MembershipServiceClient::with_interceptor(ch, Auth)
+                .update_membership(pb::UpdateMembershipRequest {
+                    member: Some(pb::update_membership_request::Member::MembershipId(id)),
+                    disable_impersonation: Some(i.is_multiple_of(2)),
+                    ..Default::default()
+                })
+                .await
+                .map(|_| 0)
+        }
+    };
+    // Creates number their emails from one counter (the closed and open loops' call numbers
+    // overlap) and keep the id of every one the server acknowledged.
+    let acknowledged = Arc::new(std::sync::Mutex::new(Vec::<i64>::new()));
+    let create = {
+        let acknowledged = Arc::clone(&acknowledged);
+        let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        move |ch: Channel, _: u64| {
+            let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let acknowledged = Arc::clone(&acknowledged);
+            async move {
+                let answer =
+                    pb::directory_service_client::DirectoryServiceClient::with_interceptor(
+                        ch, Auth,
+                    )
+                    .create_user(pb::CreateUserRequest {
+                        email: format!("overload-{n}@example.com"),
+                        name: format!("Overload {n}"),
+                        first_name: "Overload".into(),
+                        last_name: format!("{n}"),
+                        ..Default::default()
+                    })
+                    .await
+                    .map(|r| r.into_inner().id);
+                if let Ok(id) = answer {
+                    acknowledged.lock().unwrap().push(id);
+                }
+                answer
+            }
+        }
+    };
+
+    println!(
+        "\n## Overload: --max-in-flight {}, --request-timeout-ms {}, {}x the closed-loop rate for {} s over {} connections\n",
+        args.max_in_flight,
+        args.request_timeout_ms,
+        args.overload_factor,
+        args.duration,
+        args.overload_connections
+    );
+    println!(
+        "| workload | closed-loop req/s ({} streams) | closed p50 / p99 ms | offered req/s (target) | OK req/s | OK ÷ closed | shed | other errors | OK p50 / p99 ms | OK > {} ms | RSS MB after |",
+        args.sustain_concurrency, args.request_timeout_ms
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    let (s, c, o) = (&server, &closed[..], &open[..]);
+    let breakdowns = [
+        overload_phase("CheckPermission minimize_latency", args, s, c, o, check).await,
+        overload_phase("GetMembership fully_consistent", args, s, c, o, get).await,
+        overload_phase("UpdateMembership", args, s, c, o, update).await,
+        overload_phase("CreateUser", args, s, c, o, create).await,
+    ];
+    println!();
+    for b in breakdowns {
+        println!("{b}  ");
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let healthy = HealthClient::new(closed[0].clone())
+        .check(HealthCheckRequest::default())
+        .await
+        .is_ok();
+    println!(
+        "\nServer RSS: {rss_started:.0} MB at start, {rss_warm:.0} MB with warm caches, {:.0} MB 2 s after the last phase; health check then: {}",
+        server.rss_mb().unwrap_or(f64::NAN),
+        if healthy { "SERVING" } else { "failed" }
+    );
+
+    // SIGKILL: what the database holds now is what a crash would leave.
+    drop(open);
+    drop(closed);
+    drop(server);
+    let stored: HashSet<i64> = user::Entity::find()
+        .select_only()
+        .column(user::Column::Id)
+        .filter(user::Column::Email.starts_with("overload-"))
+        .into_tuple::<i64>()
+        .all(store.conn())
+        .await
+        .expect("read the created users")
+        .into_iter()
+        .collect();
+    let acknowledged = acknowledged.lock().unwrap();
+    let missing = acknowledged
+        .iter()
+        .filter(|id| !stored.contains(id))
+        .count();
+    println!(
+        "Acknowledged creates: {} CreateUser calls answered OK (both loops); after SIGKILL of the server {} of them are in the database, {missing} missing; {} more rows were committed for calls not answered OK (DEADLINE_EXCEEDED after the commit, or no answer)",
+        acknowledged.len(),
+        acknowledged.len() - missing,
+        stored.len() - (acknowledged.len() - missing)
     );
 }
