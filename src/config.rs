@@ -25,6 +25,8 @@ pub struct Cli {
     pub log_format: LogFormat,
 }
 
+// Parsed once at start: the size of the `serve` variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run migrations, then serve gRPC until SIGTERM or Ctrl-C.

@@ -26,8 +26,8 @@ use std::time::Duration;
 use sea_orm::sea_query::{Alias, Expr, OnConflict, Query};
 use sea_orm::{
     ConnAcquireErr, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
-    DatabaseTransaction, DbBackend, DbErr, IsolationLevel, SqlErr, SqliteTransactionMode, Statement,
-    TransactionOptions, TransactionTrait,
+    DatabaseTransaction, DbBackend, DbErr, IsolationLevel, SqlErr, SqliteTransactionMode,
+    Statement, TransactionOptions, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 use tokio::sync::{Mutex, Notify, OwnedMutexGuard};
