@@ -2,7 +2,7 @@
 //! listen backlog), each closed after
 //! `--idle-timeout` without a call in flight, each serving at most `--concurrency-limit` calls
 //! at once. Running out of file descriptors slows accepting down instead of spinning on the
-//! failing `accept`, and is logged once per episode.
+//! failing `accept`, and is logged at most once a minute.
 
 use std::io;
 use std::net::SocketAddr;
@@ -183,6 +183,9 @@ fn is_resource_exhaustion(error: &io::Error) -> bool {
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// Descriptors freed by closing connections are soon taken by the backlog's next ones: spells
+/// that follow each other this closely are reported as one.
+const REPORT_EVERY: Duration = Duration::from_secs(60);
 
 async fn accept_loop(
     listener: TcpListener,
@@ -192,6 +195,7 @@ async fn accept_loop(
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let mut backoff = FIRST_BACKOFF;
     let mut starved = false;
+    let mut reported: Option<Instant> = None;
     loop {
         // At the cap a new connection waits in the listen backlog, and is served as soon as
         // another closes (an idle one within --idle-timeout).
@@ -212,8 +216,8 @@ async fn accept_loop(
         let (stream, remote) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(error) if is_resource_exhaustion(&error) => {
-                if !starved {
-                    starved = true;
+                if !starved && reported.is_none_or(|at| at.elapsed() >= REPORT_EVERY) {
+                    reported = Some(Instant::now());
                     tracing::error!(
                         %error,
                         "cannot accept connections: out of file descriptors or memory; \
@@ -221,6 +225,7 @@ async fn accept_loop(
                          --max-connections)"
                     );
                 }
+                starved = true;
                 drop(slot);
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -234,7 +239,7 @@ async fn accept_loop(
         };
         if starved {
             starved = false;
-            tracing::info!("accepting connections again");
+            tracing::debug!("accepting connections again");
         }
         backoff = FIRST_BACKOFF;
         let _ = stream.set_nodelay(true);

@@ -117,7 +117,8 @@ fn status(err: DomainError) -> Status {
             details.set_retry_info(Some(Duration::from_millis(100)));
             (
                 Code::ResourceExhausted,
-                "the server is at its limit of calls in flight; retry shortly".to_string(),
+                "the server is at its limit of calls in flight or database connections; retry shortly"
+                    .to_string(),
             )
         }
         DomainError::RateLimited { retry_after } => {

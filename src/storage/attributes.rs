@@ -362,7 +362,7 @@ impl Store {
             .limit(page.fetch())
             .all(self.conn())
             .await
-            .map_err(db_error)?;
+            .map_err(|e| self.pool_error(e))?;
         // Options are read for this page's attributes only, not for the extra row.
         let rows = page.cut(rows, |r| r.id.clone());
         let mut options = options_of(

@@ -177,7 +177,10 @@ impl Store {
         if let Some(t) = filter.occurred_before {
             query = query.filter(event::Column::OccurredAt.lt(t));
         }
-        let rows = query.all(self.conn()).await.map_err(db_error)?;
+        let rows = query
+            .all(self.conn())
+            .await
+            .map_err(|e| self.pool_error(e))?;
         Ok(rows.into_iter().map(convert::event).collect())
     }
 
@@ -195,7 +198,7 @@ impl Store {
         let row = event_sequence::Entity::find_by_id(1)
             .one(self.conn())
             .await
-            .map_err(db_error)?
+            .map_err(|e| self.pool_error(e))?
             .ok_or_else(|| DomainError::Internal("the event_sequence row is missing".into()))?;
         Ok(FeedHead {
             last: row.value,
@@ -211,7 +214,7 @@ impl Store {
             .order_by_desc(event::Column::Sequence)
             .one(self.conn())
             .await
-            .map_err(db_error)?;
+            .map_err(|e| self.pool_error(e))?;
         let Some(newest_expired) = newest_expired else {
             return Ok(0);
         };
@@ -223,12 +226,12 @@ impl Store {
             .filter(event_sequence::Column::PrunedThrough.lt(through))
             .exec(self.conn())
             .await
-            .map_err(db_error)?;
+            .map_err(|e| self.pool_error(e))?;
         let deleted = event::Entity::delete_many()
             .filter(event::Column::Sequence.lte(through))
             .exec(self.conn())
             .await
-            .map_err(db_error)?;
+            .map_err(|e| self.pool_error(e))?;
         Ok(deleted.rows_affected)
     }
 }

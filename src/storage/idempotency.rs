@@ -176,7 +176,7 @@ impl Store {
             .filter(request_id::Column::CreatedAt.lt(cutoff))
             .exec(self.conn())
             .await
-            .map_err(db_error)?;
+            .map_err(|e| self.pool_error(e))?;
         Ok(deleted.rows_affected)
     }
 }

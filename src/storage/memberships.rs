@@ -196,7 +196,7 @@ impl Store {
             )
             .one(self.conn())
             .await
-            .map_err(db_error)?;
+            .map_err(|e| self.pool_error(e))?;
         let (row, user) = match found {
             Some((row, Some(user))) => (row, user),
             _ => return Err(address.not_found()),
@@ -425,7 +425,10 @@ impl Store {
         if let Some(accepted) = filter.accepted {
             query = query.filter(membership::Column::Accepted.eq(accepted));
         }
-        let rows = query.all(self.conn()).await.map_err(db_error)?;
+        let rows = query
+            .all(self.conn())
+            .await
+            .map_err(|e| self.pool_error(e))?;
         self.with_users(page.try_cut(rows, |r| r.id, convert::membership)?)
             .await
     }
@@ -449,7 +452,7 @@ impl Store {
             .limit(page.fetch())
             .all(self.conn())
             .await
-            .map_err(db_error)?;
+            .map_err(|e| self.pool_error(e))?;
         self.with_users(page.try_cut(rows, |r| r.id, convert::membership)?)
             .await
     }
@@ -465,7 +468,7 @@ impl Store {
                 .filter(user::Column::Id.is_in(ids))
                 .all(self.conn())
                 .await
-                .map_err(db_error)?
+                .map_err(|e| self.pool_error(e))?
                 .into_iter()
                 .map(|row| (row.id, convert::user(row)))
                 .collect()

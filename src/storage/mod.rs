@@ -173,8 +173,9 @@ impl Store {
         }
     }
 
-    /// A connection that could not be had in time is an outage unless every connection is busy.
-    fn acquire_error(&self, err: DbErr) -> DomainError {
+    /// The error of a statement that took its own connection from the pool: one that could not
+    /// be had in time is an outage unless every connection is busy.
+    pub(crate) fn pool_error(&self, err: DbErr) -> DomainError {
         if matches!(err, DbErr::ConnectionAcquire(ConnAcquireErr::Timeout))
             && self.pool_use().exhausted()
         {
@@ -228,7 +229,7 @@ impl Store {
         let (writer, txn) = self
             .begin_write_txn()
             .await
-            .map_err(|e| self.acquire_error(e))?;
+            .map_err(|e| self.pool_error(e))?;
         crate::metrics::pool_waited(asked.elapsed());
         Ok(WriteTx {
             txn,

@@ -311,7 +311,10 @@ impl Store {
             // another organization it never gets this far for (the api checks it first).
             query = query.filter(team::Column::Id.eq(own));
         }
-        let rows = query.all(self.conn()).await.map_err(db_error)?;
+        let rows = query
+            .all(self.conn())
+            .await
+            .map_err(|e| self.pool_error(e))?;
         Ok(page.cut(rows, |r| r.id, convert::team))
     }
 
@@ -333,7 +336,7 @@ impl Store {
             .into_tuple()
             .all(self.conn())
             .await
-            .map_err(db_error)?;
+            .map_err(|e| self.pool_error(e))?;
         Ok(rows.into_iter().collect())
     }
 

@@ -124,7 +124,7 @@ impl Store {
             )
             .all(self.conn())
             .await
-            .map_err(db_error)?;
+            .map_err(|e| self.pool_error(e))?;
         let Some(organization_id) = rows.first().map(|m| m.organization_id) else {
             find_team(self.conn(), team_id, TeamKind::Any).await?;
             return Ok(Effective::default());
@@ -140,7 +140,7 @@ impl Store {
         Ok(role::Entity::find_by_id(role_id)
             .one(self.conn())
             .await
-            .map_err(db_error)?
+            .map_err(|e| self.pool_error(e))?
             .map(|row| stored_permissions(&row)))
     }
 
@@ -151,7 +151,7 @@ impl Store {
             .order_by_asc(membership::Column::Id)
             .all(self.conn())
             .await
-            .map_err(db_error)?
+            .map_err(|e| self.pool_error(e))?
             .into_iter()
             .map(convert::membership)
             .collect()

