@@ -105,8 +105,17 @@ impl Store {
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, ConnectError> {
         let mut options = ConnectOptions::new(url.to_string());
         let in_memory = is_in_memory(url);
+        // On PostgreSQL the feed's LISTEN holds one pooled connection for good: one more, so
+        // the calls still have `max_connections` (with one, they would have none).
+        let max_connections = if in_memory {
+            1
+        } else if url.starts_with("postgres") {
+            max_connections.max(1) + 1
+        } else {
+            max_connections.max(1)
+        };
         options
-            .max_connections(if in_memory { 1 } else { max_connections.max(1) })
+            .max_connections(max_connections)
             .min_connections(if in_memory { 1 } else { 0 })
             .connect_timeout(Duration::from_secs(5))
             .acquire_timeout(Duration::from_secs(5))
@@ -139,7 +148,6 @@ impl Store {
             database: config::describe_database(url),
             cause: config::redact_in(&e.to_string(), url),
         })?;
-        let max_connections = if in_memory { 1 } else { max_connections.max(1) };
         let sqlite_writer =
             (db.get_database_backend() == DbBackend::Sqlite).then(|| Arc::new(Mutex::new(())));
         Ok(Self {
