@@ -34,18 +34,6 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("request_validation", request_validation),
 ];
 
-const LISTS: [PagedList; 9] = [
-    PagedList::Users,
-    PagedList::Organizations,
-    PagedList::Teams,
-    PagedList::Memberships,
-    PagedList::UserMemberships,
-    PagedList::Events,
-    PagedList::Roles,
-    PagedList::Attributes,
-    PagedList::ApiKeys,
-];
-
 const PAGE_SIZES: [i32; 8] = [0, 1, 50, 1000, 1001, -1, i32::MIN, i32::MAX];
 
 /// Page-token decoding. Byte 0 picks the list the token is used for, byte 1 the page size, and
@@ -56,7 +44,7 @@ pub fn page_token(data: &[u8]) {
     let [list, size, rest @ ..] = data else {
         return;
     };
-    let list = LISTS[usize::from(*list) % LISTS.len()];
+    let list = PagedList::ALL[usize::from(*list) % PagedList::ALL.len()];
     let page_size = match PAGE_SIZES.get(usize::from(size & 0x7f)) {
         Some(size) => *size,
         None => i32::from(size & 0x7f) * 16 - 512,

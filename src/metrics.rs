@@ -13,36 +13,26 @@
 //! here goes through the facade's macros, and an embedding program keeps that slot for its own.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use axum::extract::State;
-use axum::http::header::CONTENT_TYPE;
-use axum::response::IntoResponse;
-use axum::routing::get;
 use metrics::{Counter, Gauge, Histogram, Key, Label, Level, Metadata, Recorder, Unit};
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
 use prost::Message;
-use tokio::net::TcpListener;
-
-use crate::cache::AccessCache;
-use crate::feed::Feed;
-use crate::storage::Store;
 
 const RPC_REQUESTS: &str = "membership_rpc_requests_total";
 const RPC_DURATION: &str = "membership_rpc_duration_seconds";
 const RPC_IN_FLIGHT: &str = "membership_rpc_in_flight";
 const RPC_SHED: &str = "membership_rpc_shed_total";
-const POOL_CONNECTIONS: &str = "membership_db_pool_connections";
+pub(crate) const POOL_CONNECTIONS: &str = "membership_db_pool_connections";
 const POOL_WAIT: &str = "membership_db_pool_wait_seconds";
 const CACHE_HITS: &str = "membership_cache_hits_total";
 const CACHE_MISSES: &str = "membership_cache_misses_total";
-const CACHE_ENTRIES: &str = "membership_cache_entries";
-const FEED_HEAD: &str = "membership_feed_head_sequence";
-const FEED_APPLIED: &str = "membership_feed_applied_sequence";
+pub(crate) const CACHE_ENTRIES: &str = "membership_cache_entries";
+pub(crate) const FEED_HEAD: &str = "membership_feed_head_sequence";
+pub(crate) const FEED_APPLIED: &str = "membership_feed_applied_sequence";
 const WATCHES_OPEN: &str = "membership_watches_open";
 const EVENTS_DELIVERED: &str = "membership_events_delivered_total";
 
@@ -58,11 +48,11 @@ const POOL_WAIT_BUCKETS: &[f64] = &[
 ];
 
 /// How long a scrape waits for the database's head sequence before leaving it out.
-const HEAD_QUERY_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const HEAD_QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 /// Histogram samples are buffered until drained: by a scrape, or by this upkeep.
-const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+pub(crate) const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
-static METADATA: Metadata<'static> =
+pub(crate) static METADATA: Metadata<'static> =
     Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
 
 /// gRPC status codes by number, as Prometheus label values.
@@ -338,6 +328,18 @@ fn describe_events(recorder: &PrometheusRecorder) {
 }
 
 /// Turns the event series on for this process; the first call registers them.
+/// The event series in the exposition format, when metrics are on.
+pub(crate) fn render_events() -> Option<String> {
+    registry().map(|registry| registry.handle.render())
+}
+
+/// Drains the histograms' buckets the exporter keeps between scrapes.
+pub(crate) fn upkeep() {
+    if let Some(registry) = registry() {
+        registry.handle.run_upkeep();
+    }
+}
+
 pub fn enable() {
     REGISTRY.get_or_init(Registry::new);
 }
@@ -434,111 +436,6 @@ impl Drop for OpenWatch {
 pub fn event_delivered() {
     if let Some(registry) = registry() {
         registry.events_delivered.increment(1);
-    }
-}
-
-/// What the levels of one server are read from at each scrape.
-pub struct Levels {
-    store: Store,
-    cache: Arc<AccessCache>,
-    feed: Arc<Feed>,
-}
-
-impl Levels {
-    pub fn new(store: Store, cache: Arc<AccessCache>, feed: Arc<Feed>) -> Self {
-        Self { store, cache, feed }
-    }
-
-    /// The levels in the exposition format, from a recorder of their own: a fresh one per
-    /// scrape, so a value that cannot be read now (the database head) is left out, not stale.
-    async fn render(&self) -> String {
-        let recorder = PrometheusBuilder::new().build_recorder();
-        let gauge = |name: &'static str, labels: Vec<Label>, value: u64| {
-            recorder
-                .register_gauge(&Key::from_parts(name, labels), &METADATA)
-                .set(value as f64);
-        };
-        recorder.describe_gauge(
-            POOL_CONNECTIONS.into(),
-            None,
-            "Database pool connections: in_use, idle, and the max the pool opens".into(),
-        );
-        let pool = self.store.pool_use();
-        for (state, value) in [
-            ("in_use", pool.in_use()),
-            ("idle", u64::from(pool.idle)),
-            ("max", u64::from(pool.max)),
-        ] {
-            gauge(POOL_CONNECTIONS, vec![Label::new("state", state)], value);
-        }
-        recorder.describe_gauge(CACHE_ENTRIES.into(), None, "Entries held, by cache".into());
-        for (cache, entries) in self.cache.entry_counts() {
-            gauge(
-                CACHE_ENTRIES,
-                vec![Label::new("cache", cache.as_str())],
-                entries,
-            );
-        }
-        recorder.describe_gauge(
-            FEED_APPLIED.into(),
-            None,
-            "Last event sequence this server has read, applied to its cache and delivered".into(),
-        );
-        let applied = self.feed.head();
-        gauge(FEED_APPLIED, Vec::new(), applied.max(0) as u64);
-        recorder.describe_gauge(
-            FEED_HEAD.into(),
-            None,
-            "Last event sequence committed in the database (any server's)".into(),
-        );
-        match tokio::time::timeout(HEAD_QUERY_TIMEOUT, self.store.feed_head()).await {
-            Ok(Ok(head)) => gauge(FEED_HEAD, Vec::new(), head.last.max(0) as u64),
-            Ok(Err(error)) => tracing::debug!(%error, "metrics: cannot read the feed head"),
-            Err(_) => tracing::debug!("metrics: the feed head query timed out"),
-        }
-        recorder.handle().render()
-    }
-}
-
-/// The whole exposition: the process's event series, then this server's levels.
-async fn exposition(levels: &Levels) -> String {
-    let mut text = registry()
-        .map(|registry| registry.handle.render())
-        .unwrap_or_default();
-    text.push_str(&levels.render().await);
-    text
-}
-
-async fn scrape(State(levels): State<Arc<Levels>>) -> impl IntoResponse {
-    (
-        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        exposition(&levels).await,
-    )
-}
-
-/// Serves `GET /metrics` on `listener` until the task is aborted.
-pub async fn serve(listener: TcpListener, levels: Levels) {
-    enable();
-    let addr = listener
-        .local_addr()
-        .map_or_else(|_| "?".to_string(), |a: SocketAddr| a.to_string());
-    tracing::info!(listen = %addr, "serving Prometheus metrics at /metrics");
-    let router = axum::Router::new()
-        .route("/metrics", get(scrape))
-        .with_state(Arc::new(levels));
-    let upkeep = async {
-        loop {
-            tokio::time::sleep(UPKEEP_EVERY).await;
-            if let Some(registry) = registry() {
-                registry.handle.run_upkeep();
-            }
-        }
-    };
-    tokio::select! {
-        served = axum::serve(listener, router) => if let Err(error) = served {
-            tracing::warn!(%error, "the metrics listener failed");
-        },
-        _ = upkeep => {},
     }
 }
 
@@ -682,24 +579,5 @@ mod tests {
             text.contains(&format!("# TYPE {RPC_SHED} counter")),
             "{text}"
         );
-    }
-
-    #[tokio::test]
-    async fn pool_use_counts_connections_in_use() {
-        let dir = std::env::temp_dir().join(format!(
-            "membership-metrics-pool-test-{}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.join("m.db").display());
-        let store = Store::connect(&url, 3).await.unwrap();
-        let pool = store.conn().get_sqlite_connection_pool();
-        let held = pool.acquire().await.unwrap();
-        let used = store.pool_use();
-        assert_eq!((used.in_use(), used.max), (1, 3), "{used:?}");
-        assert!(!used.exhausted());
-        drop(held);
-        store.close().await.unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -70,7 +70,7 @@ pub struct App {
     health: Option<HealthMonitor>,
     stop: tokio::sync::watch::Sender<bool>,
     /// `--metrics-listen`, bound at start-up so a taken port fails it, and what it reports.
-    metrics: Option<(TcpListener, crate::metrics::Levels)>,
+    metrics: Option<(TcpListener, crate::scrape::Levels)>,
 }
 
 impl Drop for App {
@@ -191,7 +191,7 @@ impl App {
         .map_err(|e| StartupError::Database(e.to_string()))?;
         let metrics = metrics_listener.map(|listener| {
             let levels =
-                crate::metrics::Levels::new(store.clone(), Arc::clone(&cache), Arc::clone(&feed));
+                crate::scrape::Levels::new(store.clone(), Arc::clone(&cache), Arc::clone(&feed));
             (listener, levels)
         });
         let retention = tokio::spawn(prune_events(store.clone(), config.event_retention.0));
@@ -243,7 +243,7 @@ impl App {
     ) -> Result<(), StartupError> {
         if let Some((listener, levels)) = self.metrics.take() {
             self.background
-                .push(tokio::spawn(crate::metrics::serve(listener, levels)));
+                .push(tokio::spawn(crate::scrape::serve(listener, levels)));
         }
         let health_service = tonic_health::pb::health_server::HealthServer::new(
             tonic_health::server::HealthService::from_health_reporter(

@@ -25,7 +25,8 @@ pub enum PagedList {
 }
 
 impl PagedList {
-    const ALL: [PagedList; 9] = [
+    /// Every list, for tests and fuzzing that go through them all.
+    pub const ALL: [PagedList; 9] = [
         PagedList::Users,
         PagedList::Organizations,
         PagedList::Teams,

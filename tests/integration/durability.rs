@@ -26,17 +26,26 @@ fn user(i: usize) -> NewUser {
 }
 
 async fn page_count(store: &Store) -> i64 {
+    number(store, "PRAGMA page_count").await
+}
+
+/// One number a query answers.
+async fn number(store: &Store, sql: &str) -> i64 {
     store
         .conn()
         .query_one_raw(sea_orm::Statement::from_string(
             store.conn().get_database_backend(),
-            "PRAGMA page_count",
+            sql,
         ))
         .await
-        .expect("page_count")
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
         .expect("a row")
         .try_get_by_index::<i64>(0)
         .expect("a number")
+}
+
+async fn user_count(store: &Store) -> i64 {
+    number(store, "SELECT COUNT(*) FROM users").await
 }
 
 /// Caps the file at its current size plus `spare` pages, on the pool's only connection (the
@@ -105,17 +114,7 @@ async fn a_full_disk_loses_no_acknowledged_write() {
             .unwrap_or_else(|e| panic!("acknowledged user {id} ({email}) is gone: {e:?}"));
         assert_eq!(&user.email, email);
     }
-    let count = reopened
-        .conn()
-        .query_one_raw(sea_orm::Statement::from_string(
-            reopened.conn().get_database_backend(),
-            "SELECT COUNT(*) FROM users",
-        ))
-        .await
-        .expect("count")
-        .expect("a row")
-        .try_get_by_index::<i64>(0)
-        .expect("a number");
+    let count = user_count(&reopened).await;
     assert_eq!(
         count as usize,
         acknowledged.len(),
@@ -154,18 +153,11 @@ async fn a_read_only_database_is_unavailable_then_recovers() {
         .create_user(&actor, user(10))
         .await
         .expect("a write once the database takes writes");
-    let users = store
-        .conn()
-        .query_one_raw(sea_orm::Statement::from_string(
-            store.conn().get_database_backend(),
-            "SELECT COUNT(*) FROM users",
-        ))
-        .await
-        .expect("count")
-        .expect("a row")
-        .try_get_by_index::<i64>(0)
-        .expect("a number");
-    assert_eq!(users, 1, "only the write after recovery was kept");
+    assert_eq!(
+        user_count(&store).await,
+        1,
+        "only the write after recovery was kept"
+    );
     assert_eq!(written.value.email, "u10@full.test");
     store.close().await.expect("close");
 }
