@@ -9,7 +9,7 @@ use membership_service::domain::users::NewUser;
 use membership_service::storage::Store;
 use sea_orm::ConnectionTrait;
 
-use crate::common::TempDir;
+use crate::common::{TempDir, query_number};
 
 /// A user with a bio large enough that a few writes need new pages.
 fn user(i: usize) -> NewUser {
@@ -26,26 +26,11 @@ fn user(i: usize) -> NewUser {
 }
 
 async fn page_count(store: &Store) -> i64 {
-    number(store, "PRAGMA page_count").await
-}
-
-/// One number a query answers.
-async fn number(store: &Store, sql: &str) -> i64 {
-    store
-        .conn()
-        .query_one_raw(sea_orm::Statement::from_string(
-            store.conn().get_database_backend(),
-            sql,
-        ))
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .expect("a row")
-        .try_get_by_index::<i64>(0)
-        .expect("a number")
+    query_number(store, "PRAGMA page_count").await
 }
 
 async fn user_count(store: &Store) -> i64 {
-    number(store, "SELECT COUNT(*) FROM users").await
+    query_number(store, "SELECT COUNT(*) FROM users").await
 }
 
 /// Caps the file at its current size plus `spare` pages, on the pool's only connection (the

@@ -5,7 +5,6 @@
 
 use membership_service::pb;
 use membership_service::storage::Store;
-use sea_orm::ConnectionTrait;
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 
@@ -19,29 +18,15 @@ fn big_user(i: usize) -> pb::CreateUserRequest {
     }
 }
 
-async fn pragma(store: &Store, sql: &str) -> i64 {
-    store
-        .conn()
-        .query_one_raw(sea_orm::Statement::from_string(
-            store.conn().get_database_backend(),
-            sql,
-        ))
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .expect("a row")
-        .try_get_by_index::<i64>(0)
-        .expect("a number")
-}
-
 /// Caps the file at the pages it has: no write that needs a new page fits any more. The pragma
 /// holds for one connection: the server runs on a pool of exactly one.
 async fn fill_up(store: &Store) {
-    let pages = pragma(store, "PRAGMA page_count").await;
-    pragma(store, &format!("PRAGMA max_page_count = {pages}")).await;
+    let pages = query_number(store, "PRAGMA page_count").await;
+    query_number(store, &format!("PRAGMA max_page_count = {pages}")).await;
 }
 
 async fn make_room(store: &Store) {
-    pragma(store, "PRAGMA max_page_count = 1073741823").await;
+    query_number(store, "PRAGMA max_page_count = 1073741823").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -54,7 +39,7 @@ async fn full_storage_is_not_serving_until_it_has_room_again() {
         let logs = HealthLog::open_all(&srv);
         wait_all(&logs, ServingStatus::Serving, &[0; 8]).await;
         assert_eq!(
-            pragma(srv.store(), "PRAGMA freelist_count").await,
+            query_number(srv.store(), "PRAGMA freelist_count").await,
             0,
             "a new database has no free pages, so a cap at its size leaves no room"
         );

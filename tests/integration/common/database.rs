@@ -313,3 +313,20 @@ impl Drop for TestDb {
         let _ = thread.join();
     }
 }
+
+/// The one number a statement answers (`SELECT COUNT(*) …`, `PRAGMA page_count`, or a pragma
+/// that sets and echoes), read straight from the store's database.
+pub async fn query_number(store: &membership_service::storage::Store, sql: &str) -> i64 {
+    use sea_orm::ConnectionTrait;
+    store
+        .conn()
+        .query_one_raw(sea_orm::Statement::from_string(
+            store.conn().get_database_backend(),
+            sql,
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .expect("a row")
+        .try_get_by_index::<i64>(0)
+        .expect("a number")
+}

@@ -30,7 +30,7 @@ mod values;
 use std::future::Future;
 use std::time::Duration;
 
-pub use database::Engine;
+pub use database::{Engine, query_number};
 pub use events::*;
 pub use files::{TempDir, grpcurl};
 pub use fixtures::*;
