@@ -1,13 +1,15 @@
 //! The hot reads (membership lookups and permission checks) with their consistency: from the
 //! cache, from the cache once it has caught up with a revision, or from the database.
 
+mod lookups;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cache::AccessCache;
 use crate::domain::access::{Effective, counts_for_permissions};
 use crate::domain::memberships::{MembershipAddress, MembershipTarget};
-use crate::domain::model::{Consistency, MembershipView};
+use crate::domain::model::{Consistency, Membership, MembershipView};
 use crate::domain::{DomainError, DomainResult};
 use crate::feed::Feed;
 use crate::storage::Store;
@@ -139,15 +141,7 @@ impl Reads {
     async fn cached_effective(&self, user_id: i64, team_id: i64) -> DomainResult<Effective> {
         let seen = self.cache.generation();
         let organization_id = self.organization_of(team_id).await?;
-        let memberships = match self.cache.user_memberships(user_id) {
-            Some(m) => m,
-            None => {
-                let m = Arc::new(self.store.memberships_of_user(user_id).await?);
-                self.cache
-                    .fill_user_memberships(seen, user_id, Arc::clone(&m));
-                m
-            }
-        };
+        let memberships = self.cached_user_memberships(seen, user_id).await?;
         let policy = self.store.policy();
         let mut custom = Vec::new();
         for m in memberships.iter() {
@@ -178,6 +172,21 @@ impl Reads {
                     .unwrap_or_default()
             },
         ))
+    }
+
+    /// Every membership of a user (pending ones too), from the cache when it has them.
+    async fn cached_user_memberships(
+        &self,
+        seen: u64,
+        user_id: i64,
+    ) -> DomainResult<Arc<Vec<Membership>>> {
+        if let Some(m) = self.cache.user_memberships(user_id) {
+            return Ok(m);
+        }
+        let m = Arc::new(self.store.memberships_of_user(user_id).await?);
+        self.cache
+            .fill_user_memberships(seen, user_id, Arc::clone(&m));
+        Ok(m)
     }
 
     pub async fn membership(

@@ -5,6 +5,8 @@ use tonic::{Request, Response, Status};
 use super::{Context, binding, convert, trace_ids};
 use crate::domain::access::{Decision, Effective};
 use crate::domain::catalog::PermissionCatalog;
+use crate::domain::lookups::Permitted;
+use crate::domain::page::{PageRequest, PagedList};
 use crate::domain::teams::TeamKind;
 use crate::domain::tenancy::Binding;
 use crate::domain::validate;
@@ -41,6 +43,23 @@ pub(crate) fn validate_check(
             format!("{:?} is not in the permission catalog", check.permission),
         );
     }
+}
+
+/// A lookup's permission: one of the catalog, like a check's.
+fn validate_permission(catalog: &PermissionCatalog, v: &mut Violations, permission: &str) {
+    if catalog.get(permission).is_none() {
+        v.add(
+            "permission",
+            format!("{permission:?} is not in the permission catalog"),
+        );
+    }
+}
+
+fn permitted_decision(p: &Permitted) -> (String, String) {
+    (
+        p.decision.role_id.clone(),
+        p.decision.reason.as_str().to_string(),
+    )
 }
 
 impl AccessApi {
@@ -179,6 +198,106 @@ impl AccessService for AccessApi {
                     inherited_from_organization: g.from_organization,
                 })
                 .collect(),
+            revision: source.revision(),
+        }))
+    }
+
+    async fn lookup_users(
+        &self,
+        request: Request<LookupUsersRequest>,
+    ) -> Result<Response<LookupUsersResponse>, Status> {
+        let binding = binding(&request)?;
+        let r = request.into_inner();
+        trace_ids!(team_id = r.team_id);
+        let mut v = Violations::new();
+        v.check(validate::id("team_id", r.team_id));
+        validate_permission(&self.0.store.policy().catalog, &mut v, &r.permission);
+        let page = v.page(PageRequest::parse(r.page_size, &r.page_token));
+        let consistency = v
+            .check(convert::consistency("consistency", r.consistency))
+            .unwrap_or_default();
+        v.into_result()?;
+        let page = page.of(PagedList::PermittedUsers)?;
+        let source = self.0.reads.source(consistency).await?;
+        self.0.sees_team(binding, r.team_id, TeamKind::Any).await?;
+        let found = self
+            .0
+            .reads
+            .permitted_users(source, r.team_id, &r.permission, page)
+            .await?;
+        Ok(Response::new(LookupUsersResponse {
+            users: found
+                .items
+                .iter()
+                .map(|p| {
+                    let (role_id, reason) = permitted_decision(p);
+                    PermittedUser {
+                        user_id: p.id,
+                        role_id,
+                        reason,
+                    }
+                })
+                .collect(),
+            next_page_token: convert::page_token(found.next_after),
+            revision: source.revision(),
+        }))
+    }
+
+    async fn lookup_teams(
+        &self,
+        request: Request<LookupTeamsRequest>,
+    ) -> Result<Response<LookupTeamsResponse>, Status> {
+        let binding = binding(&request)?;
+        let r = request.into_inner();
+        trace_ids!(user_id = r.user_id, organization_id = r.organization_id);
+        let mut v = Violations::new();
+        v.check(validate::id("user_id", r.user_id));
+        if r.organization_id != 0 {
+            v.check(validate::id("organization_id", r.organization_id));
+        }
+        validate_permission(&self.0.store.policy().catalog, &mut v, &r.permission);
+        let page = v.page(PageRequest::parse(r.page_size, &r.page_token));
+        let consistency = v
+            .check(convert::consistency("consistency", r.consistency))
+            .unwrap_or_default();
+        v.into_result()?;
+        let page = page.of(PagedList::PermittedTeams)?;
+        let source = self.0.reads.source(consistency).await?;
+        let organization = match r.organization_id {
+            0 => binding.organization(),
+            org => {
+                let not_found = || TeamKind::Organization.not_found(org);
+                let of = match self.0.reads.organization_of(org).await {
+                    Err(DomainError::NotFound { .. }) => return Err(not_found().into()),
+                    other => other?,
+                };
+                if of != org {
+                    return Err(not_found().into());
+                }
+                binding.check(org, not_found)?;
+                Some(org)
+            }
+        };
+        let found = self
+            .0
+            .reads
+            .permitted_teams(source, r.user_id, organization, &r.permission, page)
+            .await?;
+        Ok(Response::new(LookupTeamsResponse {
+            teams: found
+                .items
+                .iter()
+                .map(|p| {
+                    let (role_id, reason) = permitted_decision(p);
+                    PermittedTeam {
+                        team_id: p.id,
+                        organization_id: p.organization_id,
+                        role_id,
+                        reason,
+                    }
+                })
+                .collect(),
+            next_page_token: convert::page_token(found.next_after),
             revision: source.revision(),
         }))
     }

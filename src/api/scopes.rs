@@ -77,6 +77,8 @@ const SCOPED_SERVICES: &[(&str, &[(&str, Scope)])] = &[
             ("CheckPermission", Scope::AccessCheck),
             ("BatchCheckPermissions", Scope::AccessCheck),
             ("ListEffectivePermissions", Scope::AccessCheck),
+            ("LookupUsers", Scope::AccessCheck),
+            ("LookupTeams", Scope::AccessCheck),
         ],
     ),
     (
@@ -192,7 +194,7 @@ mod tests {
     }
 
     /// Method names that only read, for the `admin` scope, which covers reads and writes alike.
-    const READ_VERBS: &[&str] = &["Get", "List", "Watch", "Check", "BatchCheck"];
+    const READ_VERBS: &[&str] = &["Get", "List", "Watch", "Check", "BatchCheck", "Lookup"];
 
     /// Whether a key scope lets a method write: every `*.write` scope, and `admin` unless the
     /// method's name says it reads.

@@ -22,11 +22,13 @@ pub enum PagedList {
     Roles,
     Attributes,
     ApiKeys,
+    PermittedUsers,
+    PermittedTeams,
 }
 
 impl PagedList {
     /// Every list, for tests and fuzzing that go through them all.
-    pub const ALL: [PagedList; 9] = [
+    pub const ALL: [PagedList; 11] = [
         PagedList::Users,
         PagedList::Organizations,
         PagedList::Teams,
@@ -36,6 +38,8 @@ impl PagedList {
         PagedList::Roles,
         PagedList::Attributes,
         PagedList::ApiKeys,
+        PagedList::PermittedUsers,
+        PagedList::PermittedTeams,
     ];
 
     /// The list's name inside its tokens.
@@ -50,6 +54,8 @@ impl PagedList {
             PagedList::Roles => "roles",
             PagedList::Attributes => "attributes",
             PagedList::ApiKeys => "api-keys",
+            PagedList::PermittedUsers => "permitted-users",
+            PagedList::PermittedTeams => "permitted-teams",
         }
     }
 

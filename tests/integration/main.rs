@@ -27,6 +27,7 @@ mod health;
 mod hostile_input;
 mod idempotency;
 mod limits;
+mod lookups;
 mod metrics;
 mod ops;
 mod page_tokens;
