@@ -28,18 +28,27 @@ fn decision(d: Decision, revision: i64) -> CheckPermissionResponse {
     }
 }
 
-/// Validates one check; `prefix` names its place in a batch (`checks[3].`).
+/// Validates one check; `index` is its place in a batch (`checks[3].user_id`). Field names are
+/// only spelled out for a violation: a batch of valid checks allocates nothing here.
 pub(crate) fn validate_check(
     catalog: &PermissionCatalog,
     v: &mut Violations,
-    prefix: &str,
+    index: Option<usize>,
     check: &CheckPermissionRequest,
 ) {
-    v.check(validate::id(&format!("{prefix}user_id"), check.user_id));
-    v.check(validate::id(&format!("{prefix}team_id"), check.team_id));
+    let field = |name: &str| match index {
+        Some(i) => format!("checks[{i}].{name}"),
+        None => name.to_string(),
+    };
+    for (name, id) in [("user_id", check.user_id), ("team_id", check.team_id)] {
+        v.check(validate::id(name, id).map_err(|mut e| {
+            e.field = field(name);
+            e
+        }));
+    }
     if catalog.get(&check.permission).is_none() {
         v.add(
-            format!("{prefix}permission"),
+            field("permission"),
             format!("{:?} is not in the permission catalog", check.permission),
         );
     }
@@ -63,8 +72,13 @@ fn permitted_decision(p: &Permitted) -> (String, String) {
 }
 
 impl AccessApi {
-    fn validate_check(&self, v: &mut Violations, prefix: &str, check: &CheckPermissionRequest) {
-        validate_check(&self.0.store.policy().catalog, v, prefix, check);
+    fn validate_check(
+        &self,
+        v: &mut Violations,
+        index: Option<usize>,
+        check: &CheckPermissionRequest,
+    ) {
+        validate_check(&self.0.store.policy().catalog, v, index, check);
     }
 }
 
@@ -93,7 +107,7 @@ impl AccessService for AccessApi {
         let r = request.into_inner();
         trace_ids!(user_id = r.user_id, team_id = r.team_id);
         let mut v = Violations::new();
-        self.validate_check(&mut v, "", &r);
+        self.validate_check(&mut v, None, &r);
         let consistency = v
             .check(convert::consistency("consistency", r.consistency))
             .unwrap_or_default();
@@ -125,7 +139,7 @@ impl AccessService for AccessApi {
             );
         }
         for (i, check) in r.checks.iter().enumerate() {
-            self.validate_check(&mut v, &format!("checks[{i}]."), check);
+            self.validate_check(&mut v, Some(i), check);
         }
         let consistency = v
             .check(convert::consistency("consistency", r.consistency))
