@@ -83,6 +83,23 @@ impl AccessApi {
 }
 
 impl AccessApi {
+    /// CheckPermission's decision on a team the key sees; a team of another organization is
+    /// NOT_FOUND like a missing one.
+    async fn check(
+        &self,
+        binding: Binding,
+        source: Source,
+        user_id: i64,
+        team_id: i64,
+        permission: &str,
+    ) -> Result<Decision, DomainError> {
+        self.0.sees_team(binding, team_id, TeamKind::Any).await?;
+        self.0
+            .reads
+            .check(source, user_id, team_id, permission)
+            .await
+    }
+
     /// A user's grants on a team the key sees; a team of another organization is NOT_FOUND (in a
     /// batch, TEAM_NOT_FOUND) like a missing one.
     async fn effective(
@@ -113,13 +130,10 @@ impl AccessService for AccessApi {
             .unwrap_or_default();
         v.into_result()?;
         let source = self.0.reads.source(consistency).await?;
-        let effective = self
-            .effective(binding, source, r.user_id, r.team_id)
+        let decided = self
+            .check(binding, source, r.user_id, r.team_id, &r.permission)
             .await?;
-        Ok(Response::new(decision(
-            effective.check(&r.permission),
-            source.revision(),
-        )))
+        Ok(Response::new(decision(decided, source.revision())))
     }
 
     async fn batch_check_permissions(
@@ -146,28 +160,34 @@ impl AccessService for AccessApi {
             .unwrap_or_default();
         v.into_result()?;
         let source = self.0.reads.source(consistency).await?;
-        // Checks of the same user and team share one lookup.
-        let mut looked_up: Vec<((i64, i64), Option<Effective>)> = Vec::new();
+        // An absent team is answered TEAM_NOT_FOUND in the batch; remembered so that its other
+        // checks do not look for it again.
+        let mut absent: Vec<i64> = Vec::new();
         let mut results = Vec::with_capacity(r.checks.len());
         for check in &r.checks {
-            let key = (check.user_id, check.team_id);
-            let index = match looked_up.iter().position(|(k, _)| *k == key) {
-                Some(i) => i,
-                None => {
-                    let effective = match self
-                        .effective(binding, source, check.user_id, check.team_id)
-                        .await
-                    {
-                        Ok(e) => Some(e),
-                        Err(DomainError::NotFound { .. }) => None,
-                        Err(e) => return Err(Status::from(e)),
-                    };
-                    looked_up.push((key, effective));
-                    looked_up.len() - 1
+            let decided = if absent.contains(&check.team_id) {
+                None
+            } else {
+                match self
+                    .check(
+                        binding,
+                        source,
+                        check.user_id,
+                        check.team_id,
+                        &check.permission,
+                    )
+                    .await
+                {
+                    Ok(d) => Some(d),
+                    Err(DomainError::NotFound { .. }) => {
+                        absent.push(check.team_id);
+                        None
+                    }
+                    Err(e) => return Err(Status::from(e)),
                 }
             };
-            results.push(match &looked_up[index].1 {
-                Some(effective) => decision(effective.check(&check.permission), source.revision()),
+            results.push(match decided {
+                Some(d) => decision(d, source.revision()),
                 None => CheckPermissionResponse {
                     allowed: false,
                     role_id: String::new(),

@@ -1,12 +1,12 @@
 //! Access queries: who may do something in a team (LookupUsers) and where a user may do it
 //! (LookupTeams). Each candidate is judged by CheckPermission's own rule
-//! (`Effective::from_memberships` and `Effective::check`), so a lookup cannot disagree with a
-//! check; these functions only choose the candidates and walk them in key order.
+//! (`access::check_memberships`), so a lookup cannot disagree with a check; these functions only
+//! choose the candidates and walk them in key order.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::access::{Decision, Effective};
+use super::access::{Decision, check_memberships};
 use super::catalog::PermissionSet;
 use super::model::Membership;
 
@@ -48,13 +48,13 @@ pub fn permitted_users(
         let (of_a, rest_a) = a.split_at(a.partition_point(|m| m.user_id == user));
         let (of_b, rest_b) = b.split_at(b.partition_point(|m| m.user_id == user));
         (a, b) = (rest_a, rest_b);
-        let decision = Effective::from_memberships(
+        let decision = check_memberships(
             team_id,
             organization_id,
             of_a.iter().chain(of_b),
             &mut permissions,
-        )
-        .check(permission);
+            permission,
+        );
         if decision.allowed {
             found.push(Permitted {
                 id: user,
@@ -106,9 +106,13 @@ pub fn permitted_teams(
         if found.len() == limit {
             break;
         }
-        let decision =
-            Effective::from_memberships(team_id, organization_id, memberships, &mut permissions)
-                .check(permission);
+        let decision = check_memberships(
+            team_id,
+            organization_id,
+            memberships,
+            &mut permissions,
+            permission,
+        );
         if decision.allowed {
             found.push(Permitted {
                 id: team_id,
