@@ -22,11 +22,12 @@ pub enum PagedList {
     Roles,
     Attributes,
     ApiKeys,
+    Invitations,
 }
 
 impl PagedList {
     /// Every list, for tests and fuzzing that go through them all.
-    pub const ALL: [PagedList; 9] = [
+    pub const ALL: [PagedList; 10] = [
         PagedList::Users,
         PagedList::Organizations,
         PagedList::Teams,
@@ -36,6 +37,7 @@ impl PagedList {
         PagedList::Roles,
         PagedList::Attributes,
         PagedList::ApiKeys,
+        PagedList::Invitations,
     ];
 
     /// The list's name inside its tokens.
@@ -50,6 +52,7 @@ impl PagedList {
             PagedList::Roles => "roles",
             PagedList::Attributes => "attributes",
             PagedList::ApiKeys => "api-keys",
+            PagedList::Invitations => "invitations",
         }
     }
 
