@@ -18,6 +18,7 @@ use super::idempotency::{self, Once, Outcome};
 use super::permissions::role_permissions;
 use super::shared::{
     Written, find_team, insert_membership, lock_organization, pending_invitations, resolve_role,
+    users_seen_by,
 };
 use super::{Store, WriteTx, convert, db_error};
 use crate::domain::events::EventKind;
@@ -112,6 +113,20 @@ async fn locate_locked(
     let org = lock_organization(&**tx, found.organization_id).await?;
     let invitation = find(&**tx, id, organization, true).await?;
     Ok((invitation, org))
+}
+
+/// Whether a key bound to `organization_id` sees user `user_id` (`shared::users_seen_by`).
+async fn seen_by<C: ConnectionTrait>(
+    conn: &C,
+    organization_id: i64,
+    user_id: i64,
+) -> DomainResult<bool> {
+    let found = user::Entity::find_by_id(user_id)
+        .filter(users_seen_by(organization_id))
+        .count(conn)
+        .await
+        .map_err(db_error)?;
+    Ok(found > 0)
 }
 
 /// Writes the invitation's new status (one version up) and records its event.
@@ -369,6 +384,14 @@ impl Store {
             .map_err(db_error)?
             .map(convert::user)
             .ok_or_else(|| DomainError::not_found(format_args!("user {user_id}")))?;
+        // A bound key sees the users of its organization, and the one its invitation names; any
+        // other is absent, so that it cannot probe the ids of other organizations' users.
+        if let Some(organization) = organization
+            && before.check_email(&user.email).is_err()
+            && !seen_by(&*tx, organization, user_id).await?
+        {
+            return Err(DomainError::not_found(format_args!("user {user_id}")));
+        }
         let write = Write::AcceptInvitation {
             invited_email: &before.email,
         };

@@ -211,10 +211,50 @@ async fn creates_gets_and_lists_invitations(engine: Engine) {
         expires.timestamp()
     );
 
-    let third = create(&srv, org.id, "third@acme.test").await;
+    // A retry with the same request id gets the first answer and writes nothing.
+    let retried = pb::CreateInvitationRequest {
+        request_id: "invite-third".into(),
+        ..invite(org.id, "third@acme.test")
+    };
+    let third = srv
+        .invitations()
+        .create_invitation(retried.clone())
+        .await
+        .expect("invite with a request id")
+        .into_inner();
+    let sequence = last_sequence(&srv).await;
+    let again = srv
+        .invitations()
+        .create_invitation(retried)
+        .await
+        .expect("the retry")
+        .into_inner();
+    assert_eq!(again, third);
+    assert_eq!(
+        last_sequence(&srv).await,
+        sequence,
+        "the retry wrote nothing"
+    );
     revoke(&srv, third.id).await;
+
+    // Deleting an organization deletes its invitations.
     let other_org = create_org(&srv, "globex").await;
-    create(&srv, other_org.id, "newcomer@acme.test").await;
+    let gone = create(&srv, other_org.id, "newcomer@acme.test").await;
+    srv.directory()
+        .delete_organization(pb::DeleteOrganizationRequest {
+            organization_id: other_org.id,
+            etag: None,
+        })
+        .await
+        .expect("delete globex");
+    let status = expect_err(
+        srv.invitations()
+            .get_invitation(pb::GetInvitationRequest {
+                invitation_id: gone.id,
+            })
+            .await,
+    );
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
 
     let all = vec![created.id, admin_invite.id, third.id];
     assert_eq!(
@@ -905,6 +945,29 @@ async fn a_bound_key_sees_its_organization_invitations_only(engine: Engine) {
         get(&srv, theirs.id).await.status,
         InvitationStatus::Pending as i32
     );
+
+    // It accepts for the invited user, who is not a member yet; another organization's user
+    // with another address is as absent to it as an unknown id.
+    let outsider = create_user(&srv, "outsider@beta.test").await;
+    crate::common::add_member(&srv, b.id, outsider.id, MembershipRole::Member).await;
+    for user_id in [outsider.id, 999_999] {
+        let status = expect_err(k.accept_invitation(accept(mine.id, user_id)).await);
+        assert_eq!(status.code(), Code::NotFound, "{status:?}");
+        assert_eq!(status.message(), format!("user {user_id} not found"));
+    }
+    let status = expect_err(
+        srv.invitations()
+            .accept_invitation(accept(mine.id, outsider.id))
+            .await,
+    );
+    assert_precondition(&status, "INVITATION_EMAIL_MISMATCH");
+    let one = create_user(&srv, "one@alpha.test").await;
+    let joined = k
+        .accept_invitation(accept(mine.id, one.id))
+        .await
+        .expect("the bound key accepts for the invited user")
+        .into_inner();
+    assert_eq!(joined.organization_id, a.id);
 
     // A read-only key may read but not write.
     let reader = crate::common::scoped_key(&srv, &["memberships.read"]).await;
