@@ -633,6 +633,24 @@ async fn one_pending_invitation_per_email_and_none_for_members(engine: Engine) {
     }
     // A member of one organization may be invited to another.
     create(&srv, other.id, "bob@acme.test").await;
+
+    // Two invitations to one address at once: the organization lock lets one through.
+    let (mut one, mut two) = (srv.invitations(), srv.invitations());
+    let (first, second) = tokio::join!(
+        one.create_invitation(invite(org.id, "dee@acme.test")),
+        two.create_invitation(invite(org.id, "DEE@acme.test")),
+    );
+    let codes = [&first, &second].map(|r| r.as_ref().map(|_| ()).map_err(|s| s.code()));
+    assert!(
+        codes.contains(&Ok(())) && codes.contains(&Err(Code::AlreadyExists)),
+        "{first:?} {second:?}"
+    );
+    let (pending, _) = list_ids(&srv, org.id, InvitationStatus::Pending, 0).await;
+    let dee: Vec<i64> = [first, second]
+        .into_iter()
+        .filter_map(|r| r.ok().map(|i| i.into_inner().id))
+        .collect();
+    assert!(pending.contains(&dee[0]));
 }
 
 async fn bad_input_names_each_field(engine: Engine) {
