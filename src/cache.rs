@@ -201,6 +201,11 @@ impl AccessCache {
             EventKind::ApiKeyCreated => {}
             // Keys are cached by the hash of their secret, which the event does not carry.
             EventKind::ApiKeyRevoked => self.keys.invalidate_all(),
+            // Invitations are not cached; an accepted one records `membership.created` too.
+            EventKind::InvitationCreated
+            | EventKind::InvitationAccepted
+            | EventKind::InvitationRevoked
+            | EventKind::InvitationExpired => {}
         }
     }
 
@@ -412,7 +417,11 @@ mod tests {
                 | EventKind::OrganizationCreated
                 | EventKind::OrganizationUpdated
                 | EventKind::TeamCreated
-                | EventKind::TeamUpdated => all_but(&[]),
+                | EventKind::TeamUpdated
+                | EventKind::InvitationCreated
+                | EventKind::InvitationAccepted
+                | EventKind::InvitationRevoked
+                | EventKind::InvitationExpired => all_but(&[]),
             };
             let cache = filled();
             assert_eq!(remaining(&cache), all_but(&[]), "filled");

@@ -73,6 +73,7 @@ where
             role_id = tracing::field::Empty,
             attribute_id = tracing::field::Empty,
             key_id = tracing::field::Empty,
+            invitation_id = tracing::field::Empty,
         );
         let mut inner = self.inner.clone();
         let started = Instant::now();

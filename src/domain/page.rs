@@ -24,11 +24,12 @@ pub enum PagedList {
     ApiKeys,
     PermittedUsers,
     PermittedTeams,
+    Invitations,
 }
 
 impl PagedList {
     /// Every list, for tests and fuzzing that go through them all.
-    pub const ALL: [PagedList; 11] = [
+    pub const ALL: [PagedList; 12] = [
         PagedList::Users,
         PagedList::Organizations,
         PagedList::Teams,
@@ -40,6 +41,7 @@ impl PagedList {
         PagedList::ApiKeys,
         PagedList::PermittedUsers,
         PagedList::PermittedTeams,
+        PagedList::Invitations,
     ];
 
     /// The list's name inside its tokens.
@@ -56,6 +58,7 @@ impl PagedList {
             PagedList::ApiKeys => "api-keys",
             PagedList::PermittedUsers => "permitted-users",
             PagedList::PermittedTeams => "permitted-teams",
+            PagedList::Invitations => "invitations",
         }
     }
 

@@ -26,6 +26,7 @@ mod grpcurl;
 mod health;
 mod hostile_input;
 mod idempotency;
+mod invitations;
 mod limits;
 mod lookups;
 mod metrics;
