@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::Utc;
+
 use crate::cache::AccessCache;
 use crate::domain::access::{Effective, counts_for_permissions};
 use crate::domain::memberships::{MembershipAddress, MembershipTarget};
@@ -149,9 +151,12 @@ impl Reads {
             }
         };
         let policy = self.store.policy();
+        // The cached memberships carry their expiry: judged at this instant, an expired one
+        // counts for nothing whether or not its `membership.expired` event has arrived.
+        let now = Utc::now();
         let mut custom = Vec::new();
         for m in memberships.iter() {
-            if counts_for_permissions(m, team_id, organization_id)
+            if counts_for_permissions(m, team_id, organization_id, now)
                 && policy.system_permissions(&m.role_id).is_none()
                 && self.cache.role_permissions(&m.role_id).is_none()
             {
@@ -165,6 +170,7 @@ impl Reads {
         Ok(Effective::from_memberships(
             team_id,
             organization_id,
+            now,
             memberships.iter(),
             |role_id| {
                 if let Some(system) = policy.system_permissions(role_id) {

@@ -18,6 +18,8 @@ pub enum EventKind {
     MembershipCreated,
     MembershipUpdated,
     MembershipDeleted,
+    /// Deleted by the sweep once its `expires_at` passed.
+    MembershipExpired,
     RoleCreated,
     RoleUpdated,
     RoleDeleted,
@@ -29,7 +31,7 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 20] = [
+    pub const ALL: [EventKind; 21] = [
         EventKind::UserCreated,
         EventKind::UserUpdated,
         EventKind::UserDeleted,
@@ -42,6 +44,7 @@ impl EventKind {
         EventKind::MembershipCreated,
         EventKind::MembershipUpdated,
         EventKind::MembershipDeleted,
+        EventKind::MembershipExpired,
         EventKind::RoleCreated,
         EventKind::RoleUpdated,
         EventKind::RoleDeleted,
@@ -67,6 +70,7 @@ impl EventKind {
             EventKind::MembershipCreated => "membership.created",
             EventKind::MembershipUpdated => "membership.updated",
             EventKind::MembershipDeleted => "membership.deleted",
+            EventKind::MembershipExpired => "membership.expired",
             EventKind::RoleCreated => "role.created",
             EventKind::RoleUpdated => "role.updated",
             EventKind::RoleDeleted => "role.deleted",
@@ -158,6 +162,9 @@ mod tests {
         ] {
             for change in ["created", "updated", "deleted"] {
                 expected.push(format!("{resource}.{change}"));
+            }
+            if resource == "membership" {
+                expected.push("membership.expired".into());
             }
         }
         expected.extend(["api_key.created".into(), "api_key.revoked".into()]);

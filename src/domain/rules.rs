@@ -1,6 +1,8 @@
 //! The invariants of docs/design.md section 3, as decisions over data the storage layer loaded
 //! inside the write's transaction.
 
+use chrono::{DateTime, Utc};
+
 use super::errors::{DomainError, DomainResult, Reason};
 use super::model::{Membership, RoleRef, Team, etag};
 use super::roles::{BaseRole, system_role_for_base};
@@ -23,6 +25,19 @@ pub fn check_last_owner(
                 "membership {} is the last accepted OWNER of team {}; make another member OWNER first",
                 before.id, before.team_id
             ),
+        ));
+    }
+    Ok(())
+}
+
+/// OWNER memberships never expire: a membership that would end up OWNER with an expiry (created
+/// so, given one as an owner, or promoted while expiring) is refused. So a team's last owner can
+/// never vanish by expiring.
+pub fn check_owner_expiry(role: BaseRole, expires_at: Option<DateTime<Utc>>) -> DomainResult<()> {
+    if role == BaseRole::Owner && expires_at.is_some() {
+        return Err(DomainError::precondition(
+            Reason::OwnerCannotExpire,
+            "an OWNER membership cannot expire: clear expires_at or choose another role",
         ));
     }
     Ok(())
@@ -131,6 +146,7 @@ mod tests {
             auto_record_calls: AutoRecordCalls::Unset,
             public_metadata: JsonObject::new(),
             private_metadata: JsonObject::new(),
+            expires_at: None,
             created_at: Utc::now(),
             updated_at: Utc::now(),
             version: 1,
@@ -184,6 +200,20 @@ mod tests {
         // A pending owner or a member was never the guarantee.
         assert!(check_last_owner(&pending, None, 0).is_ok());
         assert!(check_last_owner(&demoted, None, 0).is_ok());
+    }
+
+    #[test]
+    fn owners_never_expire() {
+        let soon = Some(Utc::now() + chrono::Duration::hours(1));
+        assert_eq!(
+            reason(check_owner_expiry(BaseRole::Owner, soon).unwrap_err()),
+            Reason::OwnerCannotExpire
+        );
+        assert!(check_owner_expiry(BaseRole::Owner, None).is_ok());
+        for role in [BaseRole::Admin, BaseRole::Member] {
+            assert!(check_owner_expiry(role, soon).is_ok());
+            assert!(check_owner_expiry(role, None).is_ok());
+        }
     }
 
     #[test]

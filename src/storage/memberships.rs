@@ -133,6 +133,7 @@ impl Store {
             };
             authorize(&*tx, self.policy(), actor, Some(&team), &write).await?;
         }
+        rules::check_owner_expiry(role, new.expires_at)?;
         if let Some(answer) = idempotency::claim(&tx, actor, once.as_ref()).await? {
             return Ok(Outcome::Replayed(answer));
         }
@@ -252,8 +253,7 @@ impl Store {
                         },
                     }),
                     metadata: patch.public_metadata.is_some() || patch.private_metadata.is_some(),
-                    // Memberships do not expire in this API.
-                    expires_at: false,
+                    expires_at: patch.expires_at.is_some(),
                     disable_impersonation: patch.disable_impersonation.is_some(),
                     auto_record_calls: patch.auto_record_calls.is_some(),
                 },
@@ -280,6 +280,10 @@ impl Store {
         if let Some(v) = patch.private_metadata {
             after.private_metadata = v;
         }
+        if let Some(v) = patch.expires_at {
+            after.expires_at = v;
+        }
+        rules::check_owner_expiry(after.role, after.expires_at)?;
         if after == before {
             let revision = events::current_revision(&*tx).await?;
             tx.commit().await?;
@@ -306,6 +310,7 @@ impl Store {
             auto_record_calls: Set(after.auto_record_calls.as_str().to_string()),
             public_metadata: Set(convert::object_text(&after.public_metadata)),
             private_metadata: Set(convert::object_text(&after.private_metadata)),
+            expires_at: Set(after.expires_at.map(|at| at.timestamp_micros())),
             updated_at: Set(convert::now_micros()),
             version: Set(before.version + 1),
             ..Default::default()
