@@ -2,7 +2,7 @@
 //! refused in the past, together with `clear_expires_at`, on an OWNER, and without
 //! `changeMemberRole`; from its instant an expired membership grants nothing on every read path
 //! (cached, fully consistent, batch, effective permissions, an actor's write), on both replicas,
-//! before any sweep; and the sweep of two replicas deletes each expired membership once, with
+//! before any sweep, nor counts as an organization membership for a new sub-team one; and the sweep of two replicas deletes each expired membership once, with
 //! one `membership.expired` event, taking an organization membership's sub-team memberships
 //! along.
 
@@ -22,7 +22,7 @@ use tonic::Code;
 
 use crate::common::{
     AuthChannel, Engine, TestServer, add_member, assert_invalid, create_org, create_team,
-    create_user, error_info, expect_err, list_events, pb, reason, to_struct,
+    create_user, error_info, expect_err, list_events, new_membership, pb, reason, to_struct,
 };
 
 engine_tests!(
@@ -528,9 +528,26 @@ async fn an_expired_membership_grants_nothing_on_any_path_or_replica(engine: Eng
             "{name}: {status:?}"
         );
     }
-    // It was not swept: the membership is still there, expired.
+    // It was not swept: the membership is still there, expired, and no longer makes bob an
+    // organization member a sub-team membership could be added for.
     let still = get(&srv, bob_admin.id, true).await.expect("not swept");
     assert_eq!(still.expires_at, moved.expires_at);
+    let team = create_team(&srv, org.id, "exact-a").await;
+    let status = expect_err(
+        srv.memberships()
+            .create_membership(new_membership(
+                team.id,
+                bob.id,
+                MembershipRole::Member,
+                true,
+            ))
+            .await,
+    );
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert_eq!(
+        reason(&status).as_deref(),
+        Some("NOT_AN_ORGANIZATION_MEMBER")
+    );
     replica.stop().await;
     srv.stop().await;
 }
