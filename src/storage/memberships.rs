@@ -156,13 +156,13 @@ impl Store {
                 .await
                 .map_err(db_error)?;
             rules::check_membership_limit(&organization, count)?;
-        } else if !exists(organization.id)
+        } else if exists(organization.id)
             .await
             .map_err(db_error)?
             .map(convert::membership)
             .transpose()?
             // An expired one is on its way out: the sweep would take the new one along.
-            .is_some_and(|m| !m.is_expired(chrono::Utc::now()))
+            .is_none_or(|m| m.is_expired(chrono::Utc::now()))
         {
             return Err(DomainError::precondition(
                 Reason::NotAnOrganizationMember,
