@@ -115,3 +115,121 @@ fn kind_at(m: &Membership, now: DateTime<Utc>) -> EventKind {
         EventKind::MembershipDeleted
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+
+    use super::*;
+    use crate::domain::events::EventFilter;
+    use crate::domain::memberships::NewMembership;
+    use crate::domain::page::PageRequest;
+    use crate::domain::roles::BaseRole;
+    use crate::domain::teams::NewTeam;
+    use crate::domain::users::NewUser;
+
+    /// (kind, membership id) of every event after `after`.
+    async fn events(store: &Store, after: i64) -> Vec<(String, i64)> {
+        let filter = EventFilter {
+            after_sequence: after,
+            ..Default::default()
+        };
+        store
+            .list_events(&filter, PageRequest::parse(1000, "").unwrap())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|e| (e.kind, e.membership_id.unwrap_or_default()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn sweeps_what_expired_at_now_once_with_its_cascade() {
+        // Instants `secs` after one a day ahead (in the future when the memberships are made),
+        // whole seconds as stored.
+        let base = DateTime::from_timestamp(Utc::now().timestamp() + 86_400, 0).unwrap();
+        let at = |secs| base + Duration::seconds(secs);
+        let store = Store::connect("sqlite::memory:", 1).await.unwrap();
+        store.migrate().await.unwrap();
+        let actor = Actor::default();
+        let team = |organization_id: Option<i64>, slug: &str| NewTeam {
+            organization_id,
+            name: slug.into(),
+            slug: slug.into(),
+            ..Default::default()
+        };
+        let org = store.create_team(&actor, team(None, "acme")).await.unwrap();
+        let org = org.value.id;
+        let eng = store.create_team(&actor, team(Some(org), "eng")).await;
+        let eng = eng.unwrap().value.id;
+        let mut users = Vec::new();
+        for email in ["ada@x.test", "bob@x.test", "cy@x.test"] {
+            let new = NewUser {
+                email: email.into(),
+                ..Default::default()
+            };
+            users.push(store.create_user(&actor, new).await.unwrap().value.id);
+        }
+        let join = |team_id, user_id, expires_at| NewMembership {
+            team_id,
+            user_id,
+            role: Some(BaseRole::Member),
+            accepted: true,
+            expires_at,
+            ..Default::default()
+        };
+        let mut ids = Vec::new();
+        // Ada's organization membership expires at 1000 and takes her eng membership along;
+        // bob's at 2000; cy's never. The sweeps below are told the instant.
+        for (team_id, user_id, expires_at) in [
+            (org, users[0], Some(at(1_000))),
+            (eng, users[0], None),
+            (org, users[1], Some(at(2_000))),
+            (org, users[2], None),
+        ] {
+            let written = store
+                .create_membership(&actor, join(team_id, user_id, expires_at))
+                .await
+                .unwrap();
+            ids.push(written.value.membership.id);
+        }
+        let before = store.feed_head().await.unwrap().last;
+
+        assert_eq!(store.sweep_expired_memberships(at(999)).await.unwrap(), 0);
+        let (first, second) = tokio::join!(
+            store.sweep_expired_memberships(at(1_000)),
+            store.sweep_expired_memberships(at(1_000)),
+        );
+        assert_eq!(first.unwrap() + second.unwrap(), 1, "swept once");
+        assert_eq!(store.sweep_expired_memberships(at(1_500)).await.unwrap(), 0);
+        assert_eq!(
+            events(&store, before).await,
+            [
+                ("membership.deleted".to_string(), ids[1]),
+                ("membership.expired".to_string(), ids[0]),
+            ]
+        );
+        let left: Vec<i64> = store
+            .memberships_of_user(users[1])
+            .await
+            .unwrap()
+            .iter()
+            .chain(store.memberships_of_user(users[2]).await.unwrap().iter())
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(left, [ids[2], ids[3]]);
+        assert!(
+            store
+                .memberships_of_user(users[0])
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        let later = at(2_000) + Duration::days(1);
+        assert_eq!(store.sweep_expired_memberships(later).await.unwrap(), 1);
+        assert_eq!(store.memberships_of_user(users[1]).await.unwrap(), []);
+        assert_eq!(store.memberships_of_user(users[2]).await.unwrap().len(), 1);
+    }
+}
