@@ -43,6 +43,35 @@ pub fn check_owner_expiry(role: BaseRole, expires_at: Option<DateTime<Utc>>) -> 
     Ok(())
 }
 
+/// When a membership ends by expiry: its own `expires_at` or, for a sub-team membership, its
+/// organization membership's (the sweep takes sub-team memberships along), whichever is first.
+/// This is what [`check_owner_expiry`] judges for a sub-team membership.
+pub fn lapses_at(
+    own: Option<DateTime<Utc>>,
+    organization_membership: Option<DateTime<Utc>>,
+) -> Option<DateTime<Utc>> {
+    match (own, organization_membership) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// An organization membership whose user is OWNER of one of its sub-teams cannot get an expiry
+/// either: expiring, it would take that ownership along.
+pub fn check_organization_expiry(
+    expires_at: Option<DateTime<Utc>>,
+    owns_a_sub_team: bool,
+) -> DomainResult<()> {
+    if expires_at.is_some() && owns_a_sub_team {
+        return Err(DomainError::precondition(
+            Reason::OwnerCannotExpire,
+            "the user is OWNER of a sub-team, which their organization membership's expiry would \
+             end: make them another role there first",
+        ));
+    }
+    Ok(())
+}
+
 /// `max_allowed_memberships` > 0 caps an organization's memberships, pending ones included.
 pub fn check_membership_limit(organization: &Team, current_memberships: u64) -> DomainResult<()> {
     let limit = organization.max_allowed_memberships;
@@ -214,6 +243,26 @@ mod tests {
             assert!(check_owner_expiry(role, soon).is_ok());
             assert!(check_owner_expiry(role, None).is_ok());
         }
+    }
+
+    #[test]
+    fn a_sub_team_owner_does_not_lapse_with_the_organization_membership() {
+        let one = Utc::now() + chrono::Duration::hours(1);
+        let two = one + chrono::Duration::hours(1);
+        assert_eq!(lapses_at(None, None), None);
+        assert_eq!(lapses_at(Some(two), None), Some(two));
+        assert_eq!(lapses_at(None, Some(one)), Some(one));
+        assert_eq!(lapses_at(Some(two), Some(one)), Some(one));
+        assert_eq!(
+            reason(check_owner_expiry(BaseRole::Owner, lapses_at(None, Some(one))).unwrap_err()),
+            Reason::OwnerCannotExpire
+        );
+        assert_eq!(
+            reason(check_organization_expiry(Some(one), true).unwrap_err()),
+            Reason::OwnerCannotExpire
+        );
+        assert!(check_organization_expiry(Some(one), false).is_ok());
+        assert!(check_organization_expiry(None, true).is_ok());
     }
 
     #[test]

@@ -43,8 +43,10 @@ impl Store {
             match self.expire_membership(id, organization_id, now).await {
                 Ok(true) => swept += 1,
                 Ok(false) => {}
-                // The owner rule of a cascaded sub-team membership: the membership already
-                // grants nothing; it stays until that sub-team has another owner.
+                // The owner rule of a cascaded sub-team membership (the API keeps sub-team
+                // owners from expiring with their organization membership, so only rows written
+                // otherwise get here): it already grants nothing, and stays until that sub-team
+                // has another owner.
                 Err(DomainError::FailedPrecondition { reason, message }) => {
                     tracing::warn!(
                         membership_id = id,

@@ -28,6 +28,7 @@ use crate::domain::memberships::{
 use crate::domain::model::{Actor, AssignedAttribute, Membership, MembershipView, RoleRef, Team};
 use crate::domain::page::{Page, PageRequest, PagedList};
 use crate::domain::policy::{MemberRole, MembershipFields, RoleFacts, TargetMembership, Write};
+use crate::domain::roles::BaseRole;
 use crate::domain::teams::TeamKind;
 use crate::domain::{DomainError, DomainResult, Reason, rules};
 
@@ -55,6 +56,34 @@ async fn locate<C: ConnectionTrait>(
         .map_err(db_error)?
         .ok_or_else(|| address.not_found())?;
     convert::membership(row)
+}
+
+/// The user's membership in the organization of sub-team membership `m`.
+async fn organization_membership_of<C: ConnectionTrait>(
+    conn: &C,
+    m: &Membership,
+) -> DomainResult<Option<Membership>> {
+    membership::Entity::find()
+        .filter(membership::Column::TeamId.eq(m.organization_id))
+        .filter(membership::Column::UserId.eq(m.user_id))
+        .one(conn)
+        .await
+        .map_err(db_error)?
+        .map(convert::membership)
+        .transpose()
+}
+
+/// Whether the user of organization membership `m` is OWNER of one of its sub-teams.
+async fn owns_a_sub_team<C: ConnectionTrait>(conn: &C, m: &Membership) -> DomainResult<bool> {
+    Ok(membership::Entity::find()
+        .filter(membership::Column::OrganizationId.eq(m.organization_id))
+        .filter(membership::Column::UserId.eq(m.user_id))
+        .filter(membership::Column::TeamId.ne(m.organization_id))
+        .filter(membership::Column::Role.eq(BaseRole::Owner.as_str()))
+        .count(conn)
+        .await
+        .map_err(db_error)?
+        > 0)
 }
 
 /// The membership an update or deletion addresses, as the actor policy sees it.
@@ -156,21 +185,27 @@ impl Store {
                 .await
                 .map_err(db_error)?;
             rules::check_membership_limit(&organization, count)?;
-        } else if exists(organization.id)
-            .await
-            .map_err(db_error)?
-            .map(convert::membership)
-            .transpose()?
-            // An expired one is on its way out: the sweep would take the new one along.
-            .is_none_or(|m| m.is_expired(chrono::Utc::now()))
-        {
-            return Err(DomainError::precondition(
-                Reason::NotAnOrganizationMember,
-                format!(
-                    "user {} is not a member of organization {}",
-                    new.user_id, organization.id
-                ),
-            ));
+        } else {
+            let organization_membership = exists(organization.id)
+                .await
+                .map_err(db_error)?
+                .map(convert::membership)
+                .transpose()?
+                // An expired one is on its way out: the sweep would take the new one along.
+                .filter(|m| !m.is_expired(chrono::Utc::now()))
+                .ok_or_else(|| {
+                    DomainError::precondition(
+                        Reason::NotAnOrganizationMember,
+                        format!(
+                            "user {} is not a member of organization {}",
+                            new.user_id, organization.id
+                        ),
+                    )
+                })?;
+            rules::check_owner_expiry(
+                role,
+                rules::lapses_at(new.expires_at, organization_membership.expires_at),
+            )?;
         }
         let accepted = rules::accepted_on_create(new.accepted, &organization, &user.email);
         let (created, revision) =
@@ -291,6 +326,20 @@ impl Store {
             after.expires_at = v;
         }
         rules::check_owner_expiry(after.role, after.expires_at)?;
+        if after.team_id != after.organization_id {
+            if after.role == BaseRole::Owner {
+                let organization = organization_membership_of(&*tx, &after).await?;
+                rules::check_owner_expiry(
+                    after.role,
+                    rules::lapses_at(after.expires_at, organization.and_then(|m| m.expires_at)),
+                )?;
+            }
+        } else if matches!(patch.expires_at, Some(Some(_))) {
+            rules::check_organization_expiry(
+                after.expires_at,
+                owns_a_sub_team(&*tx, &after).await?,
+            )?;
+        }
         if after == before {
             let revision = events::current_revision(&*tx).await?;
             tx.commit().await?;

@@ -307,6 +307,38 @@ async fn owners_never_expire(engine: Engine) {
     // Owner and expiry as they were.
     let owner_now = update(&srv, update_of(owner.id)).await;
     assert_eq!(owner_now.expires_at, None);
+
+    // A sub-team OWNER would expire with their organization membership (the sweep takes it
+    // along): not made of an expiring organization member, by creation or promotion, ...
+    let team = create_team(&srv, org.id, "owner-sub").await;
+    let dan = create_user(&srv, "dan@expiry-owner.test").await;
+    add_expiring(&srv, org.id, dan.id, MembershipRole::Member, in_secs(3600)).await;
+    let status = expect_err(
+        srv.memberships()
+            .create_membership(new_membership(team.id, dan.id, MembershipRole::Owner, true))
+            .await,
+    );
+    assert_owner_cannot_expire(&status);
+    let dan_sub = add_member(&srv, team.id, dan.id, MembershipRole::Member).await;
+    let status = expect_err(
+        srv.memberships()
+            .update_membership(pb::UpdateMembershipRequest {
+                role: Some(MembershipRole::Owner as i32),
+                ..update_of(dan_sub.id)
+            })
+            .await,
+    );
+    assert_owner_cannot_expire(&status);
+    // ... nor does a sub-team owner's organization membership get an expiry.
+    let eve = create_user(&srv, "eve@expiry-owner.test").await;
+    let eve_org = add_member(&srv, org.id, eve.id, MembershipRole::Member).await;
+    add_member(&srv, team.id, eve.id, MembershipRole::Owner).await;
+    let status = expect_err(
+        srv.memberships()
+            .update_membership(set_expiry(eve_org.id, in_secs(3600)))
+            .await,
+    );
+    assert_owner_cannot_expire(&status);
     srv.stop().await;
 }
 
