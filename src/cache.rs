@@ -150,7 +150,8 @@ impl AccessCache {
         match kind {
             EventKind::MembershipCreated
             | EventKind::MembershipUpdated
-            | EventKind::MembershipDeleted => {
+            | EventKind::MembershipDeleted
+            | EventKind::MembershipExpired => {
                 if let Some(user) = event.user_id {
                     self.users.invalidate(&user);
                     if let Some(team) = event.team_id {
@@ -285,6 +286,7 @@ mod tests {
             auto_record_calls: AutoRecordCalls::Unset,
             public_metadata: JsonObject::new(),
             private_metadata: JsonObject::new(),
+            expires_at: None,
             created_at: Utc::now(),
             updated_at: Utc::now(),
             version: 1,
@@ -401,7 +403,8 @@ mod tests {
             let expected = match kind {
                 EventKind::MembershipCreated
                 | EventKind::MembershipUpdated
-                | EventKind::MembershipDeleted => all_but(&["user", "view", "view id"]),
+                | EventKind::MembershipDeleted
+                | EventKind::MembershipExpired => all_but(&["user", "view", "view id"]),
                 EventKind::UserUpdated | EventKind::UserDeleted => {
                     all_but(&["user", "view", "other view"])
                 }

@@ -219,6 +219,10 @@ pub struct ServeConfig {
     /// How long events are kept (`30d`, `12h`, `90m`, `45s`).
     #[arg(long, env = "MEMBERSHIP_EVENT_RETENTION", default_value = "30d")]
     pub event_retention: Retention,
+    /// How often expired memberships are deleted (with their `membership.expired` event).
+    /// Expiry itself is exact without it: reads judge `expires_at` at their own instant.
+    #[arg(long, env = "MEMBERSHIP_SWEEP_INTERVAL", default_value = "1s")]
+    pub sweep_interval: Period,
     /// Replaces the built-in permission catalog.
     #[arg(long, env = "MEMBERSHIP_PERMISSIONS_FILE")]
     pub permissions_file: Option<PathBuf>,
@@ -259,6 +263,7 @@ impl ServeConfig {
             cache_capacity: 100_000,
             feed_buffer: 4096,
             event_retention: Period(Duration::from_secs(30 * 86_400)),
+            sweep_interval: Period(Duration::from_secs(1)),
             tls_cert: None,
             tls_key: None,
             tls_client_ca: None,

@@ -17,4 +17,5 @@ pub mod reads;
 pub mod scrape;
 pub mod server;
 pub mod storage;
+pub mod sweeper;
 pub mod telemetry;

@@ -6,6 +6,8 @@ mod lookups;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use crate::cache::AccessCache;
 use crate::domain::access::{Decision, Effective, check_memberships, counts_for_permissions};
 use crate::domain::catalog::PermissionSet;
@@ -19,6 +21,9 @@ use crate::storage::Store;
 const CATCH_UP_WAIT: Duration = Duration::from_millis(50);
 
 struct CachedInputs {
+    /// The instant the evaluation judges expiry at: the same for choosing the custom roles and
+    /// for the decision.
+    now: DateTime<Utc>,
     organization_id: i64,
     memberships: Arc<Vec<Membership>>,
     custom: Vec<(String, Arc<PermissionSet>)>,
@@ -150,6 +155,7 @@ impl Reads {
         Ok(Effective::from_memberships(
             team_id,
             inputs.organization_id,
+            inputs.now,
             inputs.memberships.iter(),
             |role_id| self.role_set(&inputs.custom, role_id),
         ))
@@ -174,6 +180,7 @@ impl Reads {
         Ok(check_memberships(
             team_id,
             inputs.organization_id,
+            inputs.now,
             inputs.memberships.iter(),
             |role_id| self.role_set(&inputs.custom, role_id),
             permission,
@@ -188,9 +195,12 @@ impl Reads {
         let organization_id = self.organization_of(team_id).await?;
         let memberships = self.cached_user_memberships(seen, user_id).await?;
         let policy = self.store.policy();
+        // The cached memberships carry their expiry: judged at this instant, an expired one
+        // counts for nothing whether or not its `membership.expired` event has arrived.
+        let now = Utc::now();
         let mut custom = Vec::new();
         for m in memberships.iter() {
-            if !counts_for_permissions(m, team_id, organization_id)
+            if !counts_for_permissions(m, team_id, organization_id, now)
                 || policy.system_permissions(&m.role_id).is_some()
             {
                 continue;
@@ -208,6 +218,7 @@ impl Reads {
             custom.push((m.role_id.clone(), set));
         }
         Ok(CachedInputs {
+            now,
             organization_id,
             memberships,
             custom,

@@ -65,7 +65,7 @@ pub struct App {
     pub bootstrap_key: Option<String>,
     /// `None`: plaintext.
     tls: Option<ServerTlsConfig>,
-    /// The feed follower and the retention task; they end with the server.
+    /// The feed follower, the retention task and the sweeper; they end with the server.
     background: Vec<JoinHandle<()>>,
     /// Drives `grpc.health.v1`; stopped before the pool closes (it has a connection of its own).
     health: Option<HealthMonitor>,
@@ -197,6 +197,7 @@ impl App {
         });
         let retention = tokio::spawn(prune_events(store.clone(), config.event_retention.0));
         let request_ids = tokio::spawn(prune_request_ids(store.clone()));
+        let sweeper = tokio::spawn(crate::sweeper::run(store.clone(), config.sweep_interval.0));
         let (stop, stopping) = tokio::sync::watch::channel(false);
         let health = HealthMonitor::start(
             store.clone(),
@@ -217,7 +218,7 @@ impl App {
             context,
             bootstrap_key,
             tls,
-            background: vec![follower, retention, request_ids],
+            background: vec![follower, retention, request_ids, sweeper],
             health: Some(health),
             stop,
             metrics,

@@ -21,6 +21,12 @@ pub fn timestamp(t: DateTime<Utc>) -> Option<Timestamp> {
     })
 }
 
+/// A request's timestamp; out of chrono's range is a bad `field`.
+pub fn instant(field: &str, t: &Timestamp) -> Result<DateTime<Utc>, FieldViolation> {
+    DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32)
+        .ok_or_else(|| FieldViolation::new(field, "is not a valid timestamp"))
+}
+
 pub fn to_struct(object: &JsonObject) -> Option<Struct> {
     Some(Struct {
         fields: object
@@ -203,6 +209,7 @@ pub fn membership(view: MembershipView, revision: i64) -> pb::Membership {
         auto_record_calls: auto_record_calls(m.auto_record_calls) as i32,
         public_metadata: to_struct(&m.public_metadata),
         private_metadata: to_struct(&m.private_metadata),
+        expires_at: m.expires_at.and_then(timestamp),
         created_at: timestamp(m.created_at),
         updated_at: timestamp(m.updated_at),
         etag: model::etag(m.version),

@@ -6,7 +6,7 @@ use super::convert;
 use super::idempotency::{answer, once, retry_key};
 use super::{Context, actor, binding, trace_ids};
 use crate::domain::memberships::{
-    MembershipAddress, MembershipFilter, MembershipPatch, MembershipTarget, NewMembership,
+    self, MembershipAddress, MembershipFilter, MembershipPatch, MembershipTarget, NewMembership,
 };
 use crate::domain::page::PageRequest;
 use crate::domain::teams::TeamKind;
@@ -95,6 +95,14 @@ fn trace_address(a: &MembershipAddress) {
     }
 }
 
+/// A requested `expires_at`, when present: a valid instant.
+fn requested_expiry(
+    v: &mut Violations,
+    t: Option<&prost_types::Timestamp>,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    v.check(convert::instant("expires_at", t?))
+}
+
 /// A role reference: trimmed, non-empty when present.
 pub(crate) fn role_reference(v: &mut Violations, value: Option<String>) -> Option<String> {
     v.check(validate::reference("role_id", &value?, 100))
@@ -141,6 +149,8 @@ impl MembershipService for MembershipApi {
                 .check(convert::metadata("private_metadata", r.private_metadata))
                 .flatten()
                 .unwrap_or_default(),
+            expires_at: requested_expiry(&mut v, r.expires_at.as_ref())
+                .and_then(|at| v.check(memberships::expiry("expires_at", at, chrono::Utc::now()))),
         };
         v.into_result()?;
         self.0
@@ -216,6 +226,15 @@ impl MembershipService for MembershipApi {
             private_metadata: v
                 .check(convert::metadata("private_metadata", r.private_metadata))
                 .flatten(),
+            expires_at: {
+                let at = requested_expiry(&mut v, r.expires_at.as_ref());
+                v.check(memberships::expiry_change(
+                    at,
+                    r.clear_expires_at,
+                    chrono::Utc::now(),
+                ))
+                .flatten()
+            },
             etag: r.etag,
         };
         v.into_result()?;

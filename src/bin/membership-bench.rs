@@ -359,6 +359,7 @@ async fn seed(store: &Store, args: &Args) -> DataSet {
                     auto_record_calls: Set("UNSET".into()),
                     public_metadata: Set("{}".into()),
                     private_metadata: Set("{}".into()),
+                    expires_at: Set(None),
                     created_at: Set(now),
                     updated_at: Set(now),
                     version: Set(1),

@@ -3,6 +3,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
+
 use super::catalog::{PermissionCatalog, PermissionSet};
 use super::model::Membership;
 use super::roles::{BaseRole, SYSTEM_ROLES, system_role_permissions};
@@ -50,11 +52,17 @@ impl Default for Policy {
     }
 }
 
-/// Whether a membership counts for its user's permissions in `team_id` (of `organization_id`):
-/// accepted, and in the team itself or in the team's organization. The one definition, used by
-/// every evaluation (database and cache); pending memberships never count.
-pub fn counts_for_permissions(m: &Membership, team_id: i64, organization_id: i64) -> bool {
-    m.accepted && (m.team_id == team_id || m.team_id == organization_id)
+/// Whether a membership counts for its user's permissions in `team_id` (of `organization_id`) at
+/// the instant `now`: accepted, not expired at `now`, and in the team itself or in the team's
+/// organization. The one definition, used by every evaluation (database and cache); pending
+/// memberships never count, nor do expired ones, whether or not the sweep has deleted them yet.
+pub fn counts_for_permissions(
+    m: &Membership,
+    team_id: i64,
+    organization_id: i64,
+    now: DateTime<Utc>,
+) -> bool {
+    m.accepted && !m.is_expired(now) && (m.team_id == team_id || m.team_id == organization_id)
 }
 
 /// The memberships that count for a user's permissions in `team_id` (of `organization_id`): the
@@ -63,12 +71,13 @@ pub fn counts_for_permissions(m: &Membership, team_id: i64, organization_id: i64
 fn counting<'a>(
     team_id: i64,
     organization_id: i64,
+    now: DateTime<Utc>,
     memberships: impl IntoIterator<Item = &'a Membership>,
 ) -> [Option<&'a Membership>; 2] {
     let mut own = None;
     let mut inherited = None;
     for m in memberships {
-        if !counts_for_permissions(m, team_id, organization_id) {
+        if !counts_for_permissions(m, team_id, organization_id, now) {
             continue;
         }
         if m.team_id == team_id {
@@ -118,12 +127,13 @@ fn decide<'a>(
 pub fn check_memberships<'a>(
     team_id: i64,
     organization_id: i64,
+    now: DateTime<Utc>,
     memberships: impl IntoIterator<Item = &'a Membership>,
     mut permissions: impl FnMut(&str) -> Arc<PermissionSet>,
     permission: &str,
 ) -> Decision {
     decide(
-        counting(team_id, organization_id, memberships)
+        counting(team_id, organization_id, now, memberships)
             .into_iter()
             .flatten()
             .map(|m| {
@@ -183,15 +193,16 @@ pub struct Decision {
 }
 
 impl Effective {
-    /// The grants a user's memberships give in `team_id` (of `organization_id`): those that
-    /// [`counts_for_permissions`], the team's own first, then its organization's.
+    /// The grants a user's memberships give in `team_id` (of `organization_id`) at `now`: those
+    /// that [`counts_for_permissions`], the team's own first, then its organization's.
     pub fn from_memberships<'a>(
         team_id: i64,
         organization_id: i64,
+        now: DateTime<Utc>,
         memberships: impl IntoIterator<Item = &'a Membership>,
         mut permissions: impl FnMut(&str) -> Arc<PermissionSet>,
     ) -> Effective {
-        let grants = counting(team_id, organization_id, memberships)
+        let grants = counting(team_id, organization_id, now, memberships)
             .into_iter()
             .flatten()
             .map(|m| Grant {
@@ -268,6 +279,7 @@ mod tests {
             auto_record_calls: crate::domain::model::AutoRecordCalls::Unset,
             public_metadata: Default::default(),
             private_metadata: Default::default(),
+            expires_at: None,
             created_at: chrono::Utc::now(),
             updated_at: chrono::Utc::now(),
             version: 1,
@@ -276,29 +288,31 @@ mod tests {
 
     #[test]
     fn what_counts_for_permissions_in_a_team() {
+        let now = chrono::Utc::now();
         // Organization 1, sub-teams 2 and 3.
-        assert!(counts_for_permissions(&membership(2, true), 2, 1));
-        assert!(counts_for_permissions(&membership(1, true), 2, 1));
-        assert!(counts_for_permissions(&membership(1, true), 1, 1));
+        assert!(counts_for_permissions(&membership(2, true), 2, 1, now));
+        assert!(counts_for_permissions(&membership(1, true), 2, 1, now));
+        assert!(counts_for_permissions(&membership(1, true), 1, 1, now));
         assert!(
-            !counts_for_permissions(&membership(3, true), 2, 1),
+            !counts_for_permissions(&membership(3, true), 2, 1, now),
             "a sibling"
         );
         assert!(
-            !counts_for_permissions(&membership(2, true), 1, 1),
+            !counts_for_permissions(&membership(2, true), 1, 1, now),
             "a sub-team"
         );
         assert!(
-            !counts_for_permissions(&membership(2, false), 2, 1),
+            !counts_for_permissions(&membership(2, false), 2, 1, now),
             "pending"
         );
         assert!(
-            !counts_for_permissions(&membership(1, false), 2, 1),
+            !counts_for_permissions(&membership(1, false), 2, 1, now),
             "pending"
         );
         let effective = Effective::from_memberships(
             2,
             1,
+            now,
             &[
                 membership(3, true),
                 membership(1, true),
@@ -325,12 +339,16 @@ mod tests {
             "restricteduser_role",
             "custom_x",
         ];
+        let now = chrono::Utc::now();
         let mut options = vec![None];
         for team in [1, 2, 3] {
-            for accepted in [true, false] {
+            for (accepted, expired) in [(true, false), (false, false), (true, true)] {
                 for role in roles {
                     let mut m = membership(team, accepted);
                     m.role_id = role.into();
+                    if expired {
+                        m.expires_at = Some(now);
+                    }
                     options.push(Some(m));
                 }
             }
@@ -347,6 +365,7 @@ mod tests {
                         let assembled = Effective::from_memberships(
                             team_id,
                             1,
+                            now,
                             held.iter().copied(),
                             permissions,
                         )
@@ -354,6 +373,7 @@ mod tests {
                         let fast = check_memberships(
                             team_id,
                             1,
+                            now,
                             held.iter().copied(),
                             permissions,
                             wanted,
@@ -365,6 +385,40 @@ mod tests {
             }
         }
         assert!(compared > 1000);
+    }
+
+    #[test]
+    fn an_expired_membership_counts_until_its_instant_only() {
+        let at = |secs| DateTime::from_timestamp(secs, 0).unwrap();
+        let expiring = |team_id| Membership {
+            expires_at: Some(at(1_000)),
+            ..membership(team_id, true)
+        };
+        for team in [2, 1] {
+            assert!(counts_for_permissions(&expiring(team), 2, 1, at(999)));
+            assert!(
+                !counts_for_permissions(&expiring(team), 2, 1, at(1_000)),
+                "at the instant itself"
+            );
+            assert!(!counts_for_permissions(&expiring(team), 2, 1, at(5_000)));
+        }
+        assert!(counts_for_permissions(
+            &membership(2, true),
+            2,
+            1,
+            at(5_000)
+        ));
+        let grants_at = |now| {
+            Effective::from_memberships(2, 1, now, &[expiring(2), membership(1, true)], |id| {
+                Policy::default().role_permissions(id, None)
+            })
+            .grants
+            .iter()
+            .map(|g| g.team_id)
+            .collect::<Vec<_>>()
+        };
+        assert_eq!(grants_at(at(999)), [2, 1]);
+        assert_eq!(grants_at(at(1_000)), [1], "the organization's grant alone");
     }
 
     #[test]

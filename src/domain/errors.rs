@@ -22,6 +22,7 @@ impl FieldViolation {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {
     LastOwner,
+    OwnerCannotExpire,
     MembershipLimitReached,
     NotAnOrganizationMember,
     SystemRoleImmutable,
@@ -55,6 +56,7 @@ impl Reason {
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::LastOwner => "LAST_OWNER",
+            Reason::OwnerCannotExpire => "OWNER_CANNOT_EXPIRE",
             Reason::MembershipLimitReached => "MEMBERSHIP_LIMIT_REACHED",
             Reason::NotAnOrganizationMember => "NOT_AN_ORGANIZATION_MEMBER",
             Reason::SystemRoleImmutable => "SYSTEM_ROLE_IMMUTABLE",

@@ -18,6 +18,8 @@ pub enum EventKind {
     MembershipCreated,
     MembershipUpdated,
     MembershipDeleted,
+    /// Deleted by the sweep once its `expires_at` passed.
+    MembershipExpired,
     RoleCreated,
     RoleUpdated,
     RoleDeleted,
@@ -33,7 +35,7 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 24] = [
+    pub const ALL: [EventKind; 25] = [
         EventKind::UserCreated,
         EventKind::UserUpdated,
         EventKind::UserDeleted,
@@ -46,6 +48,7 @@ impl EventKind {
         EventKind::MembershipCreated,
         EventKind::MembershipUpdated,
         EventKind::MembershipDeleted,
+        EventKind::MembershipExpired,
         EventKind::RoleCreated,
         EventKind::RoleUpdated,
         EventKind::RoleDeleted,
@@ -75,6 +78,7 @@ impl EventKind {
             EventKind::MembershipCreated => "membership.created",
             EventKind::MembershipUpdated => "membership.updated",
             EventKind::MembershipDeleted => "membership.deleted",
+            EventKind::MembershipExpired => "membership.expired",
             EventKind::RoleCreated => "role.created",
             EventKind::RoleUpdated => "role.updated",
             EventKind::RoleDeleted => "role.deleted",
@@ -170,6 +174,9 @@ mod tests {
         ] {
             for change in ["created", "updated", "deleted"] {
                 expected.push(format!("{resource}.{change}"));
+            }
+            if resource == "membership" {
+                expected.push("membership.expired".into());
             }
         }
         expected.extend(["api_key.created".into(), "api_key.revoked".into()]);

@@ -4,6 +4,8 @@
 //! choose the candidates and walk them in key order.
 
 use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
 use std::sync::Arc;
 
 use super::access::{Decision, check_memberships};
@@ -21,17 +23,23 @@ pub struct Permitted {
     pub decision: Decision,
 }
 
+/// Which part of a lookup's answer to give: the ids above `after`, at most `limit` of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub after: i64,
+    pub limit: usize,
+}
+
 /// The users of `members` (memberships of team `team_id` and of its organization, each slice
-/// sorted by user id) who hold `permission` in the team, with user id above `after`, ascending,
-/// at most `limit`.
+/// sorted by user id) who hold `permission` in the team at `now`, in `window`, by ascending id.
 pub fn permitted_users(
     team_id: i64,
     organization_id: i64,
+    now: DateTime<Utc>,
     members: [&[Membership]; 2],
     permission: &str,
     mut permissions: impl FnMut(&str) -> Arc<PermissionSet>,
-    after: i64,
-    limit: usize,
+    Window { after, limit }: Window,
 ) -> Vec<Permitted> {
     let mut found = Vec::new();
     let [mut a, mut b] = members.map(|list| {
@@ -51,6 +59,7 @@ pub fn permitted_users(
         let decision = check_memberships(
             team_id,
             organization_id,
+            now,
             of_a.iter().chain(of_b),
             &mut permissions,
             permission,
@@ -94,12 +103,12 @@ pub fn candidate_teams<'a>(
 /// The `candidates` (team id → organization id, from [`candidate_teams`]) where the user of
 /// `memberships` holds `permission`, with team id above `after`, ascending, at most `limit`.
 pub fn permitted_teams(
+    now: DateTime<Utc>,
     memberships: &[Membership],
     candidates: &BTreeMap<i64, i64>,
     permission: &str,
     mut permissions: impl FnMut(&str) -> Arc<PermissionSet>,
-    after: i64,
-    limit: usize,
+    Window { after, limit }: Window,
 ) -> Vec<Permitted> {
     let mut found = Vec::new();
     for (&team_id, &organization_id) in candidates.range(after.saturating_add(1)..) {
@@ -109,6 +118,7 @@ pub fn permitted_teams(
         let decision = check_memberships(
             team_id,
             organization_id,
+            now,
             memberships,
             &mut permissions,
             permission,
@@ -152,6 +162,7 @@ mod tests {
             created_at: chrono::Utc::now(),
             updated_at: chrono::Utc::now(),
             version: 1,
+            expires_at: None,
         }
     }
 
@@ -175,11 +186,14 @@ mod tests {
         let found = permitted_users(
             TEAM,
             ORG,
+            Utc::now(),
             [&team, &org],
             "team.update",
             system(&policy),
-            0,
-            10,
+            Window {
+                after: 0,
+                limit: 10,
+            },
         );
         let users: Vec<(i64, DecisionReason)> =
             found.iter().map(|p| (p.id, p.decision.reason)).collect();
@@ -196,21 +210,21 @@ mod tests {
         let page = permitted_users(
             TEAM,
             ORG,
+            Utc::now(),
             [&team, &org],
             "team.update",
             system(&policy),
-            1,
-            1,
+            Window { after: 1, limit: 1 },
         );
         assert_eq!(page.iter().map(|p| p.id).collect::<Vec<_>>(), [2]);
         let rest = permitted_users(
             TEAM,
             ORG,
+            Utc::now(),
             [&team, &org],
             "team.update",
             system(&policy),
-            2,
-            5,
+            Window { after: 2, limit: 5 },
         );
         assert_eq!(rest.iter().map(|p| p.id).collect::<Vec<_>>(), [4]);
     }
@@ -219,7 +233,18 @@ mod tests {
     fn an_organization_is_looked_up_through_its_own_memberships() {
         let policy = Policy::default();
         let org = [membership(1, ORG, "member_role", true)];
-        let found = permitted_users(ORG, ORG, [&org, &[]], "team.read", system(&policy), 0, 10);
+        let found = permitted_users(
+            ORG,
+            ORG,
+            Utc::now(),
+            [&org[..], &[]],
+            "team.read",
+            system(&policy),
+            Window {
+                after: 0,
+                limit: 10,
+            },
+        );
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].decision.reason, DecisionReason::GrantedByTeamRole);
     }
@@ -235,12 +260,15 @@ mod tests {
             [ORG, TEAM, OTHER_TEAM]
         );
         let found = permitted_teams(
+            Utc::now(),
             &admin_of_org,
             &candidates,
             "team.update",
             system(&policy),
-            0,
-            10,
+            Window {
+                after: 0,
+                limit: 10,
+            },
         );
         assert_eq!(found.len(), 3);
 
@@ -250,11 +278,31 @@ mod tests {
             membership(1, OTHER_TEAM, "admin_role", true),
         ];
         let candidates = candidate_teams(&mixed, None, |_| &subs);
-        let found = permitted_teams(&mixed, &candidates, "team.update", system(&policy), 0, 10);
+        let found = permitted_teams(
+            Utc::now(),
+            &mixed,
+            &candidates,
+            "team.update",
+            system(&policy),
+            Window {
+                after: 0,
+                limit: 10,
+            },
+        );
         assert_eq!(found.iter().map(|p| p.id).collect::<Vec<_>>(), [OTHER_TEAM]);
         assert_eq!(found[0].decision.reason, DecisionReason::GrantedByTeamRole);
         // Keyset.
-        let after = permitted_teams(&mixed, &candidates, "team.read", system(&policy), TEAM, 10);
+        let after = permitted_teams(
+            Utc::now(),
+            &mixed,
+            &candidates,
+            "team.read",
+            system(&policy),
+            Window {
+                after: TEAM,
+                limit: 10,
+            },
+        );
         assert_eq!(after.iter().map(|p| p.id).collect::<Vec<_>>(), [OTHER_TEAM]);
 
         // Pending memberships make no candidates; another organization is filtered out.

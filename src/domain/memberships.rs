@@ -1,5 +1,7 @@
 //! Membership requests, and how a request names a membership.
 
+use chrono::{DateTime, Utc};
+
 use super::errors::{DomainError, FieldViolation};
 use super::model::{AutoRecordCalls, JsonObject, Membership};
 use super::roles::BaseRole;
@@ -17,6 +19,7 @@ pub struct NewMembership {
     pub auto_record_calls: Option<AutoRecordCalls>,
     pub public_metadata: JsonObject,
     pub private_metadata: JsonObject,
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -28,7 +31,42 @@ pub struct MembershipPatch {
     pub auto_record_calls: Option<AutoRecordCalls>,
     pub public_metadata: Option<JsonObject>,
     pub private_metadata: Option<JsonObject>,
+    /// `Some(Some(at))` sets the expiry, `Some(None)` clears it.
+    pub expires_at: Option<Option<DateTime<Utc>>>,
     pub etag: Option<String>,
+}
+
+/// A requested expiry instant: it must be in the future at `now`. Kept to the microsecond, as
+/// stored, so that what a write answers is what later reads return.
+pub fn expiry(
+    field: &str,
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>, FieldViolation> {
+    let at = DateTime::from_timestamp_micros(at.timestamp_micros())
+        .ok_or_else(|| FieldViolation::new(field, "is not a valid timestamp"))?;
+    if at <= now {
+        return Err(FieldViolation::new(field, "must be in the future"));
+    }
+    Ok(at)
+}
+
+/// What an update asks of the expiry: `expires_at` sets it (in the future), `clear_expires_at`
+/// removes it, never both.
+pub fn expiry_change(
+    expires_at: Option<DateTime<Utc>>,
+    clear: bool,
+    now: DateTime<Utc>,
+) -> Result<Option<Option<DateTime<Utc>>>, FieldViolation> {
+    match (expires_at, clear) {
+        (Some(_), true) => Err(FieldViolation::new(
+            "clear_expires_at",
+            "cannot be set together with expires_at",
+        )),
+        (Some(at), false) => Ok(Some(Some(expiry("expires_at", at, now)?))),
+        (None, true) => Ok(Some(None)),
+        (None, false) => Ok(None),
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -128,6 +166,7 @@ mod tests {
             auto_record_calls: AutoRecordCalls::Unset,
             public_metadata: JsonObject::new(),
             private_metadata: JsonObject::new(),
+            expires_at: None,
             created_at: Utc::now(),
             updated_at: Utc::now(),
             version: 1,
@@ -144,6 +183,34 @@ mod tests {
             target,
             organization_id,
         }
+    }
+
+    #[test]
+    fn expiry_must_be_in_the_future_and_not_cleared_at_once() {
+        let now = DateTime::from_timestamp(1_000, 0).unwrap();
+        let later = DateTime::from_timestamp(1_001, 0).unwrap();
+        assert_eq!(expiry_change(None, false, now), Ok(None));
+        assert_eq!(expiry_change(None, true, now), Ok(Some(None)));
+        assert_eq!(
+            expiry_change(Some(later), false, now),
+            Ok(Some(Some(later)))
+        );
+        assert_eq!(
+            expiry_change(Some(now), false, now).unwrap_err().field,
+            "expires_at"
+        );
+        assert_eq!(
+            expiry_change(Some(later), true, now).unwrap_err().field,
+            "clear_expires_at"
+        );
+        let nanos = DateTime::from_timestamp(1_001, 1_234_567).unwrap();
+        assert_eq!(
+            expiry("expires_at", nanos, now)
+                .unwrap()
+                .timestamp_subsec_nanos(),
+            1_234_000,
+            "kept to the microsecond"
+        );
     }
 
     #[test]

@@ -102,6 +102,8 @@ pub struct Membership {
     pub auto_record_calls: AutoRecordCalls,
     pub public_metadata: JsonObject,
     pub private_metadata: JsonObject,
+    /// From this instant on the membership grants nothing; `None`: it never expires.
+    pub expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub version: i64,
@@ -110,6 +112,11 @@ pub struct Membership {
 impl Membership {
     pub fn is_accepted_owner(&self) -> bool {
         self.accepted && self.role == BaseRole::Owner
+    }
+
+    /// Whether it has expired at `now` (the instant itself included).
+    pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
     }
 }
 

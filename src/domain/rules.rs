@@ -1,6 +1,8 @@
 //! The invariants of docs/design.md section 3, as decisions over data the storage layer loaded
 //! inside the write's transaction.
 
+use chrono::{DateTime, Utc};
+
 use super::errors::{DomainError, DomainResult, Reason};
 use super::model::{Membership, RoleRef, Team, etag};
 use super::roles::{BaseRole, system_role_for_base};
@@ -23,6 +25,48 @@ pub fn check_last_owner(
                 "membership {} is the last accepted OWNER of team {}; make another member OWNER first",
                 before.id, before.team_id
             ),
+        ));
+    }
+    Ok(())
+}
+
+/// OWNER memberships never expire: a membership that would end up OWNER with an expiry (created
+/// so, given one as an owner, or promoted while expiring) is refused. So a team's last owner can
+/// never vanish by expiring.
+pub fn check_owner_expiry(role: BaseRole, expires_at: Option<DateTime<Utc>>) -> DomainResult<()> {
+    if role == BaseRole::Owner && expires_at.is_some() {
+        return Err(DomainError::precondition(
+            Reason::OwnerCannotExpire,
+            "an OWNER membership cannot expire: clear expires_at or choose another role",
+        ));
+    }
+    Ok(())
+}
+
+/// When a membership ends by expiry: its own `expires_at` or, for a sub-team membership, its
+/// organization membership's (the sweep takes sub-team memberships along), whichever is first.
+/// This is what [`check_owner_expiry`] judges for a sub-team membership.
+pub fn lapses_at(
+    own: Option<DateTime<Utc>>,
+    organization_membership: Option<DateTime<Utc>>,
+) -> Option<DateTime<Utc>> {
+    match (own, organization_membership) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// An organization membership whose user is OWNER of one of its sub-teams cannot get an expiry
+/// either: expiring, it would take that ownership along.
+pub fn check_organization_expiry(
+    expires_at: Option<DateTime<Utc>>,
+    owns_a_sub_team: bool,
+) -> DomainResult<()> {
+    if expires_at.is_some() && owns_a_sub_team {
+        return Err(DomainError::precondition(
+            Reason::OwnerCannotExpire,
+            "the user is OWNER of a sub-team, which their organization membership's expiry would \
+             end: make them another role there first",
         ));
     }
     Ok(())
@@ -138,6 +182,7 @@ mod tests {
             auto_record_calls: AutoRecordCalls::Unset,
             public_metadata: JsonObject::new(),
             private_metadata: JsonObject::new(),
+            expires_at: None,
             created_at: Utc::now(),
             updated_at: Utc::now(),
             version: 1,
@@ -191,6 +236,40 @@ mod tests {
         // A pending owner or a member was never the guarantee.
         assert!(check_last_owner(&pending, None, 0).is_ok());
         assert!(check_last_owner(&demoted, None, 0).is_ok());
+    }
+
+    #[test]
+    fn owners_never_expire() {
+        let soon = Some(Utc::now() + chrono::Duration::hours(1));
+        assert_eq!(
+            reason(check_owner_expiry(BaseRole::Owner, soon).unwrap_err()),
+            Reason::OwnerCannotExpire
+        );
+        assert!(check_owner_expiry(BaseRole::Owner, None).is_ok());
+        for role in [BaseRole::Admin, BaseRole::Member] {
+            assert!(check_owner_expiry(role, soon).is_ok());
+            assert!(check_owner_expiry(role, None).is_ok());
+        }
+    }
+
+    #[test]
+    fn a_sub_team_owner_does_not_lapse_with_the_organization_membership() {
+        let one = Utc::now() + chrono::Duration::hours(1);
+        let two = one + chrono::Duration::hours(1);
+        assert_eq!(lapses_at(None, None), None);
+        assert_eq!(lapses_at(Some(two), None), Some(two));
+        assert_eq!(lapses_at(None, Some(one)), Some(one));
+        assert_eq!(lapses_at(Some(two), Some(one)), Some(one));
+        assert_eq!(
+            reason(check_owner_expiry(BaseRole::Owner, lapses_at(None, Some(one))).unwrap_err()),
+            Reason::OwnerCannotExpire
+        );
+        assert_eq!(
+            reason(check_organization_expiry(Some(one), true).unwrap_err()),
+            Reason::OwnerCannotExpire
+        );
+        assert!(check_organization_expiry(Some(one), false).is_ok());
+        assert!(check_organization_expiry(None, true).is_ok());
     }
 
     #[test]

@@ -5,10 +5,12 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use chrono::Utc;
+
 use super::{Reads, Source};
 use crate::domain::DomainResult;
 use crate::domain::catalog::PermissionSet;
-use crate::domain::lookups::{self, Permitted};
+use crate::domain::lookups::{self, Permitted, Window};
 use crate::domain::model::Membership;
 use crate::domain::page::{ListPage, Page};
 
@@ -61,11 +63,14 @@ impl Reads {
         Ok(lookups::permitted_users(
             team_id,
             organization_id,
+            Utc::now(),
             [&team, &organization],
             permission,
             |role_id| self.permissions_of(&roles, role_id),
-            page.after,
-            page.fetch() as usize,
+            Window {
+                after: page.after,
+                limit: page.fetch() as usize,
+            },
         ))
     }
 
@@ -84,6 +89,7 @@ impl Reads {
         };
         let want = page.fetch() as usize;
         let chunk = chunk_rows(page);
+        let now = Utc::now();
         let mut after = page.after;
         let mut found = Vec::new();
         loop {
@@ -103,11 +109,14 @@ impl Reads {
             found.extend(lookups::permitted_users(
                 team_id,
                 organization_id,
+                now,
                 [&team, &organization],
                 permission,
                 |role_id| self.permissions_of(&roles, role_id),
-                after,
-                want - found.len(),
+                Window {
+                    after,
+                    limit: want - found.len(),
+                },
             ));
             match rows.last() {
                 Some(m) if !last_chunk && found.len() < want => after = m.user_id,
@@ -152,12 +161,15 @@ impl Reads {
             Source::Database(_) => self.stored_roles(memberships.iter()).await?,
         };
         let found = lookups::permitted_teams(
+            Utc::now(),
             &memberships,
             &candidates,
             permission,
             |role_id| self.permissions_of(&roles, role_id),
-            page.after,
-            page.fetch() as usize,
+            Window {
+                after: page.after,
+                limit: page.fetch() as usize,
+            },
         );
         Ok(page.cut(found, |p| p.id, |p| p))
     }

@@ -82,6 +82,7 @@ pub fn membership(row: membership::Model) -> DomainResult<Membership> {
             .ok_or_else(|| corrupt("auto_record_calls", &row.auto_record_calls))?,
         public_metadata: object(&row.public_metadata),
         private_metadata: object(&row.private_metadata),
+        expires_at: row.expires_at.map(time),
         created_at: time(row.created_at),
         updated_at: time(row.updated_at),
         version: row.version,

@@ -29,6 +29,7 @@ use crate::domain::memberships::{
 use crate::domain::model::{Actor, AssignedAttribute, Membership, MembershipView, RoleRef, Team};
 use crate::domain::page::{Page, PageRequest, PagedList};
 use crate::domain::policy::{MemberRole, MembershipFields, RoleFacts, TargetMembership, Write};
+use crate::domain::roles::BaseRole;
 use crate::domain::teams::TeamKind;
 use crate::domain::{DomainError, DomainResult, Reason, rules};
 
@@ -56,6 +57,34 @@ async fn locate<C: ConnectionTrait>(
         .map_err(db_error)?
         .ok_or_else(|| address.not_found())?;
     convert::membership(row)
+}
+
+/// The user's membership in the organization of sub-team membership `m`.
+async fn organization_membership_of<C: ConnectionTrait>(
+    conn: &C,
+    m: &Membership,
+) -> DomainResult<Option<Membership>> {
+    membership::Entity::find()
+        .filter(membership::Column::TeamId.eq(m.organization_id))
+        .filter(membership::Column::UserId.eq(m.user_id))
+        .one(conn)
+        .await
+        .map_err(db_error)?
+        .map(convert::membership)
+        .transpose()
+}
+
+/// Whether the user of organization membership `m` is OWNER of one of its sub-teams.
+async fn owns_a_sub_team<C: ConnectionTrait>(conn: &C, m: &Membership) -> DomainResult<bool> {
+    Ok(membership::Entity::find()
+        .filter(membership::Column::OrganizationId.eq(m.organization_id))
+        .filter(membership::Column::UserId.eq(m.user_id))
+        .filter(membership::Column::TeamId.ne(m.organization_id))
+        .filter(membership::Column::Role.eq(BaseRole::Owner.as_str()))
+        .count(conn)
+        .await
+        .map_err(db_error)?
+        > 0)
 }
 
 /// The membership an update or deletion addresses, as the actor policy sees it.
@@ -134,6 +163,7 @@ impl Store {
             };
             authorize(&*tx, self.policy(), actor, Some(&team), &write).await?;
         }
+        rules::check_owner_expiry(role, new.expires_at)?;
         if let Some(answer) = idempotency::claim(&tx, actor, once.as_ref()).await? {
             return Ok(Outcome::Replayed(answer));
         }
@@ -157,14 +187,27 @@ impl Store {
                 .map_err(db_error)?;
             let invited = pending_invitations(&*tx, organization.id, convert::now_micros()).await?;
             rules::check_membership_limit(&organization, count, invited)?;
-        } else if exists(organization.id).await.map_err(db_error)?.is_none() {
-            return Err(DomainError::precondition(
-                Reason::NotAnOrganizationMember,
-                format!(
-                    "user {} is not a member of organization {}",
-                    new.user_id, organization.id
-                ),
-            ));
+        } else {
+            let organization_membership = exists(organization.id)
+                .await
+                .map_err(db_error)?
+                .map(convert::membership)
+                .transpose()?
+                // An expired one is on its way out: the sweep would take the new one along.
+                .filter(|m| !m.is_expired(chrono::Utc::now()))
+                .ok_or_else(|| {
+                    DomainError::precondition(
+                        Reason::NotAnOrganizationMember,
+                        format!(
+                            "user {} is not a member of organization {}",
+                            new.user_id, organization.id
+                        ),
+                    )
+                })?;
+            rules::check_owner_expiry(
+                role,
+                rules::lapses_at(new.expires_at, organization_membership.expires_at),
+            )?;
         }
         let accepted = rules::accepted_on_create(new.accepted, &organization, &user.email);
         let (created, revision) =
@@ -254,8 +297,7 @@ impl Store {
                         },
                     }),
                     metadata: patch.public_metadata.is_some() || patch.private_metadata.is_some(),
-                    // Memberships do not expire in this API.
-                    expires_at: false,
+                    expires_at: patch.expires_at.is_some(),
                     disable_impersonation: patch.disable_impersonation.is_some(),
                     auto_record_calls: patch.auto_record_calls.is_some(),
                 },
@@ -281,6 +323,24 @@ impl Store {
         }
         if let Some(v) = patch.private_metadata {
             after.private_metadata = v;
+        }
+        if let Some(v) = patch.expires_at {
+            after.expires_at = v;
+        }
+        rules::check_owner_expiry(after.role, after.expires_at)?;
+        if after.team_id != after.organization_id {
+            if after.role == BaseRole::Owner {
+                let organization = organization_membership_of(&*tx, &after).await?;
+                rules::check_owner_expiry(
+                    after.role,
+                    rules::lapses_at(after.expires_at, organization.and_then(|m| m.expires_at)),
+                )?;
+            }
+        } else if matches!(patch.expires_at, Some(Some(_))) {
+            rules::check_organization_expiry(
+                after.expires_at,
+                owns_a_sub_team(&*tx, &after).await?,
+            )?;
         }
         if after == before {
             let revision = events::current_revision(&*tx).await?;
@@ -308,6 +368,7 @@ impl Store {
             auto_record_calls: Set(after.auto_record_calls.as_str().to_string()),
             public_metadata: Set(convert::object_text(&after.public_metadata)),
             private_metadata: Set(convert::object_text(&after.private_metadata)),
+            expires_at: Set(after.expires_at.map(|at| at.timestamp_micros())),
             updated_at: Set(convert::now_micros()),
             version: Set(before.version + 1),
             ..Default::default()

@@ -11,6 +11,7 @@ pub mod attributes;
 mod convert;
 pub mod entities;
 pub mod events;
+mod expiry;
 pub mod idempotency;
 pub mod invitations;
 pub mod memberships;

@@ -1,11 +1,13 @@
 //! The permission read model: what a user's memberships grant in a team, read from the database
 //! for the actor checks of writes and for fully consistent reads, and the rows the cached
 //! evaluation (`reads`) is filled from. Which memberships count is the domain's
-//! `counts_for_permissions`; the SQL filters here only keep the rows few.
+//! `counts_for_permissions`, judged at the instant of the read (an expired membership counts for
+//! nothing though the sweep has not deleted it yet); the SQL filters here only keep the rows few.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use chrono::Utc;
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -91,6 +93,7 @@ async fn grants_of<C: ConnectionTrait>(
     Ok(Effective::from_memberships(
         team_id,
         organization_id,
+        Utc::now(),
         &memberships,
         |role_id| {
             let stored = custom_rows

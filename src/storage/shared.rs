@@ -143,7 +143,8 @@ pub(crate) async fn pending_invitations<C: ConnectionTrait>(
         .map_err(db_error)
 }
 
-/// The team's accepted owners other than `m`, for the last-owner rule.
+/// The team's accepted owners other than `m`, for the last-owner rule. An expired one is no
+/// owner (owners cannot expire, so this only guards rows written otherwise).
 pub(crate) async fn other_accepted_owners<C: ConnectionTrait>(
     conn: &C,
     m: &Membership,
@@ -153,6 +154,11 @@ pub(crate) async fn other_accepted_owners<C: ConnectionTrait>(
         .filter(membership::Column::Accepted.eq(true))
         .filter(membership::Column::Role.eq(BaseRole::Owner.as_str()))
         .filter(membership::Column::Id.ne(m.id))
+        .filter(
+            Condition::any()
+                .add(membership::Column::ExpiresAt.is_null())
+                .add(membership::Column::ExpiresAt.gt(convert::now_micros())),
+        )
         .count(conn)
         .await
         .map_err(db_error)
@@ -204,6 +210,7 @@ pub(crate) async fn insert_membership(
             .to_string()),
         public_metadata: Set(convert::object_text(&new.public_metadata)),
         private_metadata: Set(convert::object_text(&new.private_metadata)),
+        expires_at: Set(new.expires_at.map(|at| at.timestamp_micros())),
         created_at: Set(now),
         updated_at: Set(now),
         version: Set(1),
@@ -229,6 +236,16 @@ pub(crate) async fn delete_membership(
     actor: &Actor,
     m: &Membership,
 ) -> DomainResult<i64> {
+    remove_membership(tx, actor, m, EventKind::MembershipDeleted).await
+}
+
+/// `delete_membership`, recording `kind` (`membership.expired` for the sweep).
+pub(crate) async fn remove_membership(
+    tx: &WriteTx,
+    actor: &Actor,
+    m: &Membership,
+    kind: EventKind,
+) -> DomainResult<i64> {
     rules::check_last_owner(m, None, other_accepted_owners(&**tx, m).await?)?;
     attribute_assignment::Entity::delete_many()
         .filter(attribute_assignment::Column::MembershipId.eq(m.id))
@@ -239,12 +256,7 @@ pub(crate) async fn delete_membership(
         .exec(&**tx)
         .await
         .map_err(db_error)?;
-    events::record(
-        &**tx,
-        actor,
-        membership_event(EventKind::MembershipDeleted, m, Some(m), None),
-    )
-    .await
+    events::record(&**tx, actor, membership_event(kind, m, Some(m), None)).await
 }
 
 #[derive(Debug, FromQueryResult)]

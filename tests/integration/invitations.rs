@@ -3,6 +3,7 @@
 //! rules, bound keys, the events written, and the sweep that expires them exactly once.
 
 use chrono::{Duration, Utc};
+use membership_service::config::Period;
 use pb::InvitationStatus;
 use pb::MembershipRole;
 use pb::api_key_service_client::ApiKeyServiceClient;
@@ -27,7 +28,16 @@ engine_tests!(
     invitations_check_the_actor,
     a_bound_key_sees_its_organization_invitations_only,
     the_sweep_expires_each_invitation_exactly_once,
+    the_sweeper_marks_expired_invitations,
 );
+
+/// A server whose own sweeper stays out of the way: these tests sweep when they choose to.
+async fn start(engine: Engine) -> Option<TestServer> {
+    TestServer::start_with(engine, |cfg| {
+        cfg.sweep_interval = Period(std::time::Duration::from_secs(3600))
+    })
+    .await
+}
 
 fn invitations_as(srv: &TestServer, actor: i64) -> InvitationServiceClient<AuthChannel> {
     srv.client_with(srv.auth().actor(actor), InvitationServiceClient::new)
@@ -144,7 +154,7 @@ fn assert_rule(status: &tonic::Status, key: &str, value: &str) {
 }
 
 async fn creates_gets_and_lists_invitations(engine: Engine) {
-    let Some(srv) = TestServer::start(engine).await else {
+    let Some(srv) = start(engine).await else {
         return;
     };
     let org = create_org(&srv, "acme").await;
@@ -310,7 +320,7 @@ async fn creates_gets_and_lists_invitations(engine: Engine) {
 }
 
 async fn revokes_a_pending_invitation_only(engine: Engine) {
-    let Some(srv) = TestServer::start(engine).await else {
+    let Some(srv) = start(engine).await else {
         return;
     };
     let org = create_org(&srv, "acme").await;
@@ -378,7 +388,7 @@ async fn revokes_a_pending_invitation_only(engine: Engine) {
 }
 
 async fn accepting_makes_the_invited_user_a_member(engine: Engine) {
-    let Some(srv) = TestServer::start(engine).await else {
+    let Some(srv) = start(engine).await else {
         return;
     };
     let org = create_org(&srv, "acme").await;
@@ -457,7 +467,7 @@ async fn accepting_makes_the_invited_user_a_member(engine: Engine) {
 }
 
 async fn expired_and_revoked_invitations_cannot_be_accepted(engine: Engine) {
-    let Some(srv) = TestServer::start(engine).await else {
+    let Some(srv) = start(engine).await else {
         return;
     };
     let org = create_org(&srv, "acme").await;
@@ -519,7 +529,7 @@ async fn expired_and_revoked_invitations_cannot_be_accepted(engine: Engine) {
 }
 
 async fn pending_invitations_hold_seats_under_the_limit(engine: Engine) {
-    let Some(srv) = TestServer::start(engine).await else {
+    let Some(srv) = start(engine).await else {
         return;
     };
     let org = create_org_with(
@@ -600,7 +610,7 @@ async fn pending_invitations_hold_seats_under_the_limit(engine: Engine) {
 }
 
 async fn one_pending_invitation_per_email_and_none_for_members(engine: Engine) {
-    let Some(srv) = TestServer::start(engine).await else {
+    let Some(srv) = start(engine).await else {
         return;
     };
     let org = create_org(&srv, "acme").await;
@@ -654,7 +664,7 @@ async fn one_pending_invitation_per_email_and_none_for_members(engine: Engine) {
 }
 
 async fn bad_input_names_each_field(engine: Engine) {
-    let Some(srv) = TestServer::start(engine).await else {
+    let Some(srv) = start(engine).await else {
         return;
     };
     let org = create_org(&srv, "acme").await;
@@ -754,7 +764,7 @@ async fn bad_input_names_each_field(engine: Engine) {
 }
 
 async fn invitations_check_the_actor(engine: Engine) {
-    let Some(srv) = TestServer::start(engine).await else {
+    let Some(srv) = start(engine).await else {
         return;
     };
     let org = create_org(&srv, "acme").await;
@@ -866,7 +876,7 @@ async fn invitations_check_the_actor(engine: Engine) {
 }
 
 async fn a_bound_key_sees_its_organization_invitations_only(engine: Engine) {
-    let Some(srv) = TestServer::start(engine).await else {
+    let Some(srv) = start(engine).await else {
         return;
     };
     let a = create_org(&srv, "alpha").await;
@@ -1000,9 +1010,11 @@ async fn a_bound_key_sees_its_organization_invitations_only(engine: Engine) {
 }
 
 async fn the_sweep_expires_each_invitation_exactly_once(engine: Engine) {
-    let Some(srv) = TestServer::start(engine).await else {
+    let Some(srv) = start(engine).await else {
         return;
     };
+    // Started first: a server sweeps once as it starts.
+    let second = srv.second_instance().await;
     let org = create_org(&srv, "acme").await;
     let mut lapsed = Vec::new();
     for n in 0..4 {
@@ -1017,7 +1029,6 @@ async fn the_sweep_expires_each_invitation_exactly_once(engine: Engine) {
     let before = last_sequence(&srv).await;
 
     // Two replicas sweep at once.
-    let second = srv.second_instance().await;
     let now = Utc::now();
     let (one, two) = tokio::join!(
         srv.store().sweep_expired_invitations(now),
@@ -1069,4 +1080,43 @@ async fn the_sweep_expires_each_invitation_exactly_once(engine: Engine) {
         lapsed.len()
     );
     second.stop().await;
+}
+
+/// The server's own sweeper (every 100 ms here) marks an invitation past its expiry EXPIRED with
+/// one event, without anyone calling it.
+async fn the_sweeper_marks_expired_invitations(engine: Engine) {
+    let Some(srv) = TestServer::start_with(engine, |cfg| {
+        cfg.sweep_interval = Period(std::time::Duration::from_millis(100))
+    })
+    .await
+    else {
+        return;
+    };
+    let org = create_org(&srv, "acme").await;
+    let lapsing = create(&srv, org.id, "lapsing@acme.test").await;
+    let open = create(&srv, org.id, "open@acme.test").await;
+    expire_by_hand(&srv, lapsing.id).await;
+    let expired_events = || async {
+        all_events(&srv)
+            .await
+            .into_iter()
+            .filter(|e| e.kind == "invitation.expired")
+            .count()
+    };
+    // Bounded by the test's own deadline; the sweep runs every 100 ms.
+    while expired_events().await == 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        get(&srv, lapsing.id).await.etag,
+        "v2",
+        "marked, not just read as expired"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(expired_events().await, 1, "once");
+    assert_eq!(
+        get(&srv, open.id).await.status,
+        InvitationStatus::Pending as i32
+    );
+    srv.stop().await;
 }

@@ -19,6 +19,7 @@ mod bound_keys;
 mod consistency;
 mod durability;
 mod escalation;
+mod expiry;
 mod faults;
 mod feed;
 mod freshness;

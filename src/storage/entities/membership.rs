@@ -22,6 +22,8 @@ pub struct Model {
     pub public_metadata: String,
     #[sea_orm(column_type = "Text")]
     pub private_metadata: String,
+    /// Microseconds since the epoch, like every timestamp here; `None`: never expires.
+    pub expires_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
     pub version: i64,
