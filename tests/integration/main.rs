@@ -31,6 +31,7 @@ mod metrics;
 mod ops;
 mod page_tokens;
 mod race;
+mod rest;
 mod roles;
 mod rules;
 mod smoke;
