@@ -281,6 +281,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn rest_calls_take_permits_from_the_same_budget() {
+        let layer = AdmissionLayer::new(1, Duration::from_secs(60));
+        let extensions = Extensions::new();
+        // While one REST call holds the only permit, another REST call and a gRPC call are shed.
+        let (rest, grpc) = layer
+            .run(&extensions, async {
+                let rest = layer.run(&extensions, async {}).await;
+                let grpc = layer
+                    .layer(Gate(Default::default()))
+                    .call(Request::new(()))
+                    .await
+                    .unwrap();
+                (rest, code(&grpc))
+            })
+            .await
+            .expect("the first call is admitted");
+        assert!(matches!(rest, Err(DomainError::Overloaded)), "{rest:?}");
+        assert_eq!(grpc, Some(Code::ResourceExhausted));
+        assert!(
+            layer.run(&extensions, async {}).await.is_ok(),
+            "the permit is back"
+        );
+    }
+
+    #[tokio::test]
     async fn the_sooner_deadline_ends_a_call_as_deadline_exceeded() {
         let (_never, gate) = oneshot::channel();
         let gates = Gate(Arc::new(std::sync::Mutex::new(vec![gate])));

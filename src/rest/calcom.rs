@@ -398,7 +398,7 @@ async fn get_org_membership(
 }
 
 #[utoipa::path(get, path = "/v2/organizations/{orgId}/memberships", tag = "cal.com",
-    params(("orgId" = i64, Path), Pagination),
+    params(("orgId" = i64, Path, minimum = 1), Pagination),
     responses((status = 200, body = MembershipListEnvelope), (status = "4XX", body = CalError)),
     security(("bearer" = [])))]
 pub async fn list_memberships(
@@ -435,7 +435,7 @@ pub async fn list_memberships(
 }
 
 #[utoipa::path(post, path = "/v2/organizations/{orgId}/memberships", tag = "cal.com",
-    params(("orgId" = i64, Path)), request_body = CreateOrgMembershipDto,
+    params(("orgId" = i64, Path, minimum = 1)), request_body = CreateOrgMembershipDto,
     responses((status = 201, body = MembershipEnvelope), (status = "4XX", body = CalError)),
     security(("bearer" = [])))]
 pub async fn create_membership(
@@ -470,7 +470,7 @@ pub async fn create_membership(
 }
 
 #[utoipa::path(get, path = "/v2/organizations/{orgId}/memberships/{membershipId}", tag = "cal.com",
-    params(("orgId" = i64, Path), ("membershipId" = i64, Path)),
+    params(("orgId" = i64, Path, minimum = 1), ("membershipId" = i64, Path, minimum = 1)),
     responses((status = 200, body = MembershipEnvelope), (status = "4XX", body = CalError)),
     security(("bearer" = [])))]
 pub async fn get_membership(
@@ -491,7 +491,7 @@ pub async fn get_membership(
 }
 
 #[utoipa::path(patch, path = "/v2/organizations/{orgId}/memberships/{membershipId}", tag = "cal.com",
-    params(("orgId" = i64, Path), ("membershipId" = i64, Path)), request_body = UpdateOrgMembershipDto,
+    params(("orgId" = i64, Path, minimum = 1), ("membershipId" = i64, Path, minimum = 1)), request_body = UpdateOrgMembershipDto,
     responses((status = 200, body = MembershipEnvelope), (status = "4XX", body = CalError)),
     security(("bearer" = [])))]
 pub async fn update_membership(
@@ -528,7 +528,7 @@ pub async fn update_membership(
 }
 
 #[utoipa::path(delete, path = "/v2/organizations/{orgId}/memberships/{membershipId}", tag = "cal.com",
-    params(("orgId" = i64, Path), ("membershipId" = i64, Path)),
+    params(("orgId" = i64, Path, minimum = 1), ("membershipId" = i64, Path, minimum = 1)),
     responses((status = 200, description = "The deleted membership", body = MembershipEnvelope), (status = "4XX", body = CalError)),
     security(("bearer" = [])))]
 pub async fn delete_membership(
@@ -560,7 +560,7 @@ pub async fn delete_membership(
 }
 
 #[utoipa::path(get, path = "/v2/organizations/{orgId}/teams/{teamId}/memberships/{membershipId}", tag = "cal.com",
-    params(("orgId" = i64, Path), ("teamId" = i64, Path), ("membershipId" = i64, Path)),
+    params(("orgId" = i64, Path, minimum = 1), ("teamId" = i64, Path, minimum = 1), ("membershipId" = i64, Path, minimum = 1)),
     responses((status = 200, body = MembershipEnvelope), (status = "4XX", body = CalError)),
     security(("bearer" = [])))]
 pub async fn get_team_membership(
@@ -592,7 +592,7 @@ pub async fn get_team_membership(
 }
 
 #[utoipa::path(get, path = "/v2/organizations/{orgId}/teams/{teamId}/roles", tag = "cal.com",
-    params(("orgId" = i64, Path), ("teamId" = i64, Path), Pagination),
+    params(("orgId" = i64, Path, minimum = 1), ("teamId" = i64, Path, minimum = 1), Pagination),
     responses((status = 200, body = RoleListEnvelope), (status = "4XX", body = CalError)),
     security(("bearer" = [])))]
 pub async fn list_roles(
@@ -627,7 +627,7 @@ pub async fn list_roles(
 }
 
 #[utoipa::path(post, path = "/v2/organizations/{orgId}/teams/{teamId}/roles", tag = "cal.com",
-    params(("orgId" = i64, Path), ("teamId" = i64, Path)), request_body = CreateTeamRoleInput,
+    params(("orgId" = i64, Path, minimum = 1), ("teamId" = i64, Path, minimum = 1)), request_body = CreateTeamRoleInput,
     responses((status = 201, body = RoleEnvelope), (status = "4XX", body = CalError)),
     security(("bearer" = [])))]
 pub async fn create_role(
@@ -677,7 +677,7 @@ async fn fetch_role(
 }
 
 #[utoipa::path(get, path = "/v2/organizations/{orgId}/teams/{teamId}/roles/{roleId}", tag = "cal.com",
-    params(("orgId" = i64, Path), ("teamId" = i64, Path), ("roleId" = String, Path)),
+    params(("orgId" = i64, Path, minimum = 1), ("teamId" = i64, Path, minimum = 1), ("roleId" = String, Path)),
     responses((status = 200, body = RoleEnvelope), (status = "4XX", body = CalError)),
     security(("bearer" = [])))]
 pub async fn get_role(
@@ -694,7 +694,7 @@ pub async fn get_role(
 }
 
 #[utoipa::path(patch, path = "/v2/organizations/{orgId}/teams/{teamId}/roles/{roleId}", tag = "cal.com",
-    params(("orgId" = i64, Path), ("teamId" = i64, Path), ("roleId" = String, Path)), request_body = UpdateTeamRoleInput,
+    params(("orgId" = i64, Path, minimum = 1), ("teamId" = i64, Path, minimum = 1), ("roleId" = String, Path)), request_body = UpdateTeamRoleInput,
     responses((status = 200, body = RoleEnvelope), (status = "4XX", body = CalError)),
     security(("bearer" = [])))]
 pub async fn update_role(
@@ -732,7 +732,7 @@ pub async fn update_role(
 }
 
 #[utoipa::path(delete, path = "/v2/organizations/{orgId}/teams/{teamId}/roles/{roleId}", tag = "cal.com",
-    params(("orgId" = i64, Path), ("teamId" = i64, Path), ("roleId" = String, Path)),
+    params(("orgId" = i64, Path, minimum = 1), ("teamId" = i64, Path, minimum = 1), ("roleId" = String, Path)),
     responses((status = 200, description = "The deleted role", body = RoleEnvelope), (status = "4XX", body = CalError)),
     security(("bearer" = [])))]
 pub async fn delete_role(

@@ -92,7 +92,7 @@ pub struct UpdateMembership {
 pub struct Empty {}
 
 #[utoipa::path(get, path = "/api/v1/membership/{id}/", tag = "Close",
-    params(("id" = i64, Path)),
+    params(("id" = i64, Path, minimum = 1)),
     responses((status = 200, body = Membership), (status = "4XX", body = CloseError)),
     security(("basic" = [])))]
 pub async fn get_membership(
@@ -129,7 +129,7 @@ pub async fn get_membership(
 }
 
 #[utoipa::path(put, path = "/api/v1/membership/{id}/", tag = "Close",
-    params(("id" = i64, Path)), request_body = UpdateMembership,
+    params(("id" = i64, Path, minimum = 1)), request_body = UpdateMembership,
     responses((status = 200, body = Empty), (status = "4XX", body = CloseError)),
     security(("basic" = [])))]
 pub async fn update_membership(
