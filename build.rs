@@ -14,6 +14,7 @@ const SERVICE_PROTOS: &[&str] = &[
     "membership/v1/access.proto",
     "membership/v1/attribute.proto",
     "membership/v1/api_key.proto",
+    "membership/v1/invitation.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -25,6 +25,10 @@ pub struct AccessCache {
     view_ids: Cache<(i64, i64), i64>,
     /// The SHA-256 of a key's secret → what authenticating with it needs.
     keys: Cache<String, Arc<KeyCredentials>>,
+    /// A team's accepted memberships, by ascending user id (LookupUsers).
+    team_members: Cache<i64, Arc<Vec<Membership>>>,
+    /// An organization's sub-teams, ascending (LookupTeams).
+    sub_teams: Cache<i64, Arc<Vec<i64>>>,
     /// Bumped by every invalidation. A fill that read the database under an older generation
     /// is dropped: it may predate the change that invalidated its key.
     generation: RwLock<u64>,
@@ -39,6 +43,8 @@ impl AccessCache {
             views: Cache::new(capacity),
             view_ids: Cache::new(capacity),
             keys: Cache::new(capacity),
+            team_members: Cache::new(capacity),
+            sub_teams: Cache::new(capacity),
             generation: RwLock::new(0),
         }
     }
@@ -113,6 +119,22 @@ impl AccessCache {
         });
     }
 
+    pub fn team_members(&self, team_id: i64) -> Option<Arc<Vec<Membership>>> {
+        metrics::cache_lookup(CacheKind::TeamMembers, self.team_members.get(&team_id))
+    }
+
+    pub fn fill_team_members(&self, seen: u64, team_id: i64, members: Arc<Vec<Membership>>) {
+        self.fill(seen, || self.team_members.insert(team_id, members));
+    }
+
+    pub fn sub_teams(&self, organization_id: i64) -> Option<Arc<Vec<i64>>> {
+        metrics::cache_lookup(CacheKind::SubTeams, self.sub_teams.get(&organization_id))
+    }
+
+    pub fn fill_sub_teams(&self, seen: u64, organization_id: i64, teams: Arc<Vec<i64>>) {
+        self.fill(seen, || self.sub_teams.insert(organization_id, teams));
+    }
+
     /// Forgets what `event` changed. Called by the feed, in sequence order, before its head
     /// moves past the event.
     pub fn apply(&self, event: &Event) {
@@ -138,6 +160,10 @@ impl AccessCache {
                 if let Some(id) = event.membership_id {
                     self.views.invalidate(&id);
                 }
+                match event.team_id {
+                    Some(team) => self.team_members.invalidate(&team),
+                    None => self.team_members.invalidate_all(),
+                }
             }
             // Nothing cached refers to a user before their first membership.
             EventKind::UserCreated => {}
@@ -145,7 +171,8 @@ impl AccessCache {
                 if let Some(user) = event.user_id {
                     self.users.invalidate(&user);
                 }
-                // Views embed the user's profile.
+                // Views embed the user's profile. (A deleted user's memberships have their own
+                // membership.deleted events.)
                 self.views.invalidate_all();
             }
             // No membership uses a new role yet.
@@ -155,10 +182,14 @@ impl AccessCache {
                     self.roles.invalidate(role);
                 }
             }
+            // A new sub-team joins its organization's list.
+            EventKind::TeamCreated => match event.organization_id {
+                Some(org) => self.sub_teams.invalidate(&org),
+                None => self.sub_teams.invalidate_all(),
+            },
             // A team never moves to another organization, and views do not embed teams.
             EventKind::OrganizationCreated
             | EventKind::OrganizationUpdated
-            | EventKind::TeamCreated
             | EventKind::TeamUpdated => {}
             // Deleting a team removes its memberships and roles without an event each.
             EventKind::OrganizationDeleted | EventKind::TeamDeleted => self.clear_all(),
@@ -170,6 +201,11 @@ impl AccessCache {
             EventKind::ApiKeyCreated => {}
             // Keys are cached by the hash of their secret, which the event does not carry.
             EventKind::ApiKeyRevoked => self.keys.invalidate_all(),
+            // Invitations are not cached; an accepted one records `membership.created` too.
+            EventKind::InvitationCreated
+            | EventKind::InvitationAccepted
+            | EventKind::InvitationRevoked
+            | EventKind::InvitationExpired => {}
         }
     }
 
@@ -184,6 +220,8 @@ impl AccessCache {
                 CacheKind::MembershipViews => entries(&self.views),
                 CacheKind::MembershipIds => entries(&self.view_ids),
                 CacheKind::ApiKeys => entries(&self.keys),
+                CacheKind::TeamMembers => entries(&self.team_members),
+                CacheKind::SubTeams => entries(&self.sub_teams),
             };
             (kind, count)
         })
@@ -203,6 +241,8 @@ impl AccessCache {
         self.views.invalidate_all();
         self.view_ids.invalidate_all();
         self.keys.invalidate_all();
+        self.team_members.invalidate_all();
+        self.sub_teams.invalidate_all();
     }
 }
 
@@ -377,7 +417,11 @@ mod tests {
                 | EventKind::OrganizationCreated
                 | EventKind::OrganizationUpdated
                 | EventKind::TeamCreated
-                | EventKind::TeamUpdated => all_but(&[]),
+                | EventKind::TeamUpdated
+                | EventKind::InvitationCreated
+                | EventKind::InvitationAccepted
+                | EventKind::InvitationRevoked
+                | EventKind::InvitationExpired => all_but(&[]),
             };
             let cache = filled();
             assert_eq!(remaining(&cache), all_but(&[]), "filled");

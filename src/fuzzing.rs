@@ -358,7 +358,7 @@ fn policy() -> &'static Policy {
 /// `AccessApi::check_permission`.
 fn check_permission(r: pb::CheckPermissionRequest) -> DomainResult<()> {
     let mut v = Violations::new();
-    access::validate_check(&policy().catalog, &mut v, "", &r);
+    access::validate_check(&policy().catalog, &mut v, None, &r);
     v.check(convert::consistency("consistency", r.consistency));
     v.into_result()
 }
@@ -370,7 +370,7 @@ fn batch_check_permissions(r: pb::BatchCheckPermissionsRequest) -> DomainResult<
         v.add("checks", "must hold 1 to 100 checks");
     }
     for (i, check) in r.checks.iter().enumerate() {
-        access::validate_check(&policy().catalog, &mut v, &format!("checks[{i}]."), check);
+        access::validate_check(&policy().catalog, &mut v, Some(i), check);
     }
     v.check(convert::consistency("consistency", r.consistency));
     v.into_result()

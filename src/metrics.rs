@@ -122,16 +122,22 @@ pub enum CacheKind {
     MembershipIds,
     /// The hash of an API key → its credentials.
     ApiKeys,
+    /// A team's accepted memberships (for LookupUsers).
+    TeamMembers,
+    /// An organization's sub-teams (for LookupTeams).
+    SubTeams,
 }
 
 impl CacheKind {
-    pub const ALL: [CacheKind; 6] = [
+    pub const ALL: [CacheKind; 8] = [
         CacheKind::UserMemberships,
         CacheKind::TeamOrganizations,
         CacheKind::RolePermissions,
         CacheKind::MembershipViews,
         CacheKind::MembershipIds,
         CacheKind::ApiKeys,
+        CacheKind::TeamMembers,
+        CacheKind::SubTeams,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -142,6 +148,8 @@ impl CacheKind {
             CacheKind::MembershipViews => "membership_views",
             CacheKind::MembershipIds => "membership_ids",
             CacheKind::ApiKeys => "api_keys",
+            CacheKind::TeamMembers => "team_members",
+            CacheKind::SubTeams => "sub_teams",
         }
     }
 }

@@ -1,19 +1,28 @@
 //! The hot reads (membership lookups and permission checks) with their consistency: from the
 //! cache, from the cache once it has caught up with a revision, or from the database.
 
+mod lookups;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cache::AccessCache;
-use crate::domain::access::{Effective, counts_for_permissions};
+use crate::domain::access::{Decision, Effective, check_memberships, counts_for_permissions};
+use crate::domain::catalog::PermissionSet;
 use crate::domain::memberships::{MembershipAddress, MembershipTarget};
-use crate::domain::model::{Consistency, MembershipView};
+use crate::domain::model::{Consistency, Membership, MembershipView};
 use crate::domain::{DomainError, DomainResult};
 use crate::feed::Feed;
 use crate::storage::Store;
 
 /// How long an `at_least_as_fresh` read waits for the cache before reading the database.
 const CATCH_UP_WAIT: Duration = Duration::from_millis(50);
+
+struct CachedInputs {
+    organization_id: i64,
+    memberships: Arc<Vec<Membership>>,
+    custom: Vec<(String, Arc<PermissionSet>)>,
+}
 
 #[derive(Clone)]
 pub struct Reads {
@@ -137,47 +146,103 @@ impl Reads {
     }
 
     async fn cached_effective(&self, user_id: i64, team_id: i64) -> DomainResult<Effective> {
+        let inputs = self.cached_inputs(user_id, team_id).await?;
+        Ok(Effective::from_memberships(
+            team_id,
+            inputs.organization_id,
+            inputs.memberships.iter(),
+            |role_id| self.role_set(&inputs.custom, role_id),
+        ))
+    }
+
+    /// CheckPermission's decision for one user, team and permission.
+    pub async fn check(
+        &self,
+        source: Source,
+        user_id: i64,
+        team_id: i64,
+        permission: &str,
+    ) -> DomainResult<Decision> {
+        if let Source::Database(_) = source {
+            return Ok(self
+                .store
+                .effective_permissions(user_id, team_id)
+                .await?
+                .check(permission));
+        }
+        let inputs = self.cached_inputs(user_id, team_id).await?;
+        Ok(check_memberships(
+            team_id,
+            inputs.organization_id,
+            inputs.memberships.iter(),
+            |role_id| self.role_set(&inputs.custom, role_id),
+            permission,
+        ))
+    }
+
+    /// What a cached evaluation of a user in a team reads: the team's organization, the user's
+    /// memberships, and the permissions of the custom roles among those that count (from the
+    /// cache, or read and cached now).
+    async fn cached_inputs(&self, user_id: i64, team_id: i64) -> DomainResult<CachedInputs> {
         let seen = self.cache.generation();
         let organization_id = self.organization_of(team_id).await?;
-        let memberships = match self.cache.user_memberships(user_id) {
-            Some(m) => m,
-            None => {
-                let m = Arc::new(self.store.memberships_of_user(user_id).await?);
-                self.cache
-                    .fill_user_memberships(seen, user_id, Arc::clone(&m));
-                m
-            }
-        };
+        let memberships = self.cached_user_memberships(seen, user_id).await?;
         let policy = self.store.policy();
         let mut custom = Vec::new();
         for m in memberships.iter() {
-            if counts_for_permissions(m, team_id, organization_id)
-                && policy.system_permissions(&m.role_id).is_none()
-                && self.cache.role_permissions(&m.role_id).is_none()
+            if !counts_for_permissions(m, team_id, organization_id)
+                || policy.system_permissions(&m.role_id).is_some()
             {
-                let stored = self.store.custom_role_permissions(&m.role_id).await?;
-                let set = policy.role_permissions(&m.role_id, stored.as_deref());
-                self.cache
-                    .fill_role_permissions(seen, &m.role_id, Arc::clone(&set));
-                custom.push((m.role_id.clone(), set));
+                continue;
             }
-        }
-        Ok(Effective::from_memberships(
-            team_id,
-            organization_id,
-            memberships.iter(),
-            |role_id| {
-                if let Some(system) = policy.system_permissions(role_id) {
-                    return Arc::clone(system);
+            let set = match self.cache.role_permissions(&m.role_id) {
+                Some(set) => set,
+                None => {
+                    let stored = self.store.custom_role_permissions(&m.role_id).await?;
+                    let set = policy.role_permissions(&m.role_id, stored.as_deref());
+                    self.cache
+                        .fill_role_permissions(seen, &m.role_id, Arc::clone(&set));
+                    set
                 }
-                custom
-                    .iter()
-                    .find(|(id, _)| id == role_id)
-                    .map(|(_, set)| Arc::clone(set))
-                    .or_else(|| self.cache.role_permissions(role_id))
-                    .unwrap_or_default()
-            },
-        ))
+            };
+            custom.push((m.role_id.clone(), set));
+        }
+        Ok(CachedInputs {
+            organization_id,
+            memberships,
+            custom,
+        })
+    }
+
+    /// A role's permissions: a system role's from the policy, a custom one's from `custom`.
+    fn role_set(
+        &self,
+        custom: &[(String, Arc<PermissionSet>)],
+        role_id: &str,
+    ) -> Arc<PermissionSet> {
+        if let Some(system) = self.store.policy().system_permissions(role_id) {
+            return Arc::clone(system);
+        }
+        custom
+            .iter()
+            .find(|(id, _)| id == role_id)
+            .map(|(_, set)| Arc::clone(set))
+            .unwrap_or_default()
+    }
+
+    /// Every membership of a user (pending ones too), from the cache when it has them.
+    async fn cached_user_memberships(
+        &self,
+        seen: u64,
+        user_id: i64,
+    ) -> DomainResult<Arc<Vec<Membership>>> {
+        if let Some(m) = self.cache.user_memberships(user_id) {
+            return Ok(m);
+        }
+        let m = Arc::new(self.store.memberships_of_user(user_id).await?);
+        self.cache
+            .fill_user_memberships(seen, user_id, Arc::clone(&m));
+        Ok(m)
     }
 
     pub async fn membership(

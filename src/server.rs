@@ -22,6 +22,7 @@ use crate::api::attributes::AttributeApi;
 use crate::api::auth_layer::AuthLayer;
 use crate::api::directory::DirectoryApi;
 use crate::api::events::EventApi;
+use crate::api::invitations::InvitationApi;
 use crate::api::malformed::MalformedRequestLayer;
 use crate::api::memberships::MembershipApi;
 use crate::api::roles::RoleApi;
@@ -282,6 +283,9 @@ impl App {
         ));
         let api_keys =
             pb::api_key_service_server::ApiKeyServiceServer::new(ApiKeyApi(self.context.clone()));
+        let invitations = pb::invitation_service_server::InvitationServiceServer::new(
+            InvitationApi(self.context.clone()),
+        );
 
         let stop = self.stop.clone();
         let (incoming, accepting) = connections::incoming(
@@ -330,6 +334,7 @@ impl App {
             .add_service(access)
             .add_service(attributes)
             .add_service(api_keys)
+            .add_service(invitations)
             .serve_with_incoming_shutdown(incoming, async move {
                 shutdown.await;
                 let _ = stop.send(true);
@@ -372,6 +377,7 @@ fn health_services() -> Vec<&'static str> {
         pb::access_service_server::SERVICE_NAME,
         pb::attribute_service_server::SERVICE_NAME,
         pb::api_key_service_server::SERVICE_NAME,
+        pb::invitation_service_server::SERVICE_NAME,
     ]
 }
 

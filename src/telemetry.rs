@@ -42,6 +42,7 @@ pub fn rpc_span(method: &str) -> tracing::Span {
         role_id = tracing::field::Empty,
         attribute_id = tracing::field::Empty,
         key_id = tracing::field::Empty,
+        invitation_id = tracing::field::Empty,
     )
 }
 

@@ -5,6 +5,8 @@ use tonic::{Request, Response, Status};
 use super::{Context, binding, convert, trace_ids};
 use crate::domain::access::{Decision, Effective};
 use crate::domain::catalog::PermissionCatalog;
+use crate::domain::lookups::Permitted;
+use crate::domain::page::{PageRequest, PagedList};
 use crate::domain::teams::TeamKind;
 use crate::domain::tenancy::Binding;
 use crate::domain::validate;
@@ -26,30 +28,78 @@ fn decision(d: Decision, revision: i64) -> CheckPermissionResponse {
     }
 }
 
-/// Validates one check; `prefix` names its place in a batch (`checks[3].`).
+/// Validates one check; `index` is its place in a batch (`checks[3].user_id`). Field names are
+/// only spelled out for a violation: a batch of valid checks allocates nothing here.
 pub(crate) fn validate_check(
     catalog: &PermissionCatalog,
     v: &mut Violations,
-    prefix: &str,
+    index: Option<usize>,
     check: &CheckPermissionRequest,
 ) {
-    v.check(validate::id(&format!("{prefix}user_id"), check.user_id));
-    v.check(validate::id(&format!("{prefix}team_id"), check.team_id));
+    let field = |name: &str| match index {
+        Some(i) => format!("checks[{i}].{name}"),
+        None => name.to_string(),
+    };
+    for (name, id) in [("user_id", check.user_id), ("team_id", check.team_id)] {
+        v.check(validate::id(name, id).map_err(|mut e| {
+            e.field = field(name);
+            e
+        }));
+    }
     if catalog.get(&check.permission).is_none() {
         v.add(
-            format!("{prefix}permission"),
+            field("permission"),
             format!("{:?} is not in the permission catalog", check.permission),
         );
     }
 }
 
+/// A lookup's permission: one of the catalog, like a check's.
+fn validate_permission(catalog: &PermissionCatalog, v: &mut Violations, permission: &str) {
+    if catalog.get(permission).is_none() {
+        v.add(
+            "permission",
+            format!("{permission:?} is not in the permission catalog"),
+        );
+    }
+}
+
+fn permitted_decision(p: &Permitted) -> (String, String) {
+    (
+        p.decision.role_id.clone(),
+        p.decision.reason.as_str().to_string(),
+    )
+}
+
 impl AccessApi {
-    fn validate_check(&self, v: &mut Violations, prefix: &str, check: &CheckPermissionRequest) {
-        validate_check(&self.0.store.policy().catalog, v, prefix, check);
+    fn validate_check(
+        &self,
+        v: &mut Violations,
+        index: Option<usize>,
+        check: &CheckPermissionRequest,
+    ) {
+        validate_check(&self.0.store.policy().catalog, v, index, check);
     }
 }
 
 impl AccessApi {
+    /// CheckPermission's decision on a team the key sees; a team of another organization is
+    /// NOT_FOUND like a missing one.
+    async fn check(
+        &self,
+        binding: Binding,
+        source: Source,
+        user_id: i64,
+        team_id: i64,
+        permission: &str,
+    ) -> Result<Decision, DomainError> {
+        self.0.sees_team(binding, team_id, TeamKind::Any).await?;
+        self.0
+            .reads
+            .check(source, user_id, team_id, permission)
+            .await
+    }
+
     /// A user's grants on a team the key sees; a team of another organization is NOT_FOUND (in a
     /// batch, TEAM_NOT_FOUND) like a missing one.
     async fn effective(
@@ -74,19 +124,16 @@ impl AccessService for AccessApi {
         let r = request.into_inner();
         trace_ids!(user_id = r.user_id, team_id = r.team_id);
         let mut v = Violations::new();
-        self.validate_check(&mut v, "", &r);
+        self.validate_check(&mut v, None, &r);
         let consistency = v
             .check(convert::consistency("consistency", r.consistency))
             .unwrap_or_default();
         v.into_result()?;
         let source = self.0.reads.source(consistency).await?;
-        let effective = self
-            .effective(binding, source, r.user_id, r.team_id)
+        let decided = self
+            .check(binding, source, r.user_id, r.team_id, &r.permission)
             .await?;
-        Ok(Response::new(decision(
-            effective.check(&r.permission),
-            source.revision(),
-        )))
+        Ok(Response::new(decision(decided, source.revision())))
     }
 
     async fn batch_check_permissions(
@@ -106,35 +153,41 @@ impl AccessService for AccessApi {
             );
         }
         for (i, check) in r.checks.iter().enumerate() {
-            self.validate_check(&mut v, &format!("checks[{i}]."), check);
+            self.validate_check(&mut v, Some(i), check);
         }
         let consistency = v
             .check(convert::consistency("consistency", r.consistency))
             .unwrap_or_default();
         v.into_result()?;
         let source = self.0.reads.source(consistency).await?;
-        // Checks of the same user and team share one lookup.
-        let mut looked_up: Vec<((i64, i64), Option<Effective>)> = Vec::new();
+        // An absent team is answered TEAM_NOT_FOUND in the batch; remembered so that its other
+        // checks do not look for it again.
+        let mut absent: Vec<i64> = Vec::new();
         let mut results = Vec::with_capacity(r.checks.len());
         for check in &r.checks {
-            let key = (check.user_id, check.team_id);
-            let index = match looked_up.iter().position(|(k, _)| *k == key) {
-                Some(i) => i,
-                None => {
-                    let effective = match self
-                        .effective(binding, source, check.user_id, check.team_id)
-                        .await
-                    {
-                        Ok(e) => Some(e),
-                        Err(DomainError::NotFound { .. }) => None,
-                        Err(e) => return Err(Status::from(e)),
-                    };
-                    looked_up.push((key, effective));
-                    looked_up.len() - 1
+            let decided = if absent.contains(&check.team_id) {
+                None
+            } else {
+                match self
+                    .check(
+                        binding,
+                        source,
+                        check.user_id,
+                        check.team_id,
+                        &check.permission,
+                    )
+                    .await
+                {
+                    Ok(d) => Some(d),
+                    Err(DomainError::NotFound { .. }) => {
+                        absent.push(check.team_id);
+                        None
+                    }
+                    Err(e) => return Err(Status::from(e)),
                 }
             };
-            results.push(match &looked_up[index].1 {
-                Some(effective) => decision(effective.check(&check.permission), source.revision()),
+            results.push(match decided {
+                Some(d) => decision(d, source.revision()),
                 None => CheckPermissionResponse {
                     allowed: false,
                     role_id: String::new(),
@@ -179,6 +232,106 @@ impl AccessService for AccessApi {
                     inherited_from_organization: g.from_organization,
                 })
                 .collect(),
+            revision: source.revision(),
+        }))
+    }
+
+    async fn lookup_users(
+        &self,
+        request: Request<LookupUsersRequest>,
+    ) -> Result<Response<LookupUsersResponse>, Status> {
+        let binding = binding(&request)?;
+        let r = request.into_inner();
+        trace_ids!(team_id = r.team_id);
+        let mut v = Violations::new();
+        v.check(validate::id("team_id", r.team_id));
+        validate_permission(&self.0.store.policy().catalog, &mut v, &r.permission);
+        let page = v.page(PageRequest::parse(r.page_size, &r.page_token));
+        let consistency = v
+            .check(convert::consistency("consistency", r.consistency))
+            .unwrap_or_default();
+        v.into_result()?;
+        let page = page.of(PagedList::PermittedUsers)?;
+        let source = self.0.reads.source(consistency).await?;
+        self.0.sees_team(binding, r.team_id, TeamKind::Any).await?;
+        let found = self
+            .0
+            .reads
+            .permitted_users(source, r.team_id, &r.permission, page)
+            .await?;
+        Ok(Response::new(LookupUsersResponse {
+            users: found
+                .items
+                .iter()
+                .map(|p| {
+                    let (role_id, reason) = permitted_decision(p);
+                    PermittedUser {
+                        user_id: p.id,
+                        role_id,
+                        reason,
+                    }
+                })
+                .collect(),
+            next_page_token: convert::page_token(found.next_after),
+            revision: source.revision(),
+        }))
+    }
+
+    async fn lookup_teams(
+        &self,
+        request: Request<LookupTeamsRequest>,
+    ) -> Result<Response<LookupTeamsResponse>, Status> {
+        let binding = binding(&request)?;
+        let r = request.into_inner();
+        trace_ids!(user_id = r.user_id, organization_id = r.organization_id);
+        let mut v = Violations::new();
+        v.check(validate::id("user_id", r.user_id));
+        if r.organization_id != 0 {
+            v.check(validate::id("organization_id", r.organization_id));
+        }
+        validate_permission(&self.0.store.policy().catalog, &mut v, &r.permission);
+        let page = v.page(PageRequest::parse(r.page_size, &r.page_token));
+        let consistency = v
+            .check(convert::consistency("consistency", r.consistency))
+            .unwrap_or_default();
+        v.into_result()?;
+        let page = page.of(PagedList::PermittedTeams)?;
+        let source = self.0.reads.source(consistency).await?;
+        let organization = match r.organization_id {
+            0 => binding.organization(),
+            org => {
+                let not_found = || TeamKind::Organization.not_found(org);
+                let of = match self.0.reads.organization_of(org).await {
+                    Err(DomainError::NotFound { .. }) => return Err(not_found().into()),
+                    other => other?,
+                };
+                if of != org {
+                    return Err(not_found().into());
+                }
+                binding.check(org, not_found)?;
+                Some(org)
+            }
+        };
+        let found = self
+            .0
+            .reads
+            .permitted_teams(source, r.user_id, organization, &r.permission, page)
+            .await?;
+        Ok(Response::new(LookupTeamsResponse {
+            teams: found
+                .items
+                .iter()
+                .map(|p| {
+                    let (role_id, reason) = permitted_decision(p);
+                    PermittedTeam {
+                        team_id: p.id,
+                        organization_id: p.organization_id,
+                        role_id,
+                        reason,
+                    }
+                })
+                .collect(),
+            next_page_token: convert::page_token(found.next_after),
             revision: source.revision(),
         }))
     }

@@ -12,6 +12,7 @@ pub mod directory;
 pub mod errors;
 pub mod events;
 mod idempotency;
+pub mod invitations;
 pub mod malformed;
 pub mod memberships;
 pub mod roles;

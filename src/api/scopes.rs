@@ -8,7 +8,8 @@ use std::sync::LazyLock;
 use crate::auth::Scope;
 use crate::pb::{
     access_service_server, api_key_service_server, attribute_service_server,
-    directory_service_server, event_service_server, membership_service_server, role_service_server,
+    directory_service_server, event_service_server, invitation_service_server,
+    membership_service_server, role_service_server,
 };
 
 /// Services any caller may use without a key: health checks and server reflection.
@@ -77,6 +78,8 @@ const SCOPED_SERVICES: &[(&str, &[(&str, Scope)])] = &[
             ("CheckPermission", Scope::AccessCheck),
             ("BatchCheckPermissions", Scope::AccessCheck),
             ("ListEffectivePermissions", Scope::AccessCheck),
+            ("LookupUsers", Scope::AccessCheck),
+            ("LookupTeams", Scope::AccessCheck),
         ],
     ),
     (
@@ -98,6 +101,16 @@ const SCOPED_SERVICES: &[(&str, &[(&str, Scope)])] = &[
             ("GetApiKey", Scope::Admin),
             ("ListApiKeys", Scope::Admin),
             ("RevokeApiKey", Scope::Admin),
+        ],
+    ),
+    (
+        invitation_service_server::SERVICE_NAME,
+        &[
+            ("CreateInvitation", Scope::MembershipsWrite),
+            ("GetInvitation", Scope::MembershipsRead),
+            ("ListInvitations", Scope::MembershipsRead),
+            ("RevokeInvitation", Scope::MembershipsWrite),
+            ("AcceptInvitation", Scope::MembershipsWrite),
         ],
     ),
 ];
@@ -192,7 +205,7 @@ mod tests {
     }
 
     /// Method names that only read, for the `admin` scope, which covers reads and writes alike.
-    const READ_VERBS: &[&str] = &["Get", "List", "Watch", "Check", "BatchCheck"];
+    const READ_VERBS: &[&str] = &["Get", "List", "Watch", "Check", "BatchCheck", "Lookup"];
 
     /// Whether a key scope lets a method write: every `*.write` scope, and `admin` unless the
     /// method's name says it reads.

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
+use membership_service::domain::page::{PageCursor, PagedList, encode_token};
 use membership_service::pb;
 use membership_service::pb::consistency::Requirement;
 use membership_service::storage::Store;
@@ -682,6 +683,41 @@ async fn main() {
         .await,
         e,
     );
+
+    // Pages of 100 of LookupUsers over the big organization's members, from spread-out places.
+    let lookup = |fully: bool| {
+        let team_id = data.largest_team;
+        let span = (args.big_team as u64).saturating_sub(100).max(1);
+        move |ch: Channel, i: u64| {
+            let after = (i * 7919) % span;
+            let page_token = if after == 0 {
+                String::new()
+            } else {
+                encode_token(PageCursor {
+                    list: PagedList::PermittedUsers,
+                    after: after as i64,
+                })
+            };
+            async move {
+                pb::access_service_client::AccessServiceClient::with_interceptor(ch, Auth)
+                    .lookup_users(pb::LookupUsersRequest {
+                        team_id,
+                        permission: "team.read".into(),
+                        page_size: 100,
+                        page_token,
+                        consistency: consistency(fully),
+                    })
+                    .await
+                    .is_ok()
+            }
+        }
+    };
+    for (name, fully) in [
+        ("LookupUsers page of 100 minimize_latency", false),
+        ("LookupUsers page of 100 fully_consistent", true),
+    ] {
+        print_row(&drive(name, &chans, c, d, 100, lookup(fully)).await, e);
+    }
 
     println!("\n## One request in flight\n");
     header();

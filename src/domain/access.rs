@@ -57,6 +57,86 @@ pub fn counts_for_permissions(m: &Membership, team_id: i64, organization_id: i64
     m.accepted && (m.team_id == team_id || m.team_id == organization_id)
 }
 
+/// The memberships that count for a user's permissions in `team_id` (of `organization_id`): the
+/// team's own, then the organization's. A user has at most one membership per team, so there are
+/// at most these two.
+fn counting<'a>(
+    team_id: i64,
+    organization_id: i64,
+    memberships: impl IntoIterator<Item = &'a Membership>,
+) -> [Option<&'a Membership>; 2] {
+    let mut own = None;
+    let mut inherited = None;
+    for m in memberships {
+        if !counts_for_permissions(m, team_id, organization_id) {
+            continue;
+        }
+        if m.team_id == team_id {
+            own = own.or(Some(m));
+        } else {
+            inherited = inherited.or(Some(m));
+        }
+    }
+    [own, inherited]
+}
+
+/// CheckPermission's answer: the first grant (the team's own first) whose role holds the
+/// permission decides; no grant at all is NO_ACCEPTED_MEMBERSHIP. Grants are (role id, whether
+/// inherited from the organization, the role's permissions).
+fn decide<'a>(
+    grants: impl IntoIterator<Item = (&'a str, bool, Arc<PermissionSet>)>,
+    permission: &str,
+) -> Decision {
+    let mut any = false;
+    for (role_id, from_organization, permissions) in grants {
+        any = true;
+        if permissions.grants(permission) {
+            return Decision {
+                allowed: true,
+                role_id: role_id.to_string(),
+                reason: if from_organization {
+                    DecisionReason::GrantedByOrganizationRole
+                } else {
+                    DecisionReason::GrantedByTeamRole
+                },
+            };
+        }
+    }
+    Decision {
+        allowed: false,
+        role_id: String::new(),
+        reason: if any {
+            DecisionReason::NotGranted
+        } else {
+            DecisionReason::NoAcceptedMembership
+        },
+    }
+}
+
+/// `Effective::from_memberships(…).check(permission)` without assembling the grants: the hot
+/// path of CheckPermission, BatchCheckPermissions and the lookups.
+pub fn check_memberships<'a>(
+    team_id: i64,
+    organization_id: i64,
+    memberships: impl IntoIterator<Item = &'a Membership>,
+    mut permissions: impl FnMut(&str) -> Arc<PermissionSet>,
+    permission: &str,
+) -> Decision {
+    decide(
+        counting(team_id, organization_id, memberships)
+            .into_iter()
+            .flatten()
+            .map(|m| {
+                (
+                    m.role_id.as_str(),
+                    m.team_id != team_id,
+                    permissions(&m.role_id),
+                )
+            }),
+        permission,
+    )
+}
+
 /// One accepted membership's contribution to a user's permissions in a team.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Grant {
@@ -111,13 +191,9 @@ impl Effective {
         memberships: impl IntoIterator<Item = &'a Membership>,
         mut permissions: impl FnMut(&str) -> Arc<PermissionSet>,
     ) -> Effective {
-        let mut relevant: Vec<&Membership> = memberships
+        let grants = counting(team_id, organization_id, memberships)
             .into_iter()
-            .filter(|m| counts_for_permissions(m, team_id, organization_id))
-            .collect();
-        relevant.sort_by_key(|m| m.team_id != team_id);
-        let grants = relevant
-            .into_iter()
+            .flatten()
             .map(|m| Grant {
                 role_id: m.role_id.clone(),
                 role_key: m.role_key.clone(),
@@ -131,33 +207,16 @@ impl Effective {
     }
 
     pub fn check(&self, permission: &str) -> Decision {
-        if self.grants.is_empty() {
-            return Decision {
-                allowed: false,
-                role_id: String::new(),
-                reason: DecisionReason::NoAcceptedMembership,
-            };
-        }
-        match self
-            .grants
-            .iter()
-            .find(|g| g.permissions.grants(permission))
-        {
-            Some(grant) => Decision {
-                allowed: true,
-                role_id: grant.role_id.clone(),
-                reason: if grant.from_organization {
-                    DecisionReason::GrantedByOrganizationRole
-                } else {
-                    DecisionReason::GrantedByTeamRole
-                },
-            },
-            None => Decision {
-                allowed: false,
-                role_id: String::new(),
-                reason: DecisionReason::NotGranted,
-            },
-        }
+        decide(
+            self.grants.iter().map(|g| {
+                (
+                    g.role_id.as_str(),
+                    g.from_organization,
+                    Arc::clone(&g.permissions),
+                )
+            }),
+            permission,
+        )
     }
 
     pub fn grants(&self, permission: &str) -> bool {
@@ -249,6 +308,63 @@ mod tests {
         );
         let teams: Vec<i64> = effective.grants.iter().map(|g| g.team_id).collect();
         assert_eq!(teams, [2, 1], "the team's own grant first");
+    }
+
+    #[test]
+    fn the_fast_check_decides_as_the_assembled_grants_do() {
+        let policy = Policy::default();
+        let held = vec!["booking.read".to_string(), "team.*".to_string()];
+        let custom = policy.role_permissions("custom_x", Some(&held));
+        let permissions = |id: &str| match id {
+            "custom_x" => Arc::clone(&custom),
+            other => policy.role_permissions(other, None),
+        };
+        let roles = [
+            "owner_role",
+            "admin_role",
+            "restricteduser_role",
+            "custom_x",
+        ];
+        let mut options = vec![None];
+        for team in [1, 2, 3] {
+            for accepted in [true, false] {
+                for role in roles {
+                    let mut m = membership(team, accepted);
+                    m.role_id = role.into();
+                    options.push(Some(m));
+                }
+            }
+        }
+        let mut compared = 0;
+        for a in &options {
+            for b in &options {
+                let held: Vec<&Membership> = [a, b].into_iter().flatten().collect();
+                if held.len() == 2 && held[0].team_id == held[1].team_id {
+                    continue; // one membership per team
+                }
+                for team_id in [1, 2] {
+                    for wanted in ["team.update", "booking.read", "organization.manageBilling"] {
+                        let assembled = Effective::from_memberships(
+                            team_id,
+                            1,
+                            held.iter().copied(),
+                            permissions,
+                        )
+                        .check(wanted);
+                        let fast = check_memberships(
+                            team_id,
+                            1,
+                            held.iter().copied(),
+                            permissions,
+                            wanted,
+                        );
+                        assert_eq!(fast, assembled, "{held:?} in {team_id}: {wanted}");
+                        compared += 1;
+                    }
+                }
+            }
+        }
+        assert!(compared > 1000);
     }
 
     #[test]

@@ -45,6 +45,8 @@ pub enum Reason {
     DeadlineExceeded,
     MissingScope,
     RequestIdReused,
+    InvitationNotPending,
+    InvitationEmailMismatch,
     Unavailable,
     Internal,
 }
@@ -76,6 +78,8 @@ impl Reason {
             Reason::DeadlineExceeded => "DEADLINE_EXCEEDED",
             Reason::MissingScope => "MISSING_SCOPE",
             Reason::RequestIdReused => "REQUEST_ID_REUSED",
+            Reason::InvitationNotPending => "INVITATION_NOT_PENDING",
+            Reason::InvitationEmailMismatch => "INVITATION_EMAIL_MISMATCH",
             Reason::Unavailable => "UNAVAILABLE",
             Reason::Internal => "INTERNAL",
         }

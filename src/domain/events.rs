@@ -26,10 +26,14 @@ pub enum EventKind {
     AttributeDeleted,
     ApiKeyCreated,
     ApiKeyRevoked,
+    InvitationCreated,
+    InvitationAccepted,
+    InvitationRevoked,
+    InvitationExpired,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 20] = [
+    pub const ALL: [EventKind; 24] = [
         EventKind::UserCreated,
         EventKind::UserUpdated,
         EventKind::UserDeleted,
@@ -50,6 +54,10 @@ impl EventKind {
         EventKind::AttributeDeleted,
         EventKind::ApiKeyCreated,
         EventKind::ApiKeyRevoked,
+        EventKind::InvitationCreated,
+        EventKind::InvitationAccepted,
+        EventKind::InvitationRevoked,
+        EventKind::InvitationExpired,
     ];
 
     /// The wire name, stored in the event row as it is.
@@ -75,6 +83,10 @@ impl EventKind {
             EventKind::AttributeDeleted => "attribute.deleted",
             EventKind::ApiKeyCreated => "api_key.created",
             EventKind::ApiKeyRevoked => "api_key.revoked",
+            EventKind::InvitationCreated => "invitation.created",
+            EventKind::InvitationAccepted => "invitation.accepted",
+            EventKind::InvitationRevoked => "invitation.revoked",
+            EventKind::InvitationExpired => "invitation.expired",
         }
     }
 
@@ -161,6 +173,9 @@ mod tests {
             }
         }
         expected.extend(["api_key.created".into(), "api_key.revoked".into()]);
+        for change in ["created", "accepted", "revoked", "expired"] {
+            expected.push(format!("invitation.{change}"));
+        }
         assert_eq!(names, expected);
     }
 

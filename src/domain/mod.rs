@@ -8,6 +8,8 @@ pub mod catalog;
 pub mod custom_roles;
 pub mod errors;
 pub mod events;
+pub mod invitations;
+pub mod lookups;
 pub mod memberships;
 pub mod model;
 pub mod page;

@@ -22,11 +22,14 @@ pub enum PagedList {
     Roles,
     Attributes,
     ApiKeys,
+    PermittedUsers,
+    PermittedTeams,
+    Invitations,
 }
 
 impl PagedList {
     /// Every list, for tests and fuzzing that go through them all.
-    pub const ALL: [PagedList; 9] = [
+    pub const ALL: [PagedList; 12] = [
         PagedList::Users,
         PagedList::Organizations,
         PagedList::Teams,
@@ -36,6 +39,9 @@ impl PagedList {
         PagedList::Roles,
         PagedList::Attributes,
         PagedList::ApiKeys,
+        PagedList::PermittedUsers,
+        PagedList::PermittedTeams,
+        PagedList::Invitations,
     ];
 
     /// The list's name inside its tokens.
@@ -50,6 +56,9 @@ impl PagedList {
             PagedList::Roles => "roles",
             PagedList::Attributes => "attributes",
             PagedList::ApiKeys => "api-keys",
+            PagedList::PermittedUsers => "permitted-users",
+            PagedList::PermittedTeams => "permitted-teams",
+            PagedList::Invitations => "invitations",
         }
     }
 

@@ -28,10 +28,17 @@ pub fn check_last_owner(
     Ok(())
 }
 
-/// `max_allowed_memberships` > 0 caps an organization's memberships, pending ones included.
-pub fn check_membership_limit(organization: &Team, current_memberships: u64) -> DomainResult<()> {
+/// `max_allowed_memberships` > 0 caps an organization's memberships, pending ones included, and
+/// its pending invitations, each a seat held for the invited user. Checked before a new
+/// membership or invitation; accepting an invitation trades its seat for the membership and is
+/// not checked.
+pub fn check_membership_limit(
+    organization: &Team,
+    current_memberships: u64,
+    pending_invitations: u64,
+) -> DomainResult<()> {
     let limit = organization.max_allowed_memberships;
-    if limit > 0 && current_memberships >= limit as u64 {
+    if limit > 0 && current_memberships + pending_invitations >= limit as u64 {
         return Err(DomainError::precondition(
             Reason::MembershipLimitReached,
             format!(
@@ -188,10 +195,20 @@ mod tests {
 
     #[test]
     fn membership_limit() {
-        assert!(check_membership_limit(&org(0, None), 10_000).is_ok());
-        assert!(check_membership_limit(&org(3, None), 2).is_ok());
+        assert!(check_membership_limit(&org(0, None), 10_000, 10_000).is_ok());
+        assert!(check_membership_limit(&org(3, None), 2, 0).is_ok());
+        assert!(check_membership_limit(&org(3, None), 0, 2).is_ok());
         assert_eq!(
-            reason(check_membership_limit(&org(3, None), 3).unwrap_err()),
+            reason(check_membership_limit(&org(3, None), 3, 0).unwrap_err()),
+            Reason::MembershipLimitReached
+        );
+        // Pending invitations hold seats too.
+        assert_eq!(
+            reason(check_membership_limit(&org(3, None), 2, 1).unwrap_err()),
+            Reason::MembershipLimitReached
+        );
+        assert_eq!(
+            reason(check_membership_limit(&org(3, None), 0, 3).unwrap_err()),
             Reason::MembershipLimitReached
         );
     }

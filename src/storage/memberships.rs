@@ -17,7 +17,8 @@ use super::idempotency::{self, Once, Outcome};
 use super::permissions::role_permissions;
 use super::shared::{
     Written, attributes_of, delete_membership, find_team, find_user, insert_membership,
-    lock_organization, membership_event, membership_query, other_accepted_owners, resolve_role,
+    lock_organization, membership_event, membership_query, other_accepted_owners,
+    pending_invitations, resolve_role,
 };
 use super::{Store, WriteTx, convert, db_error};
 use crate::domain::catalog::PermissionSet;
@@ -154,7 +155,8 @@ impl Store {
                 .count(&*tx)
                 .await
                 .map_err(db_error)?;
-            rules::check_membership_limit(&organization, count)?;
+            let invited = pending_invitations(&*tx, organization.id, convert::now_micros()).await?;
+            rules::check_membership_limit(&organization, count, invited)?;
         } else if exists(organization.id).await.map_err(db_error)?.is_none() {
             return Err(DomainError::precondition(
                 Reason::NotAnOrganizationMember,

@@ -9,7 +9,7 @@ use sea_orm::{
 };
 
 use super::actor::authorize;
-use super::entities::{membership, role, team, user};
+use super::entities::{invitation, membership, role, team, user};
 use super::events::{self, EventDraft, snapshot};
 use super::idempotency::{self, Once, Outcome};
 use super::shared::{
@@ -368,6 +368,12 @@ impl Store {
         delete_attributes_of_teams(&*tx, &team_ids).await?;
         membership::Entity::delete_many()
             .filter(membership::Column::TeamId.is_in(team_ids.clone()))
+            .exec(&*tx)
+            .await
+            .map_err(db_error)?;
+        // Only organizations have invitations; a sub-team's id matches none.
+        invitation::Entity::delete_many()
+            .filter(invitation::Column::OrganizationId.is_in(team_ids.clone()))
             .exec(&*tx)
             .await
             .map_err(db_error)?;

@@ -3,10 +3,13 @@
 //! evaluation (`reads`) is filled from. Which memberships count is the domain's
 //! `counts_for_permissions`; the SQL filters here only keep the rows few.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use sea_orm::sea_query::{Expr, Query};
-use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 
 use super::entities::{membership, role, team};
 use super::shared::find_team;
@@ -155,6 +158,60 @@ impl Store {
             .into_iter()
             .map(convert::membership)
             .collect()
+    }
+
+    /// The accepted memberships of `teams` with user id above `after`, by ascending user id, at
+    /// most `limit` rows (every one when None): the rows the lookups judge.
+    pub async fn accepted_members(
+        &self,
+        teams: &[i64],
+        after: i64,
+        limit: Option<u64>,
+    ) -> DomainResult<Vec<Membership>> {
+        membership::Entity::find()
+            .filter(membership::Column::TeamId.is_in(teams.iter().copied()))
+            .filter(membership::Column::Accepted.eq(true))
+            .filter(membership::Column::UserId.gt(after))
+            .order_by_asc(membership::Column::UserId)
+            .order_by_asc(membership::Column::TeamId)
+            .limit(limit)
+            .all(self.conn())
+            .await
+            .map_err(|e| self.pool_error(e))?
+            .into_iter()
+            .map(convert::membership)
+            .collect()
+    }
+
+    /// Custom roles' stored permissions, by role id, in one query; absent roles are left out.
+    pub async fn custom_roles_permissions(
+        &self,
+        role_ids: &[&str],
+    ) -> DomainResult<HashMap<String, Vec<String>>> {
+        if role_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        Ok(role::Entity::find()
+            .filter(role::Column::Id.is_in(role_ids.iter().copied()))
+            .all(self.conn())
+            .await
+            .map_err(|e| self.pool_error(e))?
+            .into_iter()
+            .map(|row| (row.id.clone(), stored_permissions(&row)))
+            .collect())
+    }
+
+    /// An organization's sub-teams, ascending.
+    pub async fn sub_teams(&self, organization_id: i64) -> DomainResult<Vec<i64>> {
+        team::Entity::find()
+            .select_only()
+            .column(team::Column::Id)
+            .filter(team::Column::ParentId.eq(organization_id))
+            .order_by_asc(team::Column::Id)
+            .into_tuple::<i64>()
+            .all(self.conn())
+            .await
+            .map_err(|e| self.pool_error(e))
     }
 
     /// The organization a team belongs to (itself for an organization); NOT_FOUND for no team.

@@ -14,13 +14,15 @@ use sea_orm::{
 };
 
 use super::entities::{
-    attribute, attribute_assignment, attribute_option, event, membership, role, team, user,
+    attribute, attribute_assignment, attribute_option, event, invitation, membership, role, team,
+    user,
 };
 use super::events::{self, EventDraft, snapshot};
 use super::{WriteTx, convert, db_error};
 use crate::domain::attributes::AttributeType;
 use crate::domain::custom_roles::{RoleCandidate, resolve_role_reference};
 use crate::domain::events::EventKind;
+use crate::domain::invitations::InvitationStatus;
 use crate::domain::memberships::{MembershipAddress, NewMembership};
 use crate::domain::model::{
     Actor, AssignedAttribute, AssignedValue, AutoRecordCalls, ChosenOption, Membership, RoleRef,
@@ -123,6 +125,22 @@ pub(crate) fn membership_query(
         query = query.filter(membership::Column::OrganizationId.eq(organization));
     }
     Ok(query)
+}
+
+/// The organization's invitations still pending at `now_micros` (those past their expiry are
+/// expired, swept or not): each holds a seat under `max_allowed_memberships`.
+pub(crate) async fn pending_invitations<C: ConnectionTrait>(
+    conn: &C,
+    organization_id: i64,
+    now_micros: i64,
+) -> DomainResult<u64> {
+    invitation::Entity::find()
+        .filter(invitation::Column::OrganizationId.eq(organization_id))
+        .filter(invitation::Column::Status.eq(InvitationStatus::Pending.as_str()))
+        .filter(invitation::Column::ExpiresAt.gt(now_micros))
+        .count(conn)
+        .await
+        .map_err(db_error)
 }
 
 /// The team's accepted owners other than `m`, for the last-owner rule.

@@ -7,6 +7,7 @@ pub mod attribute_assignment;
 pub mod attribute_option;
 pub mod event;
 pub mod event_sequence;
+pub mod invitation;
 pub mod membership;
 pub mod request_id;
 pub mod role;

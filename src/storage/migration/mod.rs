@@ -10,6 +10,7 @@ mod m0006_api_key_lifecycle;
 mod m0007_api_key_rate_limit;
 mod m0008_health_probe;
 mod m0009_request_ids;
+mod m0011_invitations;
 
 use sea_orm_migration::prelude::*;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0007_api_key_rate_limit::Migration),
             Box::new(m0008_health_probe::Migration),
             Box::new(m0009_request_ids::Migration),
+            Box::new(m0011_invitations::Migration),
         ]
     }
 }

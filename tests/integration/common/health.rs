@@ -12,7 +12,7 @@ use tonic_health::pb::health_client::HealthClient;
 use super::server::TestServer;
 
 /// The overall server ("") and every service the server registers.
-pub const HEALTH_SERVICES: [&str; 8] = [
+pub const HEALTH_SERVICES: [&str; 9] = [
     "",
     "membership.v1.DirectoryService",
     "membership.v1.MembershipService",
@@ -21,6 +21,7 @@ pub const HEALTH_SERVICES: [&str; 8] = [
     "membership.v1.AccessService",
     "membership.v1.AttributeService",
     "membership.v1.ApiKeyService",
+    "membership.v1.InvitationService",
 ];
 
 /// How long a health transition may take on a busy machine. The probes run about every second;

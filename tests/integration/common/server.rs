@@ -12,6 +12,7 @@ use pb::access_service_client::AccessServiceClient;
 use pb::attribute_service_client::AttributeServiceClient;
 use pb::directory_service_client::DirectoryServiceClient;
 use pb::event_service_client::EventServiceClient;
+use pb::invitation_service_client::InvitationServiceClient;
 use pb::membership_service_client::MembershipServiceClient;
 use pb::role_service_client::RoleServiceClient;
 use tokio::sync::oneshot;
@@ -253,6 +254,10 @@ impl TestServer {
 
     pub fn attributes(&self) -> AttributeServiceClient<AuthChannel> {
         self.client(AttributeServiceClient::new)
+    }
+
+    pub fn invitations(&self) -> InvitationServiceClient<AuthChannel> {
+        self.client(InvitationServiceClient::new)
     }
 }
 
