@@ -58,7 +58,13 @@ export PATH="$grpcurl_dir:$PATH"
 command -v grpcurl >/dev/null || { log "grpcurl not on PATH after pip install"; exit 1; }
 grpcurl -version
 
+log "schemathesis and the Clerk SDK"
+# schemathesis in the same venv; the Clerk Backend SDK from the committed lockfile.
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check schemathesis
+"$venv/bin/schemathesis" --version
+(cd tests/sdk/clerk && npm ci --silent --no-audit --no-fund)
+
 log "cargo test"
 # --no-fail-fast: a failing test binary (the library's unit tests, the integration tests) does
 # not hide the results of the others.
-REQUIRE_ENGINES=1 REQUIRE_GRPCURL=1 cargo test --all-targets --no-fail-fast -- --test-threads=4 "$@"
+REQUIRE_ENGINES=1 REQUIRE_GRPCURL=1 REQUIRE_SDK=1 REQUIRE_SCHEMATHESIS=1 cargo test --all-targets --no-fail-fast -- --test-threads=4 "$@"

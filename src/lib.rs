@@ -14,6 +14,7 @@ pub mod health;
 pub mod metrics;
 pub mod pb;
 pub mod reads;
+pub mod rest;
 pub mod scrape;
 pub mod server;
 pub mod storage;

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use tokio::net::TcpListener;
 use tonic::transport::{Server, ServerTlsConfig};
+use tonic_web::GrpcWebLayer;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +36,7 @@ use crate::feed::Feed;
 use crate::health::HealthMonitor;
 use crate::pb;
 use crate::reads::Reads;
+use crate::rest::RestLayer;
 use crate::storage::Store;
 use crate::telemetry::RpcSpanLayer;
 
@@ -296,7 +298,14 @@ impl App {
                 tcp_keepalive: self.config.keepalive_interval.0,
             },
         );
+        let admission = AdmissionLayer::new(
+            self.config.max_in_flight as usize,
+            self.config.request_timeout(),
+        );
+        let rest = crate::rest::router(self.context.clone(), admission.clone());
         let mut builder = Server::builder()
+            // HTTP/1.1 for the REST front door and gRPC-web.
+            .accept_http1(true)
             .http2_keepalive_interval(Some(self.config.keepalive_interval.0))
             .http2_keepalive_timeout(Some(self.config.keepalive_timeout.0));
         if let Some(tls) = self.tls.clone() {
@@ -305,12 +314,14 @@ impl App {
                 .map_err(|e| StartupError::Config(format!("TLS: {e}")))?;
         }
         let served = builder
+            // Everything but `application/grpc*` goes to the REST routes, which admit their
+            // calls themselves (same budget): the layers below answer in gRPC terms.
+            .layer(RestLayer::new(rest))
+            // gRPC-web (HTTP/1.1) becomes plain gRPC for the layers and services below.
+            .layer(GrpcWebLayer::new())
             .layer(RpcSpanLayer)
             // Inside the span layer, so shed and timed-out calls are logged with their code.
-            .layer(AdmissionLayer::new(
-                self.config.max_in_flight as usize,
-                self.config.request_timeout(),
-            ))
+            .layer(admission)
             .layer(MalformedRequestLayer)
             // Inside the span layer, so refusals are logged with their code.
             .layer(AuthLayer::new(Arc::clone(&self.context.auth)))

@@ -27,6 +27,25 @@ pub fn init(format: LogFormat, default_level: &str) {
     };
 }
 
+/// The span of one call, gRPC or REST (`method` is then `VERB /route`): handlers record the ids
+/// they act on into it (`trace_ids!`).
+pub fn rpc_span(method: &str) -> tracing::Span {
+    tracing::info_span!(
+        "rpc",
+        method = %method,
+        code = tracing::field::Empty,
+        latency_us = tracing::field::Empty,
+        user_id = tracing::field::Empty,
+        team_id = tracing::field::Empty,
+        organization_id = tracing::field::Empty,
+        membership_id = tracing::field::Empty,
+        role_id = tracing::field::Empty,
+        attribute_id = tracing::field::Empty,
+        key_id = tracing::field::Empty,
+        invitation_id = tracing::field::Empty,
+    )
+}
+
 /// Wraps each gRPC call in an `rpc` span and logs its outcome.
 #[derive(Clone, Copy, Default)]
 pub struct RpcSpanLayer;
@@ -61,20 +80,7 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let method = request.uri().path().to_string();
-        let span = tracing::info_span!(
-            "rpc",
-            method = %method,
-            code = tracing::field::Empty,
-            latency_us = tracing::field::Empty,
-            user_id = tracing::field::Empty,
-            team_id = tracing::field::Empty,
-            organization_id = tracing::field::Empty,
-            membership_id = tracing::field::Empty,
-            role_id = tracing::field::Empty,
-            attribute_id = tracing::field::Empty,
-            key_id = tracing::field::Empty,
-            invitation_id = tracing::field::Empty,
-        );
+        let span = rpc_span(&method);
         let mut inner = self.inner.clone();
         let started = Instant::now();
         let metrics = crate::metrics::rpc_started(&method);

@@ -37,6 +37,37 @@ impl AdmissionLayer {
     }
 }
 
+impl AdmissionLayer {
+    /// Runs one REST call under the same budget as the gRPC calls: a permit or OVERLOADED at
+    /// once, the `--request-timeout-ms` deadline (DEADLINE_EXCEEDED), and a slot of its
+    /// connection.
+    pub async fn run<F: Future>(
+        &self,
+        extensions: &Extensions,
+        call: F,
+    ) -> Result<F::Output, DomainError> {
+        let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() else {
+            crate::metrics::shed(crate::metrics::Shed::Overloaded);
+            return Err(DomainError::Overloaded);
+        };
+        let connection = connection(extensions);
+        let answer = tokio::time::timeout(self.timeout, async move {
+            let _slot = match &connection {
+                Some(c) => Some(Arc::clone(&c.calls).acquire_owned().await),
+                None => None,
+            };
+            let _in_flight = connection.as_ref().map(ConnectionState::begin_call);
+            call.await
+        })
+        .await;
+        drop(permit);
+        answer.map_err(|_| {
+            crate::metrics::shed(crate::metrics::Shed::DeadlineExceeded);
+            DomainError::DeadlineExceeded
+        })
+    }
+}
+
 impl<S> Layer<S> for AdmissionLayer {
     type Service = Admitted<S>;
     fn layer(&self, inner: S) -> Self::Service {
@@ -247,6 +278,31 @@ mod tests {
         // Its permit is back.
         let after = service.call(Request::new(())).await.unwrap();
         assert_eq!(code(&after), None);
+    }
+
+    #[tokio::test]
+    async fn rest_calls_take_permits_from_the_same_budget() {
+        let layer = AdmissionLayer::new(1, Duration::from_secs(60));
+        let extensions = Extensions::new();
+        // While one REST call holds the only permit, another REST call and a gRPC call are shed.
+        let (rest, grpc) = layer
+            .run(&extensions, async {
+                let rest = layer.run(&extensions, async {}).await;
+                let grpc = layer
+                    .layer(Gate(Default::default()))
+                    .call(Request::new(()))
+                    .await
+                    .unwrap();
+                (rest, code(&grpc))
+            })
+            .await
+            .expect("the first call is admitted");
+        assert!(matches!(rest, Err(DomainError::Overloaded)), "{rest:?}");
+        assert_eq!(grpc, Some(Code::ResourceExhausted));
+        assert!(
+            layer.run(&extensions, async {}).await.is_ok(),
+            "the permit is back"
+        );
     }
 
     #[tokio::test]

@@ -55,7 +55,8 @@ fn unlisted(path: &str) -> DomainError {
 }
 
 /// The caller of a call to `path`, with the scope the method needs; `None` for open services.
-async fn authorize(
+/// The REST front door asks the same for the gRPC method a route calls.
+pub(crate) async fn authorize(
     auth: &Authenticator,
     path: &str,
     headers: &HeaderMap,
