@@ -13,22 +13,35 @@ use crate::domain::events::EventKind;
 use crate::domain::model::{Event, Membership, MembershipView};
 use crate::metrics::{self, CacheKind};
 
+/// moka's default hasher is SipHash; the keys here are ids, role ids and secret digests.
+type Hasher = foldhash::fast::RandomState;
+
+fn cache<K, V>(capacity: u64) -> Cache<K, V, Hasher>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    Cache::builder()
+        .max_capacity(capacity)
+        .build_with_hasher(Hasher::default())
+}
+
 pub struct AccessCache {
     /// Every membership of a user (pending ones too).
-    users: Cache<i64, Arc<Vec<Membership>>>,
+    users: Cache<i64, Arc<Vec<Membership>>, Hasher>,
     /// team → its organization; a team never moves.
-    team_org: Cache<i64, i64>,
+    team_org: Cache<i64, i64, Hasher>,
     /// Custom roles' permissions (system roles come from the policy).
-    roles: Cache<String, Arc<PermissionSet>>,
-    views: Cache<i64, Arc<MembershipView>>,
+    roles: Cache<String, Arc<PermissionSet>, Hasher>,
+    views: Cache<i64, Arc<MembershipView>, Hasher>,
     /// (team, user) → membership id.
-    view_ids: Cache<(i64, i64), i64>,
+    view_ids: Cache<(i64, i64), i64, Hasher>,
     /// The SHA-256 of a key's secret → what authenticating with it needs.
-    keys: Cache<String, Arc<KeyCredentials>>,
+    keys: Cache<String, Arc<KeyCredentials>, Hasher>,
     /// A team's accepted memberships, by ascending user id (LookupUsers).
-    team_members: Cache<i64, Arc<Vec<Membership>>>,
+    team_members: Cache<i64, Arc<Vec<Membership>>, Hasher>,
     /// An organization's sub-teams, ascending (LookupTeams).
-    sub_teams: Cache<i64, Arc<Vec<i64>>>,
+    sub_teams: Cache<i64, Arc<Vec<i64>>, Hasher>,
     /// Bumped by every invalidation. A fill that read the database under an older generation
     /// is dropped: it may predate the change that invalidated its key.
     generation: RwLock<u64>,
@@ -37,14 +50,14 @@ pub struct AccessCache {
 impl AccessCache {
     pub fn new(capacity: u64) -> Self {
         Self {
-            users: Cache::new(capacity),
-            team_org: Cache::new(capacity),
-            roles: Cache::new(capacity),
-            views: Cache::new(capacity),
-            view_ids: Cache::new(capacity),
-            keys: Cache::new(capacity),
-            team_members: Cache::new(capacity),
-            sub_teams: Cache::new(capacity),
+            users: cache(capacity),
+            team_org: cache(capacity),
+            roles: cache(capacity),
+            views: cache(capacity),
+            view_ids: cache(capacity),
+            keys: cache(capacity),
+            team_members: cache(capacity),
+            sub_teams: cache(capacity),
             generation: RwLock::new(0),
         }
     }
@@ -247,7 +260,7 @@ impl AccessCache {
     }
 }
 
-fn entries<K, V>(cache: &Cache<K, V>) -> u64
+fn entries<K, V>(cache: &Cache<K, V, Hasher>) -> u64
 where
     K: std::hash::Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,

@@ -20,7 +20,29 @@ use crate::storage::Store;
 /// How long an `at_least_as_fresh` read waits for the cache before reading the database.
 const CATCH_UP_WAIT: Duration = Duration::from_millis(50);
 
-struct CachedInputs {
+/// A user's standing in a team, ready to decide checks (`Reads::judge`).
+pub enum Judge {
+    Cached { team_id: i64, inputs: CachedInputs },
+    Stored(Effective),
+}
+
+impl Judge {
+    pub fn check(&self, reads: &Reads, permission: &str) -> Decision {
+        match self {
+            Judge::Stored(effective) => effective.check(permission),
+            Judge::Cached { team_id, inputs } => check_memberships(
+                *team_id,
+                inputs.organization_id,
+                inputs.now,
+                inputs.memberships.iter(),
+                |role_id| reads.role_set(&inputs.custom, role_id),
+                permission,
+            ),
+        }
+    }
+}
+
+pub struct CachedInputs {
     /// The instant the evaluation judges expiry at: the same for choosing the custom roles and
     /// for the decision.
     now: DateTime<Utc>,
@@ -161,30 +183,18 @@ impl Reads {
         ))
     }
 
-    /// CheckPermission's decision for one user, team and permission.
-    pub async fn check(
-        &self,
-        source: Source,
-        user_id: i64,
-        team_id: i64,
-        permission: &str,
-    ) -> DomainResult<Decision> {
-        if let Source::Database(_) = source {
-            return Ok(self
-                .store
-                .effective_permissions(user_id, team_id)
-                .await?
-                .check(permission));
-        }
-        let inputs = self.cached_inputs(user_id, team_id).await?;
-        Ok(check_memberships(
-            team_id,
-            inputs.organization_id,
-            inputs.now,
-            inputs.memberships.iter(),
-            |role_id| self.role_set(&inputs.custom, role_id),
-            permission,
-        ))
+    /// What deciding checks of one user in one team needs, read once for all the permissions a
+    /// batch asks about.
+    pub async fn judge(&self, source: Source, user_id: i64, team_id: i64) -> DomainResult<Judge> {
+        Ok(match source {
+            Source::Database(_) => {
+                Judge::Stored(self.store.effective_permissions(user_id, team_id).await?)
+            }
+            Source::Cache(_) => Judge::Cached {
+                team_id,
+                inputs: self.cached_inputs(user_id, team_id).await?,
+            },
+        })
     }
 
     /// What a cached evaluation of a user in a team reads: the team's organization, the user's

@@ -1,5 +1,8 @@
 //! AccessService: the permission checks other services make on their hot paths.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
 use tonic::{Request, Response, Status};
 
 use super::{Context, binding, convert, trace_ids};
@@ -13,7 +16,7 @@ use crate::domain::validate;
 use crate::domain::{DomainError, Violations};
 use crate::pb::access_service_server::AccessService;
 use crate::pb::*;
-use crate::reads::Source;
+use crate::reads::{Judge, Source};
 
 pub struct AccessApi(pub Context);
 
@@ -83,21 +86,17 @@ impl AccessApi {
 }
 
 impl AccessApi {
-    /// CheckPermission's decision on a team the key sees; a team of another organization is
-    /// NOT_FOUND like a missing one.
-    async fn check(
+    /// What deciding a user's checks on a team the key sees needs; a team of another
+    /// organization is NOT_FOUND like a missing one.
+    async fn judge(
         &self,
         binding: Binding,
         source: Source,
         user_id: i64,
         team_id: i64,
-        permission: &str,
-    ) -> Result<Decision, DomainError> {
+    ) -> Result<Judge, DomainError> {
         self.0.sees_team(binding, team_id, TeamKind::Any).await?;
-        self.0
-            .reads
-            .check(source, user_id, team_id, permission)
-            .await
+        self.0.reads.judge(source, user_id, team_id).await
     }
 
     /// A user's grants on a team the key sees; a team of another organization is NOT_FOUND (in a
@@ -131,8 +130,9 @@ impl AccessService for AccessApi {
         v.into_result()?;
         let source = self.0.reads.source(consistency).await?;
         let decided = self
-            .check(binding, source, r.user_id, r.team_id, &r.permission)
-            .await?;
+            .judge(binding, source, r.user_id, r.team_id)
+            .await?
+            .check(&self.0.reads, &r.permission);
         Ok(Response::new(decision(decided, source.revision())))
     }
 
@@ -160,34 +160,29 @@ impl AccessService for AccessApi {
             .unwrap_or_default();
         v.into_result()?;
         let source = self.0.reads.source(consistency).await?;
-        // An absent team is answered TEAM_NOT_FOUND in the batch; remembered so that its other
-        // checks do not look for it again.
-        let mut absent: Vec<i64> = Vec::new();
+        // Checks of one user in one team share what deciding them reads; an absent team is
+        // answered TEAM_NOT_FOUND in the batch.
+        let mut judges: HashMap<(i64, i64), Option<Judge>, foldhash::fast::RandomState> =
+            HashMap::default();
         let mut results = Vec::with_capacity(r.checks.len());
         for check in &r.checks {
-            let decided = if absent.contains(&check.team_id) {
-                None
-            } else {
-                match self
-                    .check(
-                        binding,
-                        source,
-                        check.user_id,
-                        check.team_id,
-                        &check.permission,
-                    )
+            let key = (check.user_id, check.team_id);
+            if let Entry::Vacant(slot) = judges.entry(key) {
+                let judge = match self
+                    .judge(binding, source, check.user_id, check.team_id)
                     .await
                 {
-                    Ok(d) => Some(d),
-                    Err(DomainError::NotFound { .. }) => {
-                        absent.push(check.team_id);
-                        None
-                    }
+                    Ok(judge) => Some(judge),
+                    Err(DomainError::NotFound { .. }) => None,
                     Err(e) => return Err(Status::from(e)),
-                }
-            };
-            results.push(match decided {
-                Some(d) => decision(d, source.revision()),
+                };
+                slot.insert(judge);
+            }
+            results.push(match &judges[&key] {
+                Some(judge) => decision(
+                    judge.check(&self.0.reads, &check.permission),
+                    source.revision(),
+                ),
                 None => CheckPermissionResponse {
                     allowed: false,
                     role_id: String::new(),

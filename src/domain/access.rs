@@ -13,7 +13,7 @@ use super::roles::{BaseRole, SYSTEM_ROLES, system_role_permissions};
 #[derive(Debug)]
 pub struct Policy {
     pub catalog: PermissionCatalog,
-    system: HashMap<&'static str, Arc<PermissionSet>>,
+    system: HashMap<&'static str, Arc<PermissionSet>, foldhash::fast::RandomState>,
 }
 
 impl Policy {

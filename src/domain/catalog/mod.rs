@@ -27,7 +27,7 @@ const DEFAULT_CATALOG: &str = include_str!("default_catalog.toml");
 #[derive(Debug, Clone)]
 pub struct PermissionCatalog {
     entries: Vec<CatalogEntry>,
-    index: HashMap<String, usize>,
+    index: HashMap<String, usize, foldhash::fast::RandomState>,
     /// Kept so wildcard validation (`resource.*`, `*.action`) needs no scan of the entries.
     resources: BTreeSet<String>,
     actions: BTreeSet<String>,
@@ -47,7 +47,10 @@ impl PermissionCatalog {
         if entries.is_empty() {
             return Err("the permission catalog is empty".to_string());
         }
-        let mut index = HashMap::with_capacity(entries.len());
+        let mut index = HashMap::with_capacity_and_hasher(
+            entries.len(),
+            foldhash::fast::RandomState::default(),
+        );
         let mut resources = BTreeSet::new();
         let mut actions = BTreeSet::new();
         for (i, entry) in entries.iter().enumerate() {
