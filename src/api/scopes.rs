@@ -38,6 +38,7 @@ const SCOPED_SERVICES: &[(&str, &[(&str, Scope)])] = &[
             ("UpdateTeam", Scope::DirectoryWrite),
             ("ListTeams", Scope::DirectoryRead),
             ("DeleteTeam", Scope::DirectoryWrite),
+            ("ImportUsers", Scope::DirectoryWrite),
         ],
     ),
     (
@@ -49,6 +50,7 @@ const SCOPED_SERVICES: &[(&str, &[(&str, Scope)])] = &[
             ("DeleteMembership", Scope::MembershipsWrite),
             ("ListMemberships", Scope::MembershipsRead),
             ("ListUserMemberships", Scope::MembershipsRead),
+            ("ImportMemberships", Scope::MembershipsWrite),
         ],
     ),
     (

@@ -302,6 +302,42 @@ pub fn id(field: &str, value: i64) -> Result<i64, FieldViolation> {
     }
 }
 
+/// The most entries one batch write (an import) takes.
+pub const MAX_BATCH_ENTRIES: usize = 1_000;
+
+/// A batch of `len` entries named `list` holds 1 to `MAX_BATCH_ENTRIES`.
+pub fn batch_size(list: &str, len: usize) -> Option<FieldViolation> {
+    (!(1..=MAX_BATCH_ENTRIES).contains(&len)).then(|| {
+        violation(
+            list,
+            format!("must hold 1 to {MAX_BATCH_ENTRIES} entries, not {len}"),
+        )
+    })
+}
+
+/// A violation `list[j].field` for every entry `j` whose value an earlier entry has already
+/// (`None`: the entry has none): a batch creates each value once.
+pub fn repeated<T: Eq + std::hash::Hash>(
+    list: &str,
+    field: &str,
+    values: impl IntoIterator<Item = Option<T>>,
+) -> Vec<FieldViolation> {
+    let mut first: std::collections::HashMap<T, usize> = std::collections::HashMap::new();
+    let mut out = Vec::new();
+    for (j, value) in values.into_iter().enumerate() {
+        let Some(value) = value else { continue };
+        if let Some(i) = first.get(&value) {
+            out.push(FieldViolation::new(
+                format!("{list}[{j}].{field}"),
+                format!("repeats {list}[{i}].{field}"),
+            ));
+        } else {
+            first.insert(value, j);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
 

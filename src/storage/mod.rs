@@ -12,6 +12,7 @@ mod convert;
 pub mod entities;
 pub mod events;
 pub mod idempotency;
+pub mod imports;
 pub mod memberships;
 pub mod migration;
 pub mod organizations;

@@ -26,6 +26,7 @@ mod grpcurl;
 mod health;
 mod hostile_input;
 mod idempotency;
+mod imports;
 mod limits;
 mod metrics;
 mod ops;
