@@ -28,6 +28,31 @@ pub fn check_last_owner(
     Ok(())
 }
 
+/// A user has at most one membership per team.
+pub fn check_not_yet_member(already: bool, user_id: i64, team_id: i64) -> DomainResult<()> {
+    if already {
+        return Err(DomainError::AlreadyExists(format!(
+            "user {user_id} already has a membership in team {team_id}"
+        )));
+    }
+    Ok(())
+}
+
+/// A sub-team's members are members of its organization first.
+pub fn check_organization_member(
+    is_member: bool,
+    user_id: i64,
+    organization_id: i64,
+) -> DomainResult<()> {
+    if !is_member {
+        return Err(DomainError::precondition(
+            Reason::NotAnOrganizationMember,
+            format!("user {user_id} is not a member of organization {organization_id}"),
+        ));
+    }
+    Ok(())
+}
+
 /// `max_allowed_memberships` > 0 caps an organization's memberships, pending ones included.
 pub fn check_membership_limit(organization: &Team, current_memberships: u64) -> DomainResult<()> {
     let limit = organization.max_allowed_memberships;
@@ -261,5 +286,24 @@ mod tests {
         // Enum with a custom role sets the level.
         let (base, r) = choose_role(Some(BaseRole::Admin), Some(custom), None).unwrap();
         assert_eq!((base, r.id.as_str()), (BaseRole::Admin, "r1"));
+    }
+
+    #[test]
+    fn one_membership_per_team_and_sub_teams_need_the_organization() {
+        assert!(check_not_yet_member(false, 7, 1).is_ok());
+        let taken = check_not_yet_member(true, 7, 1).unwrap_err();
+        assert!(matches!(taken, DomainError::AlreadyExists(_)), "{taken:?}");
+        assert_eq!(
+            taken.in_entry("memberships", 3).to_string(),
+            "memberships[3]: user 7 already has a membership in team 1"
+        );
+        assert!(check_organization_member(true, 7, 1).is_ok());
+        assert!(matches!(
+            check_organization_member(false, 7, 1),
+            Err(DomainError::FailedPrecondition {
+                reason: Reason::NotAnOrganizationMember,
+                ..
+            })
+        ));
     }
 }

@@ -441,4 +441,31 @@ mod tests {
         assert!(id("team_id", 0).is_err());
         assert!(id("team_id", 3).is_ok());
     }
+
+    #[test]
+    fn a_batch_names_each_repeated_entry_and_holds_1_to_1000() {
+        let fields =
+            |v: Vec<FieldViolation>| -> Vec<String> { v.into_iter().map(|v| v.field).collect() };
+        let emails = [
+            Some("a"),
+            Some("b"),
+            None,
+            Some("a"),
+            None,
+            Some("b"),
+            Some("a"),
+        ];
+        assert_eq!(
+            fields(repeated("users", "email", emails)),
+            ["users[3].email", "users[5].email", "users[6].email"]
+        );
+        assert!(repeated("users", "email", [None::<&str>, None]).is_empty());
+        assert!(batch_size("users", 0).is_some());
+        assert!(batch_size("users", 1).is_none());
+        assert!(batch_size("users", MAX_BATCH_ENTRIES).is_none());
+        assert_eq!(
+            batch_size("memberships", MAX_BATCH_ENTRIES + 1).map(|v| v.field),
+            Some("memberships".to_string())
+        );
+    }
 }

@@ -27,7 +27,7 @@ use crate::domain::policy::{MemberRole, NewMember, RoleFacts, Write};
 use crate::domain::roles::BaseRole;
 use crate::domain::teams::TeamKind;
 use crate::domain::users::{self, NewUser};
-use crate::domain::{DomainError, DomainResult, Reason, rules, validate};
+use crate::domain::{DomainError, DomainResult, rules, validate};
 
 /// Rows per multi-row INSERT: at most 14 columns each, well under SQLite's 32,766 bind
 /// parameters (PostgreSQL and MariaDB allow 65,535).
@@ -294,12 +294,9 @@ impl Store {
             authorize(&*tx, self.policy(), actor, Some(&team), &write).await?;
         }
         let existing = members_among(&*tx, team.id, &user_ids).await?;
-        if let Some(i) = user_ids.iter().position(|id| existing.contains(id)) {
-            return Err(DomainError::AlreadyExists(format!(
-                "user {} already has a membership in team {}",
-                user_ids[i], team.id
-            ))
-            .in_entry("memberships", i));
+        for (i, user_id) in user_ids.iter().enumerate() {
+            rules::check_not_yet_member(existing.contains(user_id), *user_id, team.id)
+                .map_err(|e| e.in_entry("memberships", i))?;
         }
         if team.is_organization() {
             let count = membership::Entity::find()
@@ -314,15 +311,10 @@ impl Store {
             }
         } else {
             let members = members_among(&*tx, organization.id, &user_ids).await?;
-            if let Some(i) = user_ids.iter().position(|id| !members.contains(id)) {
-                return Err(DomainError::precondition(
-                    Reason::NotAnOrganizationMember,
-                    format!(
-                        "user {} is not a member of organization {}",
-                        user_ids[i], organization.id
-                    ),
-                )
-                .in_entry("memberships", i));
+            for (i, user_id) in user_ids.iter().enumerate() {
+                let is_member = members.contains(user_id);
+                rules::check_organization_member(is_member, *user_id, organization.id)
+                    .map_err(|e| e.in_entry("memberships", i))?;
             }
         }
         let now = convert::now_micros();

@@ -29,7 +29,7 @@ use crate::domain::model::{Actor, AssignedAttribute, Membership, MembershipView,
 use crate::domain::page::{Page, PageRequest, PagedList};
 use crate::domain::policy::{MemberRole, MembershipFields, RoleFacts, TargetMembership, Write};
 use crate::domain::teams::TeamKind;
-use crate::domain::{DomainError, DomainResult, Reason, rules};
+use crate::domain::{DomainError, DomainResult, rules};
 
 /// Finds the membership an address names and locks its organization for the rest of the
 /// transaction. SQLite serialises writers already; elsewhere the membership is read again under
@@ -142,12 +142,8 @@ impl Store {
                 .filter(membership::Column::UserId.eq(new.user_id))
                 .one(&*tx)
         };
-        if exists(team.id).await.map_err(db_error)?.is_some() {
-            return Err(DomainError::AlreadyExists(format!(
-                "user {} already has a membership in team {}",
-                new.user_id, team.id
-            )));
-        }
+        let already = exists(team.id).await.map_err(db_error)?.is_some();
+        rules::check_not_yet_member(already, new.user_id, team.id)?;
         if team.is_organization() {
             let count = membership::Entity::find()
                 .filter(membership::Column::TeamId.eq(organization.id))
@@ -155,14 +151,9 @@ impl Store {
                 .await
                 .map_err(db_error)?;
             rules::check_membership_limit(&organization, count)?;
-        } else if exists(organization.id).await.map_err(db_error)?.is_none() {
-            return Err(DomainError::precondition(
-                Reason::NotAnOrganizationMember,
-                format!(
-                    "user {} is not a member of organization {}",
-                    new.user_id, organization.id
-                ),
-            ));
+        } else {
+            let is_member = exists(organization.id).await.map_err(db_error)?.is_some();
+            rules::check_organization_member(is_member, new.user_id, organization.id)?;
         }
         let accepted = rules::accepted_on_create(new.accepted, &organization, &user.email);
         let (created, revision) =
