@@ -53,6 +53,12 @@ pub fn check_organization_member(
     Ok(())
 }
 
+/// Whether `check_membership_limit` can refuse anything in this organization (0 is unlimited),
+/// so that a batch skips counting when it cannot.
+pub fn limits_memberships(organization: &Team) -> bool {
+    organization.max_allowed_memberships > 0
+}
+
 /// `max_allowed_memberships` > 0 caps an organization's memberships, pending ones included.
 pub fn check_membership_limit(organization: &Team, current_memberships: u64) -> DomainResult<()> {
     let limit = organization.max_allowed_memberships;

@@ -298,7 +298,7 @@ impl Store {
             rules::check_not_yet_member(existing.contains(user_id), *user_id, team.id)
                 .map_err(|e| e.in_entry("memberships", i))?;
         }
-        if team.is_organization() {
+        if team.is_organization() && rules::limits_memberships(&organization) {
             let count = membership::Entity::find()
                 .filter(membership::Column::TeamId.eq(organization.id))
                 .count(&*tx)
@@ -309,7 +309,7 @@ impl Store {
                 rules::check_membership_limit(&organization, count + i as u64)
                     .map_err(|e| e.in_entry("memberships", i))?;
             }
-        } else {
+        } else if !team.is_organization() {
             let members = members_among(&*tx, organization.id, &user_ids).await?;
             for (i, user_id) in user_ids.iter().enumerate() {
                 let is_member = members.contains(user_id);
