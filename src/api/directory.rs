@@ -4,7 +4,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::idempotency::{answer, once, retry_key};
-use super::{Context, actor, binding, trace_ids};
+use super::{Context, actor, binding, extend_entry, trace_ids};
 use crate::domain::model;
 use crate::domain::page::PageRequest;
 use crate::domain::teams::{NewTeam, TeamKind, TeamPatch};
@@ -29,6 +29,52 @@ fn sub_team_kind(organization_id: i64) -> TeamKind {
     TeamKind::SubTeam(optional_org(organization_id))
 }
 
+/// A new user from CreateUser's fields (all but `request_id`), its bad fields added to `v`.
+fn new_user(v: &mut Violations, r: CreateUserRequest) -> NewUser {
+    NewUser {
+        email: v
+            .check(validate::email("email", &r.email))
+            .unwrap_or_default(),
+        username: v
+            .check(validate::optional_username(
+                "username",
+                r.username.as_deref().unwrap_or(""),
+            ))
+            .flatten(),
+        name: v
+            .check(validate::optional_text(
+                "name",
+                r.name.trim(),
+                MAX_NAME_CHARS,
+            ))
+            .unwrap_or_default(),
+        first_name: v
+            .check(validate::optional_text(
+                "first_name",
+                r.first_name.trim(),
+                MAX_NAME_CHARS,
+            ))
+            .unwrap_or_default(),
+        last_name: v
+            .check(validate::optional_text(
+                "last_name",
+                r.last_name.trim(),
+                MAX_NAME_CHARS,
+            ))
+            .unwrap_or_default(),
+        avatar_url: v
+            .check(validate::optional_url("avatar_url", &r.avatar_url))
+            .unwrap_or_default(),
+        bio: v
+            .check(validate::optional_text("bio", &r.bio, MAX_BIO_CHARS))
+            .unwrap_or_default(),
+        metadata: v
+            .check(convert::metadata("metadata", r.metadata))
+            .flatten()
+            .unwrap_or_default(),
+    }
+}
+
 #[tonic::async_trait]
 impl DirectoryService for DirectoryApi {
     async fn create_user(
@@ -39,48 +85,7 @@ impl DirectoryService for DirectoryApi {
         let r = request.into_inner();
         let mut v = Violations::new();
         let retry = retry_key(&mut v, "CreateUser", &actor, &r, &r.request_id);
-        let new = NewUser {
-            email: v
-                .check(validate::email("email", &r.email))
-                .unwrap_or_default(),
-            username: v
-                .check(validate::optional_username(
-                    "username",
-                    r.username.as_deref().unwrap_or(""),
-                ))
-                .flatten(),
-            name: v
-                .check(validate::optional_text(
-                    "name",
-                    r.name.trim(),
-                    MAX_NAME_CHARS,
-                ))
-                .unwrap_or_default(),
-            first_name: v
-                .check(validate::optional_text(
-                    "first_name",
-                    r.first_name.trim(),
-                    MAX_NAME_CHARS,
-                ))
-                .unwrap_or_default(),
-            last_name: v
-                .check(validate::optional_text(
-                    "last_name",
-                    r.last_name.trim(),
-                    MAX_NAME_CHARS,
-                ))
-                .unwrap_or_default(),
-            avatar_url: v
-                .check(validate::optional_url("avatar_url", &r.avatar_url))
-                .unwrap_or_default(),
-            bio: v
-                .check(validate::optional_text("bio", &r.bio, MAX_BIO_CHARS))
-                .unwrap_or_default(),
-            metadata: v
-                .check(convert::metadata("metadata", r.metadata))
-                .flatten()
-                .unwrap_or_default(),
-        };
+        let new = new_user(&mut v, r);
         v.into_result()?;
         let respond = |w: &Written<model::User>| convert::user(w.value.clone(), w.revision);
         let outcome = (self.0.store)
@@ -512,5 +517,53 @@ impl DirectoryService for DirectoryApi {
             .await?;
         self.0.reads.settle(revision).await;
         Ok(Response::new(DeleteTeamResponse { revision }))
+    }
+
+    async fn import_users(
+        &self,
+        request: Request<ImportUsersRequest>,
+    ) -> Result<Response<ImportUsersResponse>, Status> {
+        let actor = actor(&request)?;
+        let r = request.into_inner();
+        let mut v = Violations::new();
+        v.extend(
+            validate::batch_size("users", r.users.len())
+                .into_iter()
+                .collect(),
+        );
+        let mut new = Vec::new();
+        if r.users.len() <= validate::MAX_BATCH_ENTRIES {
+            for (i, entry) in r.users.into_iter().enumerate() {
+                let mut entry_v = Violations::new();
+                if !entry.request_id.is_empty() {
+                    entry_v.add("request_id", "is not supported per entry");
+                }
+                new.push(new_user(&mut entry_v, entry));
+                extend_entry(&mut v, "users", i, entry_v);
+            }
+            v.extend(validate::repeated(
+                "users",
+                "email",
+                // An invalid email is reported once, as invalid.
+                new.iter()
+                    .map(|u| Some(u.email.as_str()).filter(|e| !e.is_empty())),
+            ));
+            v.extend(validate::repeated(
+                "users",
+                "username",
+                new.iter().map(|u| u.username.as_deref()),
+            ));
+        }
+        v.into_result()?;
+        let imported = self.0.store.import_users(&actor, new).await?;
+        self.0.reads.settle(imported.revision).await;
+        Ok(Response::new(ImportUsersResponse {
+            users: imported
+                .values
+                .into_iter()
+                .map(|w| convert::user(w.value, w.revision))
+                .collect(),
+            revision: imported.revision,
+        }))
     }
 }

@@ -4,7 +4,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::idempotency::{answer, once, retry_key};
-use super::{Context, actor, binding, trace_ids};
+use super::{Context, actor, binding, extend_entry, trace_ids};
 use crate::domain::memberships::{
     self, MembershipAddress, MembershipFilter, MembershipPatch, MembershipTarget, NewMembership,
 };
@@ -108,6 +108,43 @@ pub(crate) fn role_reference(v: &mut Violations, value: Option<String>) -> Optio
     v.check(validate::reference("role_id", &value?, 100))
 }
 
+/// A new membership from CreateMembership's fields (all but `request_id`), its bad fields added
+/// to `v`.
+fn new_membership(v: &mut Violations, r: CreateMembershipRequest) -> NewMembership {
+    if r.organization_id < 0 {
+        v.add("organization_id", "must be a positive id");
+    }
+    NewMembership {
+        team_id: v
+            .check(validate::id("team_id", r.team_id))
+            .unwrap_or_default(),
+        organization_id: positive(r.organization_id),
+        user_id: v
+            .check(validate::id("user_id", r.user_id))
+            .unwrap_or_default(),
+        role: v.check(convert::request_role("role", r.role)).flatten(),
+        role_id: role_reference(v, (!r.role_id.is_empty()).then_some(r.role_id)),
+        accepted: r.accepted,
+        disable_impersonation: r.disable_impersonation,
+        auto_record_calls: v
+            .check(convert::request_auto_record_calls(
+                "auto_record_calls",
+                r.auto_record_calls,
+            ))
+            .flatten(),
+        public_metadata: v
+            .check(convert::metadata("public_metadata", r.public_metadata))
+            .flatten()
+            .unwrap_or_default(),
+        private_metadata: v
+            .check(convert::metadata("private_metadata", r.private_metadata))
+            .flatten()
+            .unwrap_or_default(),
+        expires_at: requested_expiry(v, r.expires_at.as_ref())
+            .and_then(|at| v.check(memberships::expiry("expires_at", at, chrono::Utc::now()))),
+    }
+}
+
 #[tonic::async_trait]
 impl MembershipService for MembershipApi {
     async fn create_membership(
@@ -120,38 +157,7 @@ impl MembershipService for MembershipApi {
         trace_ids!(team_id = r.team_id, user_id = r.user_id);
         let mut v = Violations::new();
         let retry = retry_key(&mut v, "CreateMembership", &actor, &r, &r.request_id);
-        if r.organization_id < 0 {
-            v.add("organization_id", "must be a positive id");
-        }
-        let new = NewMembership {
-            team_id: v
-                .check(validate::id("team_id", r.team_id))
-                .unwrap_or_default(),
-            organization_id: positive(r.organization_id),
-            user_id: v
-                .check(validate::id("user_id", r.user_id))
-                .unwrap_or_default(),
-            role: v.check(convert::request_role("role", r.role)).flatten(),
-            role_id: role_reference(&mut v, (!r.role_id.is_empty()).then_some(r.role_id)),
-            accepted: r.accepted,
-            disable_impersonation: r.disable_impersonation,
-            auto_record_calls: v
-                .check(convert::request_auto_record_calls(
-                    "auto_record_calls",
-                    r.auto_record_calls,
-                ))
-                .flatten(),
-            public_metadata: v
-                .check(convert::metadata("public_metadata", r.public_metadata))
-                .flatten()
-                .unwrap_or_default(),
-            private_metadata: v
-                .check(convert::metadata("private_metadata", r.private_metadata))
-                .flatten()
-                .unwrap_or_default(),
-            expires_at: requested_expiry(&mut v, r.expires_at.as_ref())
-                .and_then(|at| v.check(memberships::expiry("expires_at", at, chrono::Utc::now()))),
-        };
+        let new = new_membership(&mut v, r);
         v.into_result()?;
         self.0
             .sees_team(binding, new.team_id, TeamKind::Any)
@@ -355,6 +361,74 @@ impl MembershipService for MembershipApi {
                 .collect(),
             next_page_token: convert::page_token(result.next_after),
             revision,
+        }))
+    }
+
+    async fn import_memberships(
+        &self,
+        request: Request<ImportMembershipsRequest>,
+    ) -> Result<Response<ImportMembershipsResponse>, Status> {
+        let actor = actor(&request)?;
+        let binding = binding(&request)?;
+        let r = request.into_inner();
+        trace_ids!(team_id = r.team_id);
+        let mut v = Violations::new();
+        let team_id = v.check(validate::id("team_id", r.team_id));
+        v.extend(
+            validate::batch_size("memberships", r.memberships.len())
+                .into_iter()
+                .collect(),
+        );
+        let mut new = Vec::new();
+        if r.memberships.len() <= validate::MAX_BATCH_ENTRIES {
+            for (i, mut entry) in r.memberships.into_iter().enumerate() {
+                let mut entry_v = Violations::new();
+                if !entry.request_id.is_empty() {
+                    entry_v.add("request_id", "is not supported per entry");
+                }
+                if entry.team_id != 0 && entry.team_id != r.team_id {
+                    entry_v.add("team_id", "must be 0 or the request's team_id");
+                }
+                // A bad request team_id is reported once, at the top.
+                entry.team_id = team_id.unwrap_or(1);
+                new.push(new_membership(&mut entry_v, entry));
+                extend_entry(&mut v, "memberships", i, entry_v);
+            }
+            v.extend(validate::repeated(
+                "memberships",
+                "user_id",
+                new.iter().map(|m| Some(m.user_id).filter(|id| *id > 0)),
+            ));
+        }
+        v.into_result()?;
+        let team_id = team_id.unwrap_or_default();
+        self.0.sees_team(binding, team_id, TeamKind::Any).await?;
+        if let Some(organization_id) = binding.organization() {
+            let user_ids: Vec<i64> = new.iter().map(|m| m.user_id).collect();
+            let unseen = (self.0.store)
+                .users_unseen_by(organization_id, &user_ids)
+                .await?;
+            if let Some(user_id) = unseen.first() {
+                let i = user_ids
+                    .iter()
+                    .position(|id| id == user_id)
+                    .unwrap_or_default();
+                return Err(DomainError::not_found(format_args!("user {user_id}"))
+                    .in_entry("memberships", i)
+                    .into());
+            }
+        }
+        let imported = (self.0.store)
+            .import_memberships(&actor, team_id, new)
+            .await?;
+        self.0.reads.settle(imported.revision).await;
+        Ok(Response::new(ImportMembershipsResponse {
+            memberships: imported
+                .values
+                .into_iter()
+                .map(|w| convert::membership(w.value, w.revision))
+                .collect(),
+            revision: imported.revision,
         }))
     }
 }

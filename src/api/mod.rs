@@ -23,10 +23,10 @@ use std::sync::Arc;
 use tonic::{Request, Status};
 
 use crate::auth::{Authenticator, Caller};
-use crate::domain::DomainError;
 use crate::domain::model::Actor;
 use crate::domain::teams::TeamKind;
 use crate::domain::tenancy::Binding;
+use crate::domain::{DomainError, Violations};
 use crate::feed::Feed;
 use crate::reads::Reads;
 use crate::storage::Store;
@@ -51,6 +51,15 @@ macro_rules! trace_ids {
     }};
 }
 pub(crate) use trace_ids;
+
+/// Adds the bad fields of entry `index` of a batch's `list` to `v`, named `list[index].field`.
+pub(crate) fn extend_entry(v: &mut Violations, list: &str, index: usize, entry: Violations) {
+    if let Err(DomainError::InvalidArgument(bad)) =
+        entry.into_result().map_err(|e| e.in_entry(list, index))
+    {
+        v.extend(bad);
+    }
+}
 
 /// Who makes a write: the caller the auth layer authenticated before the handler ran.
 pub(crate) fn actor<T>(request: &Request<T>) -> Result<Actor, Status> {

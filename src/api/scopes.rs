@@ -39,6 +39,7 @@ const SCOPED_SERVICES: &[(&str, &[(&str, Scope)])] = &[
             ("UpdateTeam", Scope::DirectoryWrite),
             ("ListTeams", Scope::DirectoryRead),
             ("DeleteTeam", Scope::DirectoryWrite),
+            ("ImportUsers", Scope::DirectoryWrite),
         ],
     ),
     (
@@ -50,6 +51,7 @@ const SCOPED_SERVICES: &[(&str, &[(&str, Scope)])] = &[
             ("DeleteMembership", Scope::MembershipsWrite),
             ("ListMemberships", Scope::MembershipsRead),
             ("ListUserMemberships", Scope::MembershipsRead),
+            ("ImportMemberships", Scope::MembershipsWrite),
         ],
     ),
     (

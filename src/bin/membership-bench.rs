@@ -7,6 +7,10 @@
 //! `--request-timeout-ms`, measures what it sustains closed-loop, then offers a multiple of that
 //! at a fixed arrival rate (open-loop), and reports what was admitted, shed and timed out, the
 //! admitted calls' latency, the server's RSS, and whether every acknowledged create is stored.
+//!
+//! `--scenario import` starts one server on an empty database and imports
+//! `--import-memberships` users with ImportUsers, then as many memberships of one organization
+//! with ImportMemberships, 1,000 entries a call, and prints users/s and memberships/s.
 
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
@@ -23,8 +27,8 @@ use membership_service::storage::Store;
 use membership_service::storage::entities::{membership, role, team, user};
 use rand::Rng;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect,
-    TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QuerySelect, TransactionTrait,
 };
 use tonic::Status;
 use tonic::metadata::MetadataValue;
@@ -85,6 +89,13 @@ struct Args {
     /// Overload: HTTP/2 connections the open-loop arrivals are spread over.
     #[arg(long, default_value_t = 8)]
     overload_connections: usize,
+    /// Import: how many memberships (and users) to import.
+    #[arg(long, default_value_t = 100_000)]
+    import_memberships: usize,
+    /// Import: calls in flight (they queue on the organization lock; two overlap the transfer of
+    /// one call with the transaction of the other).
+    #[arg(long, default_value_t = 2)]
+    import_in_flight: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -93,6 +104,8 @@ enum Scenario {
     HotPaths,
     /// One instance with a small admission limit, offered several times what it sustains.
     Overload,
+    /// Bulk imports of users, then of memberships of one organization, into an empty database.
+    Import,
 }
 
 #[derive(Clone)]
@@ -554,6 +567,12 @@ async fn main() {
 
     let store = Store::connect(&database_url, 4).await.expect("connect");
     store.migrate().await.expect("migrate");
+    if args.scenario == Scenario::Import {
+        import(&args, &store, &server_bin, &database_url).await;
+        drop(store);
+        remove_sqlite_file(&args, &temp);
+        return;
+    }
     let seeding = Instant::now();
     let data = Arc::new(seed(&store, &args).await);
     eprintln!(
@@ -1372,5 +1391,146 @@ async fn overload(
         acknowledged.len(),
         acknowledged.len() - missing,
         stored.len() - (acknowledged.len() - missing)
+    );
+}
+
+/// Entries per import call: the most one call takes.
+const IMPORT_BATCH: usize = 1_000;
+
+/// Sends `requests` with at most `in_flight` calls at a time; returns the seconds it took and
+/// each answer, in request order.
+async fn import_calls<Req, Resp, F, Fut>(
+    requests: Vec<Req>,
+    in_flight: usize,
+    call: F,
+) -> (f64, Vec<Resp>)
+where
+    Req: Send + 'static,
+    Resp: Send + 'static,
+    F: Fn(Req) -> Fut,
+    Fut: Future<Output = Result<Resp, Status>> + Send + 'static,
+{
+    let started = Instant::now();
+    let mut running = tokio::task::JoinSet::new();
+    let mut answers: Vec<Option<Resp>> = (0..requests.len()).map(|_| None).collect();
+    for (i, request) in requests.into_iter().enumerate() {
+        if running.len() >= in_flight.max(1) {
+            let (j, answer) = running.join_next().await.expect("a call").expect("join");
+            answers[j] = Some(answer);
+        }
+        let fut = call(request);
+        running.spawn(async move {
+            (
+                i,
+                fut.await
+                    .unwrap_or_else(|s| panic!("import call {i}: {s:?}")),
+            )
+        });
+    }
+    while let Some(done) = running.join_next().await {
+        let (j, answer) = done.expect("join");
+        answers[j] = Some(answer);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    (
+        seconds,
+        answers
+            .into_iter()
+            .map(|a| a.expect("every call answered"))
+            .collect(),
+    )
+}
+
+/// Imports `--import-memberships` users, then their memberships of one new organization.
+async fn import(args: &Args, store: &Store, server_bin: &PathBuf, database_url: &str) {
+    let server = start_server(server_bin, database_url, &[]).await;
+    let channel = channels(&server.addr, 1).await.remove(0);
+    let directory = pb::directory_service_client::DirectoryServiceClient::with_interceptor(
+        channel.clone(),
+        Auth,
+    );
+    let memberships =
+        pb::membership_service_client::MembershipServiceClient::with_interceptor(channel, Auth);
+    let organization = directory
+        .clone()
+        .create_organization(pb::CreateOrganizationRequest {
+            name: "Import".into(),
+            slug: "import".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("create the organization")
+        .into_inner();
+    let n = args.import_memberships;
+    let user_batches: Vec<pb::ImportUsersRequest> = (0..n)
+        .collect::<Vec<_>>()
+        .chunks(IMPORT_BATCH)
+        .map(|chunk| pb::ImportUsersRequest {
+            users: chunk
+                .iter()
+                .map(|i| pb::CreateUserRequest {
+                    email: format!("import{i}@example.com"),
+                    username: Some(format!("import{i}")),
+                    name: format!("Import {i}"),
+                    ..Default::default()
+                })
+                .collect(),
+        })
+        .collect();
+    let (user_seconds, answers) = import_calls(user_batches, args.import_in_flight, |r| {
+        let mut client = directory.clone();
+        async move { client.import_users(r).await.map(|a| a.into_inner()) }
+    })
+    .await;
+    let user_ids: Vec<i64> = answers
+        .iter()
+        .flat_map(|a| a.users.iter().map(|u| u.id))
+        .collect();
+    let membership_batches: Vec<pb::ImportMembershipsRequest> = user_ids
+        .chunks(IMPORT_BATCH)
+        .map(|chunk| pb::ImportMembershipsRequest {
+            team_id: organization.id,
+            memberships: chunk
+                .iter()
+                .map(|user_id| pb::CreateMembershipRequest {
+                    user_id: *user_id,
+                    role: pb::MembershipRole::Member as i32,
+                    ..Default::default()
+                })
+                .collect(),
+        })
+        .collect();
+    let (membership_seconds, answers) =
+        import_calls(membership_batches, args.import_in_flight, |r| {
+            let mut client = memberships.clone();
+            async move { client.import_memberships(r).await.map(|a| a.into_inner()) }
+        })
+        .await;
+    let imported: usize = answers.iter().map(|a| a.memberships.len()).sum();
+    let stored = membership::Entity::find()
+        .filter(membership::Column::TeamId.eq(organization.id))
+        .count(store.conn())
+        .await
+        .expect("count the memberships");
+    assert_eq!(imported, n, "every membership answered");
+    assert_eq!(stored, n as u64, "every membership stored");
+    let engine = database_url.split(':').next().unwrap_or_default();
+    println!(
+        "\n## Bulk import: {n} users, then {n} memberships of one organization, {IMPORT_BATCH} entries a call, {} calls in flight ({engine})\n",
+        args.import_in_flight
+    );
+    println!("| import | seconds | entries/s |");
+    println!("| --- | --- | --- |");
+    println!(
+        "| ImportUsers | {user_seconds:.1} | {:.0} |",
+        n as f64 / user_seconds
+    );
+    println!(
+        "| ImportMemberships | {membership_seconds:.1} | {:.0} |",
+        n as f64 / membership_seconds
+    );
+    println!(
+        "\nServer RSS after the run: {:.0} MB",
+        server.rss_mb().unwrap_or(f64::NAN)
     );
 }

@@ -185,6 +185,43 @@ impl DomainError {
         }
     }
 
+    /// The error of entry `index` of a batch's `list` (`memberships[3]`): field violations and
+    /// messages name the entry; the code and reason stay the entry's own.
+    pub fn in_entry(self, list: &str, index: usize) -> Self {
+        let at = format!("{list}[{index}]");
+        match self {
+            DomainError::InvalidArgument(violations) => DomainError::InvalidArgument(
+                violations
+                    .into_iter()
+                    .map(|v| FieldViolation::new(format!("{at}.{}", v.field), v.description))
+                    .collect(),
+            ),
+            DomainError::NotFound { reason, message } => DomainError::NotFound {
+                reason,
+                message: format!("{at}: {message}"),
+            },
+            DomainError::AlreadyExists(message) => {
+                DomainError::AlreadyExists(format!("{at}: {message}"))
+            }
+            DomainError::FailedPrecondition { reason, message } => {
+                DomainError::FailedPrecondition {
+                    reason,
+                    message: format!("{at}: {message}"),
+                }
+            }
+            DomainError::PermissionDenied {
+                reason,
+                message,
+                metadata,
+            } => DomainError::PermissionDenied {
+                reason,
+                message: format!("{at}: {message}"),
+                metadata,
+            },
+            other => other,
+        }
+    }
+
     /// An actor rule (`OWNER_ONLY`, `SELF_ONLY`, …) refused the write: metadata `rule` names it.
     pub fn actor_breaks(rule: &str, message: impl Into<String>) -> Self {
         let metadata = BTreeMap::from([("rule".to_string(), rule.to_string())]);

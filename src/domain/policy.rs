@@ -87,6 +87,18 @@ pub struct RoleHolder {
     pub level: BaseRole,
 }
 
+/// One entry of an import, judged as its own CreateMembership would be.
+#[derive(Debug, Clone, Copy)]
+pub struct NewMember<'a> {
+    pub user_id: i64,
+    /// The level and role the new membership gets.
+    pub granted: MemberRole<'a>,
+    /// The entry's `accepted`.
+    pub accepted: bool,
+    /// The organization auto-accepts the user's email domain.
+    pub auto_accept_applies: bool,
+}
+
 /// Every write RPC, with exactly the facts its rule needs.
 #[derive(Debug, Clone, Copy)]
 pub enum Write<'a> {
@@ -163,6 +175,13 @@ pub enum Write<'a> {
     AcceptInvitation {
         invited_email: &'a str,
     },
+    /// Refused with an actor, like CreateUser.
+    ImportUsers,
+    /// Every entry as CreateMembership; an entry's denial names its index.
+    ImportMemberships {
+        team_is_organization: bool,
+        entries: &'a [NewMember<'a>],
+    },
 }
 
 /// Where the storage reads the actor's grants ([`ActorFacts::effective`]) for a write.
@@ -224,6 +243,8 @@ pub const WRITE_RPCS: &[WriteRpc] = &[
     WriteRpc::new("InvitationService", "CreateInvitation"),
     WriteRpc::new("InvitationService", "RevokeInvitation"),
     WriteRpc::new("InvitationService", "AcceptInvitation"),
+    WriteRpc::new("DirectoryService", "ImportUsers"),
+    WriteRpc::new("MembershipService", "ImportMemberships"),
 ];
 
 impl Write<'_> {
@@ -257,6 +278,8 @@ impl Write<'_> {
             Write::CreateInvitation { .. } => "CreateInvitation",
             Write::RevokeInvitation => "RevokeInvitation",
             Write::AcceptInvitation { .. } => "AcceptInvitation",
+            Write::ImportUsers => "ImportUsers",
+            Write::ImportMemberships { .. } => "ImportMemberships",
         }
     }
 
@@ -269,7 +292,8 @@ impl Write<'_> {
             | Write::DeleteUser { .. }
             | Write::CreateApiKey
             | Write::RevokeApiKey
-            | Write::AcceptInvitation { .. } => GrantsIn::Nowhere,
+            | Write::AcceptInvitation { .. }
+            | Write::ImportUsers => GrantsIn::Nowhere,
             Write::UpdateOrganization { .. }
             | Write::DeleteOrganization
             | Write::CreateTeam
@@ -283,6 +307,7 @@ impl Write<'_> {
             Write::UpdateTeam
             | Write::DeleteTeam
             | Write::CreateMembership { .. }
+            | Write::ImportMemberships { .. }
             | Write::UpdateMembership { .. }
             | Write::DeleteMembership { .. }
             | Write::CreateRole { .. }
@@ -357,7 +382,7 @@ pub fn authorize(
         Write::CreateTeam => check.require("team.create"),
         Write::UpdateTeam => check.require("team.update"),
         Write::DeleteTeam => check.require("team.delete"),
-        Write::CreateUser | Write::CreateApiKey | Write::RevokeApiKey => {
+        Write::CreateUser | Write::CreateApiKey | Write::RevokeApiKey | Write::ImportUsers => {
             let method = write.method();
             Err(Rule::NotWithActor.refuse(format!(
                 "{method} is done by calling services, not for an end user"
@@ -372,16 +397,36 @@ pub fn authorize(
             accepted,
             auto_accept_applies,
         } => {
-            if user_id == actor.user_id {
-                return Err(Rule::NoSelfJoin.refuse("nobody creates their own membership"));
-            }
-            if accepted && !auto_accept_applies {
-                return Err(Rule::SelfOnly.refuse(
-                    "a membership created for another user is pending until that user accepts it",
-                ));
-            }
-            check.require(MemberAction::Invite.permission(team_is_organization))?;
+            let new = NewMember {
+                user_id,
+                granted,
+                accepted,
+                auto_accept_applies,
+            };
+            check.create_membership(&new, team_is_organization)?;
             check.grant(user_id, None, granted)
+        }
+        Write::ImportMemberships {
+            team_is_organization,
+            entries,
+        } => {
+            // The grant rules look at the role only (an entry for the actor is refused first),
+            // so each distinct role is judged once.
+            let mut judged: Vec<(BaseRole, &str)> = Vec::new();
+            for (i, new) in entries.iter().enumerate() {
+                let at_entry = |e: DomainError| e.in_entry("memberships", i);
+                check
+                    .create_membership(new, team_is_organization)
+                    .map_err(at_entry)?;
+                let role = (new.granted.level, new.granted.role.role_id);
+                if !judged.contains(&role) {
+                    check
+                        .grant(new.user_id, None, new.granted)
+                        .map_err(at_entry)?;
+                    judged.push(role);
+                }
+            }
+            Ok(())
         }
         Write::UpdateMembership { target, fields } => check.update_membership(&target, &fields),
         Write::DeleteMembership { target } => {
@@ -582,6 +627,23 @@ impl Check<'_> {
     }
 
     /// The grant rules, for every path that gives a membership a role.
+    /// What a new membership needs besides the grant of its role.
+    fn create_membership(
+        &self,
+        new: &NewMember<'_>,
+        team_is_organization: bool,
+    ) -> DomainResult<()> {
+        if new.user_id == self.actor.user_id {
+            return Err(Rule::NoSelfJoin.refuse("nobody creates their own membership"));
+        }
+        if new.accepted && !new.auto_accept_applies {
+            return Err(Rule::SelfOnly.refuse(
+                "a membership created for another user is pending until that user accepts it",
+            ));
+        }
+        self.require(MemberAction::Invite.permission(team_is_organization))
+    }
+
     fn grant(
         &self,
         target_user_id: i64,
@@ -845,7 +907,54 @@ mod tests {
             Write::AcceptInvitation {
                 invited_email: "newcomer@acme.test",
             },
+            Write::ImportUsers,
+            Write::ImportMemberships {
+                team_is_organization: true,
+                entries: Vec::leak(vec![new_member(OTHER, member)]),
+            },
         ]
+    }
+
+    fn new_member(user_id: i64, granted: MemberRole<'_>) -> NewMember<'_> {
+        NewMember {
+            user_id,
+            granted,
+            accepted: false,
+            auto_accept_applies: false,
+        }
+    }
+
+    #[test]
+    fn an_import_judges_every_entry_and_names_the_one_refused() {
+        let p = Policy::default();
+        let admin = holding(&p, "admin_role");
+        let member = system(&p, "member_role");
+        let owner = system(&p, "owner_role");
+        let import = |entries| Write::ImportMemberships {
+            team_is_organization: true,
+            entries,
+        };
+        let fine = [new_member(OTHER, member), new_member(OTHER + 1, member)];
+        assert_ok(run(&p, &admin, import(&fine)));
+        // An admin grants no OWNER: the second entry is refused and named.
+        let owner_grant = [new_member(OTHER, member), new_member(OTHER + 1, owner)];
+        let denied = run(&p, &admin, import(&owner_grant));
+        assert_rule(denied.clone(), Rule::OwnerOnly);
+        assert!(
+            denied
+                .unwrap_err()
+                .to_string()
+                .starts_with("memberships[1]: "),
+            "the entry is named"
+        );
+        // The same role a second time is not judged again, but the per-user rules are.
+        let self_join = [new_member(OTHER, member), new_member(ACTOR, member)];
+        assert_rule(run(&p, &admin, import(&self_join)), Rule::NoSelfJoin);
+        let mut accepted = new_member(OTHER + 1, member);
+        accepted.accepted = true;
+        let pending_only = [new_member(OTHER, member), accepted];
+        assert_rule(run(&p, &admin, import(&pending_only)), Rule::SelfOnly);
+        assert_rule(run(&p, &admin, Write::ImportUsers), Rule::NotWithActor);
     }
 
     // --- Coverage of the RPCs -------------------------------------------------------------

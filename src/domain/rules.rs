@@ -43,6 +43,31 @@ pub fn check_owner_expiry(role: BaseRole, expires_at: Option<DateTime<Utc>>) -> 
     Ok(())
 }
 
+/// A user has at most one membership per team.
+pub fn check_not_yet_member(already: bool, user_id: i64, team_id: i64) -> DomainResult<()> {
+    if already {
+        return Err(DomainError::AlreadyExists(format!(
+            "user {user_id} already has a membership in team {team_id}"
+        )));
+    }
+    Ok(())
+}
+
+/// A sub-team's members are members of its organization first.
+pub fn check_organization_member(
+    is_member: bool,
+    user_id: i64,
+    organization_id: i64,
+) -> DomainResult<()> {
+    if !is_member {
+        return Err(DomainError::precondition(
+            Reason::NotAnOrganizationMember,
+            format!("user {user_id} is not a member of organization {organization_id}"),
+        ));
+    }
+    Ok(())
+}
+
 /// When a membership ends by expiry: its own `expires_at` or, for a sub-team membership, its
 /// organization membership's (the sweep takes sub-team memberships along), whichever is first.
 /// This is what [`check_owner_expiry`] judges for a sub-team membership.
@@ -70,6 +95,12 @@ pub fn check_organization_expiry(
         ));
     }
     Ok(())
+}
+
+/// Whether `check_membership_limit` can refuse anything in this organization (0 is unlimited),
+/// so that a batch skips counting when it cannot.
+pub fn limits_memberships(organization: &Team) -> bool {
+    organization.max_allowed_memberships > 0
 }
 
 /// `max_allowed_memberships` > 0 caps an organization's memberships, pending ones included, and
@@ -357,5 +388,24 @@ mod tests {
         // Enum with a custom role sets the level.
         let (base, r) = choose_role(Some(BaseRole::Admin), Some(custom), None).unwrap();
         assert_eq!((base, r.id.as_str()), (BaseRole::Admin, "r1"));
+    }
+
+    #[test]
+    fn one_membership_per_team_and_sub_teams_need_the_organization() {
+        assert!(check_not_yet_member(false, 7, 1).is_ok());
+        let taken = check_not_yet_member(true, 7, 1).unwrap_err();
+        assert!(matches!(taken, DomainError::AlreadyExists(_)), "{taken:?}");
+        assert_eq!(
+            taken.in_entry("memberships", 3).to_string(),
+            "memberships[3]: user 7 already has a membership in team 1"
+        );
+        assert!(check_organization_member(true, 7, 1).is_ok());
+        assert!(matches!(
+            check_organization_member(false, 7, 1),
+            Err(DomainError::FailedPrecondition {
+                reason: Reason::NotAnOrganizationMember,
+                ..
+            })
+        ));
     }
 }

@@ -1,6 +1,16 @@
 //! User requests.
 
+use super::errors::DomainError;
 use super::model::JsonObject;
+
+/// Emails and usernames are unique among users.
+pub fn email_taken(email: &str) -> DomainError {
+    DomainError::AlreadyExists(format!("a user with email {email:?} already exists"))
+}
+
+pub fn username_taken(username: &str) -> DomainError {
+    DomainError::AlreadyExists(format!("the username {username:?} is taken"))
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct NewUser {

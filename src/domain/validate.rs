@@ -302,6 +302,42 @@ pub fn id(field: &str, value: i64) -> Result<i64, FieldViolation> {
     }
 }
 
+/// The most entries one batch write (an import) takes.
+pub const MAX_BATCH_ENTRIES: usize = 1_000;
+
+/// A batch of `len` entries named `list` holds 1 to `MAX_BATCH_ENTRIES`.
+pub fn batch_size(list: &str, len: usize) -> Option<FieldViolation> {
+    (!(1..=MAX_BATCH_ENTRIES).contains(&len)).then(|| {
+        violation(
+            list,
+            format!("must hold 1 to {MAX_BATCH_ENTRIES} entries, not {len}"),
+        )
+    })
+}
+
+/// A violation `list[j].field` for every entry `j` whose value an earlier entry has already
+/// (`None`: the entry has none): a batch creates each value once.
+pub fn repeated<T: Eq + std::hash::Hash>(
+    list: &str,
+    field: &str,
+    values: impl IntoIterator<Item = Option<T>>,
+) -> Vec<FieldViolation> {
+    let mut first: std::collections::HashMap<T, usize> = std::collections::HashMap::new();
+    let mut out = Vec::new();
+    for (j, value) in values.into_iter().enumerate() {
+        let Some(value) = value else { continue };
+        if let Some(i) = first.get(&value) {
+            out.push(FieldViolation::new(
+                format!("{list}[{j}].{field}"),
+                format!("repeats {list}[{i}].{field}"),
+            ));
+        } else {
+            first.insert(value, j);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
 
@@ -404,5 +440,32 @@ mod tests {
         assert!(optional_url("u", "https://").is_err());
         assert!(id("team_id", 0).is_err());
         assert!(id("team_id", 3).is_ok());
+    }
+
+    #[test]
+    fn a_batch_names_each_repeated_entry_and_holds_1_to_1000() {
+        let fields =
+            |v: Vec<FieldViolation>| -> Vec<String> { v.into_iter().map(|v| v.field).collect() };
+        let emails = [
+            Some("a"),
+            Some("b"),
+            None,
+            Some("a"),
+            None,
+            Some("b"),
+            Some("a"),
+        ];
+        assert_eq!(
+            fields(repeated("users", "email", emails)),
+            ["users[3].email", "users[5].email", "users[6].email"]
+        );
+        assert!(repeated("users", "email", [None::<&str>, None]).is_empty());
+        assert!(batch_size("users", 0).is_some());
+        assert!(batch_size("users", 1).is_none());
+        assert!(batch_size("users", MAX_BATCH_ENTRIES).is_none());
+        assert_eq!(
+            batch_size("memberships", MAX_BATCH_ENTRIES + 1).map(|v| v.field),
+            Some("memberships".to_string())
+        );
     }
 }

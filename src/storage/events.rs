@@ -54,16 +54,17 @@ pub fn snapshot<T: Serialize>(value: &T) -> Option<JsonObject> {
     }
 }
 
-/// Takes the next event sequence. The counter row stays locked until the caller's transaction
-/// ends, so transactions commit in sequence order and a rolled-back one gives its number back:
-/// sequences are contiguous and never become visible out of order.
-async fn next_sequence<C: ConnectionTrait>(conn: &C) -> DomainResult<i64> {
+/// Takes the next `count` event sequences and returns the last. The counter row stays locked
+/// until the caller's transaction ends, so transactions commit in sequence order and a
+/// rolled-back one gives its numbers back: sequences are contiguous and never become visible out
+/// of order.
+async fn next_sequences<C: ConnectionTrait>(conn: &C, count: u64) -> DomainResult<i64> {
     let backend = conn.get_database_backend();
     let row = match backend {
         DbBackend::MySql => {
-            conn.execute_unprepared(
-                "UPDATE event_sequence SET value = LAST_INSERT_ID(value + 1) WHERE id = 1",
-            )
+            conn.execute_unprepared(&format!(
+                "UPDATE event_sequence SET value = LAST_INSERT_ID(value + {count}) WHERE id = 1"
+            ))
             .await
             .map_err(db_error)?;
             conn.query_one_raw(Statement::from_string(
@@ -75,7 +76,9 @@ async fn next_sequence<C: ConnectionTrait>(conn: &C) -> DomainResult<i64> {
         _ => {
             conn.query_one_raw(Statement::from_string(
                 backend,
-                "UPDATE event_sequence SET value = value + 1 WHERE id = 1 RETURNING value",
+                format!(
+                    "UPDATE event_sequence SET value = value + {count} WHERE id = 1 RETURNING value"
+                ),
             ))
             .await
         }
@@ -101,11 +104,60 @@ pub async fn record<C: ConnectionTrait>(
     actor: &Actor,
     draft: EventDraft,
 ) -> DomainResult<i64> {
-    let sequence = next_sequence(conn).await?;
+    let sequence = next_sequences(conn, 1).await?;
+    event::Entity::insert(event_row(sequence, convert::now_micros(), actor, draft))
+        .exec_without_returning(conn)
+        .await
+        .map_err(db_error)?;
+    notify(conn).await?;
+    Ok(sequence)
+}
+
+/// Events per multi-row INSERT: 12 columns each, well under SQLite's 32,766 bind parameters
+/// (PostgreSQL and MariaDB allow 65,535).
+const EVENTS_PER_INSERT: usize = 1_000;
+
+/// Inserts the events in order inside the caller's transaction, as `record` would one by one,
+/// with one sequence range taken once; returns their sequences.
+pub async fn record_many<C: ConnectionTrait>(
+    conn: &C,
+    actor: &Actor,
+    drafts: Vec<EventDraft>,
+) -> DomainResult<Vec<i64>> {
+    if drafts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let count = drafts.len() as i64;
+    let last = next_sequences(conn, count as u64).await?;
+    let sequences: Vec<i64> = (last - count + 1..=last).collect();
+    let now = convert::now_micros();
+    let mut rows: Vec<event::ActiveModel> = sequences
+        .iter()
+        .zip(drafts)
+        .map(|(sequence, draft)| event_row(*sequence, now, actor, draft))
+        .collect();
+    while !rows.is_empty() {
+        let rest = rows.split_off(rows.len().min(EVENTS_PER_INSERT));
+        let chunk = std::mem::replace(&mut rows, rest);
+        event::Entity::insert_many(chunk)
+            .exec_without_returning(conn)
+            .await
+            .map_err(db_error)?;
+    }
+    notify(conn).await?;
+    Ok(sequences)
+}
+
+fn event_row(
+    sequence: i64,
+    occurred_at: i64,
+    actor: &Actor,
+    draft: EventDraft,
+) -> event::ActiveModel {
     let text = |o: Option<JsonObject>| o.map(|o| convert::object_text(&o));
-    event::Entity::insert(event::ActiveModel {
+    event::ActiveModel {
         sequence: Set(sequence),
-        occurred_at: Set(convert::now_micros()),
+        occurred_at: Set(occurred_at),
         kind: Set(draft.kind.as_str().to_string()),
         actor_key_id: Set(actor.key_id.clone()),
         actor_user_id: Set(actor.user_id),
@@ -116,17 +168,17 @@ pub async fn record<C: ConnectionTrait>(
         role_id: Set(draft.role_id),
         before: Set(text(draft.before)),
         after: Set(text(draft.after)),
-    })
-    .exec_without_returning(conn)
-    .await
-    .map_err(db_error)?;
+    }
+}
+
+/// Wakes PostgreSQL listeners at commit, once per transaction (equal payloads are folded).
+async fn notify<C: ConnectionTrait>(conn: &C) -> DomainResult<()> {
     if conn.get_database_backend() == DbBackend::Postgres {
-        // Delivered at commit, once per transaction (equal payloads are folded).
         conn.execute_unprepared("SELECT pg_notify('membership_events', '')")
             .await
             .map_err(db_error)?;
     }
-    Ok(sequence)
+    Ok(())
 }
 
 /// Where the feed stands: the last sequence handed out, and how far retention has removed.

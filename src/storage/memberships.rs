@@ -31,7 +31,7 @@ use crate::domain::page::{Page, PageRequest, PagedList};
 use crate::domain::policy::{MemberRole, MembershipFields, RoleFacts, TargetMembership, Write};
 use crate::domain::roles::BaseRole;
 use crate::domain::teams::TeamKind;
-use crate::domain::{DomainError, DomainResult, Reason, rules};
+use crate::domain::{DomainError, DomainResult, rules};
 
 /// Finds the membership an address names and locks its organization for the rest of the
 /// transaction. SQLite serialises writers already; elsewhere the membership is read again under
@@ -173,12 +173,8 @@ impl Store {
                 .filter(membership::Column::UserId.eq(new.user_id))
                 .one(&*tx)
         };
-        if exists(team.id).await.map_err(db_error)?.is_some() {
-            return Err(DomainError::AlreadyExists(format!(
-                "user {} already has a membership in team {}",
-                new.user_id, team.id
-            )));
-        }
+        let already = exists(team.id).await.map_err(db_error)?.is_some();
+        rules::check_not_yet_member(already, new.user_id, team.id)?;
         if team.is_organization() {
             let count = membership::Entity::find()
                 .filter(membership::Column::TeamId.eq(organization.id))
@@ -188,25 +184,24 @@ impl Store {
             let invited = pending_invitations(&*tx, organization.id, convert::now_micros()).await?;
             rules::check_membership_limit(&organization, count, invited)?;
         } else {
+            // An expired one is on its way out: the sweep would take the new one along.
             let organization_membership = exists(organization.id)
                 .await
                 .map_err(db_error)?
                 .map(convert::membership)
                 .transpose()?
-                // An expired one is on its way out: the sweep would take the new one along.
-                .filter(|m| !m.is_expired(chrono::Utc::now()))
-                .ok_or_else(|| {
-                    DomainError::precondition(
-                        Reason::NotAnOrganizationMember,
-                        format!(
-                            "user {} is not a member of organization {}",
-                            new.user_id, organization.id
-                        ),
-                    )
-                })?;
+                .filter(|m| !m.is_expired(chrono::Utc::now()));
+            rules::check_organization_member(
+                organization_membership.is_some(),
+                new.user_id,
+                organization.id,
+            )?;
             rules::check_owner_expiry(
                 role,
-                rules::lapses_at(new.expires_at, organization_membership.expires_at),
+                rules::lapses_at(
+                    new.expires_at,
+                    organization_membership.and_then(|m| m.expires_at),
+                ),
             )?;
         }
         let accepted = rules::accepted_on_create(new.accepted, &organization, &user.email);

@@ -13,6 +13,7 @@ pub mod entities;
 pub mod events;
 mod expiry;
 pub mod idempotency;
+pub mod imports;
 pub mod invitations;
 pub mod memberships;
 pub mod migration;

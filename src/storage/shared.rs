@@ -30,6 +30,7 @@ use crate::domain::model::{
 };
 use crate::domain::roles::BaseRole;
 use crate::domain::teams::TeamKind;
+use crate::domain::users::NewUser;
 use crate::domain::{DomainError, DomainResult, rules};
 
 /// A write's result and the sequence of the event it recorded.
@@ -193,8 +194,30 @@ pub(crate) async fn insert_membership(
     role: BaseRole,
     role_ref: RoleRef,
 ) -> DomainResult<(Membership, i64)> {
-    let now = convert::now_micros();
-    let row = membership::ActiveModel {
+    let row = membership_row(team, new, accepted, role, role_ref, convert::now_micros())
+        .insert(&**tx)
+        .await
+        .map_err(db_error)?;
+    let created = convert::membership(row)?;
+    let revision = events::record(
+        &**tx,
+        actor,
+        membership_event(EventKind::MembershipCreated, &created, None, Some(&created)),
+    )
+    .await?;
+    Ok((created, revision))
+}
+
+/// The row of a new membership as decided (see `insert_membership`), created at `now`.
+pub(crate) fn membership_row(
+    team: &Team,
+    new: NewMembership,
+    accepted: bool,
+    role: BaseRole,
+    role_ref: RoleRef,
+    now: i64,
+) -> membership::ActiveModel {
+    membership::ActiveModel {
         team_id: Set(team.id),
         organization_id: Set(team.organization_id()),
         user_id: Set(new.user_id),
@@ -216,17 +239,73 @@ pub(crate) async fn insert_membership(
         version: Set(1),
         ..Default::default()
     }
-    .insert(&**tx)
-    .await
-    .map_err(db_error)?;
-    let created = convert::membership(row)?;
-    let revision = events::record(
-        &**tx,
-        actor,
-        membership_event(EventKind::MembershipCreated, &created, None, Some(&created)),
-    )
-    .await?;
-    Ok((created, revision))
+}
+
+/// The row of a new user, created at `now`.
+pub(crate) fn user_row(new: NewUser, now: i64) -> user::ActiveModel {
+    user::ActiveModel {
+        email: Set(new.email),
+        username: Set(new.username),
+        name: Set(new.name),
+        first_name: Set(new.first_name),
+        last_name: Set(new.last_name),
+        avatar_url: Set(new.avatar_url),
+        bio: Set(new.bio),
+        metadata: Set(convert::object_text(&new.metadata)),
+        created_at: Set(now),
+        updated_at: Set(now),
+        version: Set(1),
+        ..Default::default()
+    }
+}
+
+/// The `user.created` event of `created`. A bound key's user belongs to its organization until
+/// it joins one: the event says so, and `users_seen_by` reads it from there.
+pub(crate) fn user_created_event(actor: &Actor, created: &User) -> EventDraft {
+    EventDraft {
+        organization_id: actor.organization_id,
+        user_id: Some(created.id),
+        after: snapshot(created),
+        ..EventDraft::new(EventKind::UserCreated)
+    }
+}
+
+/// The first of `emails` and of `usernames` another user than `except` already has: one query
+/// each, however many are asked about.
+pub(crate) async fn taken_email_and_username<C: ConnectionTrait>(
+    conn: &C,
+    except: Option<i64>,
+    emails: &[&str],
+    usernames: &[&str],
+) -> DomainResult<(Option<String>, Option<String>)> {
+    let taken = |column: user::Column, values: &[&str]| {
+        let mut q = user::Entity::find()
+            .select_only()
+            .column(column)
+            .filter(column.is_in(values.iter().copied()));
+        if let Some(id) = except {
+            q = q.filter(user::Column::Id.ne(id));
+        }
+        q.into_tuple::<String>().all(conn)
+    };
+    let mut found = (None, None);
+    if !emails.is_empty() {
+        let taken = taken(user::Column::Email, emails).await.map_err(db_error)?;
+        found.0 = emails
+            .iter()
+            .find(|e| taken.iter().any(|t| t == *e))
+            .map(|e| e.to_string());
+    }
+    if !usernames.is_empty() {
+        let taken = taken(user::Column::Username, usernames)
+            .await
+            .map_err(db_error)?;
+        found.1 = usernames
+            .iter()
+            .find(|u| taken.iter().any(|t| t == *u))
+            .map(|u| u.to_string());
+    }
+    Ok(found)
 }
 
 /// Deletes one membership with its attribute values under the caller's organization lock, after

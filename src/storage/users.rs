@@ -9,13 +9,16 @@ use super::actor::authorize;
 use super::entities::{membership, user};
 use super::events::{self, EventDraft, snapshot};
 use super::idempotency::{self, Once, Outcome};
-use super::shared::{Written, delete_membership, find_user, lock_organization, users_seen_by};
+use super::shared::{
+    Written, delete_membership, find_user, lock_organization, taken_email_and_username,
+    user_created_event, user_row, users_seen_by,
+};
 use super::{Store, convert, db_error};
 use crate::domain::events::EventKind;
 use crate::domain::model::{Actor, User};
 use crate::domain::page::{Page, PageRequest, PagedList};
 use crate::domain::policy::Write;
-use crate::domain::users::{NewUser, UserPatch};
+use crate::domain::users::{self, NewUser, UserPatch};
 use crate::domain::{DomainError, DomainResult, rules};
 
 async fn ensure_unique<C: ConnectionTrait>(
@@ -24,32 +27,13 @@ async fn ensure_unique<C: ConnectionTrait>(
     email: Option<&str>,
     username: Option<&str>,
 ) -> DomainResult<()> {
-    let taken = |column: user::Column, value: &str| {
-        let mut q = user::Entity::find().filter(column.eq(value));
-        if let Some(id) = except {
-            q = q.filter(user::Column::Id.ne(id));
-        }
-        q.one(conn)
-    };
-    if let Some(email) = email
-        && taken(user::Column::Email, email)
-            .await
-            .map_err(db_error)?
-            .is_some()
-    {
-        return Err(DomainError::AlreadyExists(format!(
-            "a user with email {email:?} already exists"
-        )));
+    let (email, username) =
+        taken_email_and_username(conn, except, email.as_slice(), username.as_slice()).await?;
+    if let Some(email) = email {
+        return Err(users::email_taken(&email));
     }
-    if let Some(username) = username
-        && taken(user::Column::Username, username)
-            .await
-            .map_err(db_error)?
-            .is_some()
-    {
-        return Err(DomainError::AlreadyExists(format!(
-            "the username {username:?} is taken"
-        )));
+    if let Some(username) = username {
+        return Err(users::username_taken(&username));
     }
     Ok(())
 }
@@ -72,38 +56,12 @@ impl Store {
             return Ok(Outcome::Replayed(answer));
         }
         ensure_unique(&*tx, None, Some(&new.email), new.username.as_deref()).await?;
-        let now = convert::now_micros();
-        let row = user::ActiveModel {
-            email: Set(new.email),
-            username: Set(new.username),
-            name: Set(new.name),
-            first_name: Set(new.first_name),
-            last_name: Set(new.last_name),
-            avatar_url: Set(new.avatar_url),
-            bio: Set(new.bio),
-            metadata: Set(convert::object_text(&new.metadata)),
-            created_at: Set(now),
-            updated_at: Set(now),
-            version: Set(1),
-            ..Default::default()
-        }
-        .insert(&*tx)
-        .await
-        .map_err(db_error)?;
+        let row = user_row(new, convert::now_micros())
+            .insert(&*tx)
+            .await
+            .map_err(db_error)?;
         let created = convert::user(row);
-        let revision = events::record(
-            &*tx,
-            actor,
-            EventDraft {
-                // A bound key's user belongs to its organization until it joins one: the event
-                // says so, and `user_seen_by` reads it from there.
-                organization_id: actor.organization_id,
-                user_id: Some(created.id),
-                after: snapshot(&created),
-                ..EventDraft::new(EventKind::UserCreated)
-            },
-        )
-        .await?;
+        let revision = events::record(&*tx, actor, user_created_event(actor, &created)).await?;
         let written = Written {
             value: created,
             revision,

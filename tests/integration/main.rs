@@ -28,6 +28,7 @@ mod grpcurl;
 mod health;
 mod hostile_input;
 mod idempotency;
+mod imports;
 mod invitations;
 mod limits;
 mod lookups;
