@@ -24,6 +24,7 @@ engine_tests!(
     an_actor_is_judged_for_every_entry,
     a_bound_key_imports_into_its_organization_only,
     batch_sizes_are_bounded,
+    imported_memberships_expire_like_created_ones,
 );
 
 fn users(prefix: &str, n: usize) -> Vec<pb::CreateUserRequest> {
@@ -554,5 +555,77 @@ async fn batch_sizes_are_bounded(engine: Engine) {
         Err(Code::NotFound),
         "user 1 does not exist"
     );
+    srv.stop().await;
+}
+
+/// `expires_at` in an entry is kept, checked like CreateMembership's (in the future, never on an
+/// OWNER, an expiring organization membership limits its sub-team memberships), and refused
+/// per entry.
+async fn imported_memberships_expire_like_created_ones(engine: Engine) {
+    let Some(srv) = TestServer::start(engine).await else {
+        return;
+    };
+    let org = create_org(&srv, "acme").await.id;
+    let team = create_team(&srv, org, "sales").await.id;
+    let ids: Vec<i64> = import_users(&srv, users("exp", 3))
+        .await
+        .iter()
+        .map(|u| u.id)
+        .collect();
+    let later = chrono::Utc::now() + chrono::Duration::hours(1);
+    let at = prost_types::Timestamp {
+        seconds: later.timestamp(),
+        nanos: 0,
+    };
+    let mut org_entries = entries(&ids);
+    org_entries[0].expires_at = Some(at);
+    let imported = srv
+        .memberships()
+        .import_memberships(import(org, org_entries))
+        .await
+        .expect("import with an expiry")
+        .into_inner()
+        .memberships;
+    assert_eq!(imported[0].expires_at, Some(at));
+    assert_eq!(imported[1].expires_at, None);
+
+    // An OWNER never expires: refused, naming the entry, nothing written.
+    let before = last_sequence(&srv).await;
+    let mut owner = entries(&ids[1..2]);
+    owner[0].role = MembershipRole::Owner as i32;
+    owner[0].expires_at = Some(at);
+    let status = expect_err(
+        srv.memberships()
+            .import_memberships(import(team, owner))
+            .await,
+    );
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert_eq!(reason(&status).as_deref(), Some("OWNER_CANNOT_EXPIRE"));
+    // Nor through an expiring organization membership (user 0's).
+    let mut lapsing = entries(&ids[..1]);
+    lapsing[0].role = MembershipRole::Owner as i32;
+    let status = expect_err(
+        srv.memberships()
+            .import_memberships(import(team, lapsing))
+            .await,
+    );
+    assert_eq!(
+        reason(&status).as_deref(),
+        Some("OWNER_CANNOT_EXPIRE"),
+        "{status:?}"
+    );
+    // A past instant is bad input on the entry's field.
+    let mut past = entries(&ids[2..3]);
+    past[0].expires_at = Some(prost_types::Timestamp {
+        seconds: chrono::Utc::now().timestamp() - 60,
+        nanos: 0,
+    });
+    let status = expect_err(
+        srv.memberships()
+            .import_memberships(import(team, past))
+            .await,
+    );
+    assert_invalid(&status, "memberships[0].expires_at");
+    assert_eq!(last_sequence(&srv).await, before, "nothing written");
     srv.stop().await;
 }
