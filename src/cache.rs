@@ -38,7 +38,7 @@ pub struct AccessCache {
     view_ids: Cache<(i64, i64), i64, Hasher>,
     /// The SHA-256 of a key's secret → what authenticating with it needs.
     keys: Cache<String, Arc<KeyCredentials>, Hasher>,
-    /// A team's accepted memberships, by ascending user id (LookupUsers).
+    /// A team's memberships, by ascending user id (LookupUsers).
     team_members: Cache<i64, Arc<Vec<Membership>>, Hasher>,
     /// An organization's sub-teams, ascending (LookupTeams).
     sub_teams: Cache<i64, Arc<Vec<i64>>, Hasher>,

@@ -122,7 +122,7 @@ pub enum CacheKind {
     MembershipIds,
     /// The hash of an API key → its credentials.
     ApiKeys,
-    /// A team's accepted memberships (for LookupUsers).
+    /// A team's memberships (for LookupUsers).
     TeamMembers,
     /// An organization's sub-teams (for LookupTeams).
     SubTeams,

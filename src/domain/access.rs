@@ -67,7 +67,10 @@ pub fn counts_for_permissions(
 
 /// The memberships that count for a user's permissions in `team_id` (of `organization_id`): the
 /// team's own, then the organization's. A user has at most one membership per team, so there are
-/// at most these two.
+/// at most these two. A sub-team membership ends with its organization membership (the sweep
+/// deletes it along), so from the instant that one expires, pending or not, the sub-team one
+/// grants nothing either; `memberships` must include the organization membership, whatever its
+/// state.
 fn counting<'a>(
     team_id: i64,
     organization_id: i64,
@@ -76,7 +79,11 @@ fn counting<'a>(
 ) -> [Option<&'a Membership>; 2] {
     let mut own = None;
     let mut inherited = None;
+    let mut organization_lapsed = false;
     for m in memberships {
+        if team_id != organization_id && m.team_id == organization_id && m.is_expired(now) {
+            organization_lapsed = true;
+        }
         if !counts_for_permissions(m, team_id, organization_id, now) {
             continue;
         }
@@ -85,6 +92,9 @@ fn counting<'a>(
         } else {
             inherited = inherited.or(Some(m));
         }
+    }
+    if organization_lapsed {
+        own = None;
     }
     [own, inherited]
 }
@@ -419,6 +429,37 @@ mod tests {
         };
         assert_eq!(grants_at(at(999)), [2, 1]);
         assert_eq!(grants_at(at(1_000)), [1], "the organization's grant alone");
+    }
+
+    #[test]
+    fn a_sub_team_membership_ends_with_its_organization_membership() {
+        let at = |secs| DateTime::from_timestamp(secs, 0).unwrap();
+        for accepted in [true, false] {
+            let organization = Membership {
+                expires_at: Some(at(1_000)),
+                ..membership(1, accepted)
+            };
+            let team = membership(2, true);
+            let grants_at = |now| {
+                Effective::from_memberships(2, 1, now, [&organization, &team], |id| {
+                    Policy::default().role_permissions(id, None)
+                })
+                .grants
+                .len()
+            };
+            assert_eq!(grants_at(at(999)), if accepted { 2 } else { 1 });
+            assert_eq!(grants_at(at(1_000)), 0, "accepted: {accepted}");
+            // The organization itself is judged by its own membership only.
+            let own = check_memberships(
+                1,
+                1,
+                at(999),
+                [&organization, &team],
+                |id| Policy::default().role_permissions(id, None),
+                "team.read",
+            );
+            assert_eq!(own.allowed, accepted);
+        }
     }
 
     #[test]

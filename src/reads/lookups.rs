@@ -93,10 +93,7 @@ impl Reads {
         let mut after = page.after;
         let mut found = Vec::new();
         loop {
-            let mut rows = self
-                .store
-                .accepted_members(teams, after, Some(chunk))
-                .await?;
+            let mut rows = self.store.members_of(teams, after, Some(chunk)).await?;
             let last_chunk = (rows.len() as u64) < chunk;
             if !last_chunk {
                 // The last user's other membership may be in the next chunk: judge them there.
@@ -250,7 +247,7 @@ impl Reads {
         if let Some(members) = self.cache.team_members(team_id) {
             return Ok(members);
         }
-        let members = Arc::new(self.store.accepted_members(&[team_id], 0, None).await?);
+        let members = Arc::new(self.store.members_of(&[team_id], 0, None).await?);
         self.cache
             .fill_team_members(seen, team_id, Arc::clone(&members));
         Ok(members)

@@ -56,7 +56,6 @@ pub(crate) async fn effective<C: ConnectionTrait>(
     let rows = membership::Entity::find()
         .filter(membership::Column::UserId.eq(user_id))
         .filter(membership::Column::TeamId.is_in([team_id, organization_id]))
-        .filter(membership::Column::Accepted.eq(true))
         .all(conn)
         .await
         .map_err(db_error)?;
@@ -122,7 +121,6 @@ impl Store {
         // A pre-filter only (fewer rows): `Effective::from_memberships` applies the rule.
         let rows = membership::Entity::find()
             .filter(membership::Column::UserId.eq(user_id))
-            .filter(membership::Column::Accepted.eq(true))
             .filter(
                 Condition::any()
                     .add(membership::Column::TeamId.eq(team_id))
@@ -163,9 +161,10 @@ impl Store {
             .collect()
     }
 
-    /// The accepted memberships of `teams` with user id above `after`, by ascending user id, at
+    /// The memberships of `teams` (pending ones too: an expired pending organization membership
+    /// still ends its sub-team memberships) with user id above `after`, by ascending user id, at
     /// most `limit` rows (every one when None): the rows the lookups judge.
-    pub async fn accepted_members(
+    pub async fn members_of(
         &self,
         teams: &[i64],
         after: i64,
@@ -173,7 +172,6 @@ impl Store {
     ) -> DomainResult<Vec<Membership>> {
         membership::Entity::find()
             .filter(membership::Column::TeamId.is_in(teams.iter().copied()))
-            .filter(membership::Column::Accepted.eq(true))
             .filter(membership::Column::UserId.gt(after))
             .order_by_asc(membership::Column::UserId)
             .order_by_asc(membership::Column::TeamId)

@@ -31,6 +31,7 @@ engine_tests!(
     expiry_needs_change_member_role,
     an_expired_membership_grants_nothing_on_any_path_or_replica,
     two_replicas_sweep_each_expired_membership_once,
+    a_sub_team_membership_ends_with_its_organization_membership,
 );
 
 type UMember = pb::update_membership_request::Member;
@@ -691,5 +692,69 @@ async fn two_replicas_sweep_each_expired_membership_once(engine: Engine) {
     let got = answers_for(&replica, users[0].id, team_b.id, "team.changeMemberRole").await;
     assert!(got.values().all(|a| !a), "u1 in team B: {got:?}");
     replica.stop().await;
+    srv.stop().await;
+}
+
+/// Who LookupUsers says holds `permission` in `team_id`, from the cache or the database.
+async fn looked_up(srv: &TestServer, team_id: i64, permission: &str, fully: bool) -> Vec<i64> {
+    srv.access()
+        .lookup_users(pb::LookupUsersRequest {
+            team_id,
+            permission: permission.into(),
+            consistency: consistency(fully),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|s| panic!("lookup users: {s:?}"))
+        .into_inner()
+        .users
+        .iter()
+        .map(|u| u.user_id)
+        .collect()
+}
+
+/// The sweep deletes a sub-team membership along with its expired organization membership; the
+/// reads do not wait for it: the sub-team membership grants nothing from the organization
+/// membership's instant on, on every path, the lookups included.
+async fn a_sub_team_membership_ends_with_its_organization_membership(engine: Engine) {
+    let Some(srv) = TestServer::start_with(engine, |cfg| {
+        cfg.sweep_interval = Period(Duration::from_secs(3600));
+    })
+    .await
+    else {
+        return;
+    };
+    let org = create_org(&srv, "expiry-cascade").await;
+    let team = create_team(&srv, org.id, "cascade-a").await;
+    let ada = create_user(&srv, "ada@expiry-cascade.test").await;
+    let bob = create_user(&srv, "bob@expiry-cascade.test").await;
+    add_member(&srv, org.id, ada.id, MembershipRole::Owner).await;
+    let bob_member =
+        add_expiring(&srv, org.id, bob.id, MembershipRole::Member, in_secs(3600)).await;
+    add_member(&srv, team.id, bob.id, MembershipRole::Admin).await;
+    const UPDATE: &str = "team.update";
+    let got = answers_for(&srv, bob.id, team.id, UPDATE).await;
+    assert!(got.values().all(|a| *a), "before: {got:?}");
+    for fully in [false, true] {
+        assert!(
+            looked_up(&srv, team.id, UPDATE, fully)
+                .await
+                .contains(&bob.id)
+        );
+    }
+
+    let (at, _) = expire_soon(&srv, bob_member.id, 1500).await;
+    while Utc::now() <= at {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let got = answers_for(&srv, bob.id, team.id, UPDATE).await;
+    assert!(got.values().all(|a| !a), "after: {got:?}");
+    for fully in [false, true] {
+        assert_eq!(
+            looked_up(&srv, team.id, UPDATE, fully).await,
+            [ada.id],
+            "fully_consistent: {fully}"
+        );
+    }
     srv.stop().await;
 }
