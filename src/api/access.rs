@@ -8,7 +8,6 @@ use tonic::{Request, Response, Status};
 use super::{Context, binding, convert, trace_ids};
 use crate::domain::access::{Decision, Effective};
 use crate::domain::catalog::PermissionCatalog;
-use crate::domain::lookups::Permitted;
 use crate::domain::page::{PageRequest, PagedList};
 use crate::domain::teams::TeamKind;
 use crate::domain::tenancy::Binding;
@@ -65,13 +64,6 @@ fn validate_permission(catalog: &PermissionCatalog, v: &mut Violations, permissi
             format!("{permission:?} is not in the permission catalog"),
         );
     }
-}
-
-fn permitted_decision(p: &Permitted) -> (String, String) {
-    (
-        p.decision.role_id.clone(),
-        p.decision.reason.as_str().to_string(),
-    )
 }
 
 impl AccessApi {
@@ -255,19 +247,16 @@ impl AccessService for AccessApi {
             .permitted_users(source, r.team_id, &r.permission, page)
             .await?;
         Ok(Response::new(LookupUsersResponse {
+            next_page_token: convert::page_token(found.next_after),
             users: found
                 .items
-                .iter()
-                .map(|p| {
-                    let (role_id, reason) = permitted_decision(p);
-                    PermittedUser {
-                        user_id: p.id,
-                        role_id,
-                        reason,
-                    }
+                .into_iter()
+                .map(|p| PermittedUser {
+                    user_id: p.id,
+                    role_id: p.decision.role_id,
+                    reason: p.decision.reason.as_str().to_string(),
                 })
                 .collect(),
-            next_page_token: convert::page_token(found.next_after),
             revision: source.revision(),
         }))
     }
@@ -313,20 +302,17 @@ impl AccessService for AccessApi {
             .permitted_teams(source, r.user_id, organization, &r.permission, page)
             .await?;
         Ok(Response::new(LookupTeamsResponse {
+            next_page_token: convert::page_token(found.next_after),
             teams: found
                 .items
-                .iter()
-                .map(|p| {
-                    let (role_id, reason) = permitted_decision(p);
-                    PermittedTeam {
-                        team_id: p.id,
-                        organization_id: p.organization_id,
-                        role_id,
-                        reason,
-                    }
+                .into_iter()
+                .map(|p| PermittedTeam {
+                    team_id: p.id,
+                    organization_id: p.organization_id,
+                    role_id: p.decision.role_id,
+                    reason: p.decision.reason.as_str().to_string(),
                 })
                 .collect(),
-            next_page_token: convert::page_token(found.next_after),
             revision: source.revision(),
         }))
     }

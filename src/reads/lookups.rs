@@ -100,9 +100,10 @@ impl Reads {
                 let last = rows.last().map_or(after, |m| m.user_id);
                 rows.retain(|m| m.user_id != last);
             }
-            let (team, organization): (Vec<Membership>, Vec<Membership>) =
-                rows.iter().cloned().partition(|m| m.team_id == team_id);
             let roles = self.stored_roles(rows.iter()).await?;
+            let judged_up_to = rows.last().map(|m| m.user_id);
+            let (team, organization): (Vec<Membership>, Vec<Membership>) =
+                rows.into_iter().partition(|m| m.team_id == team_id);
             found.extend(lookups::permitted_users(
                 team_id,
                 organization_id,
@@ -115,8 +116,8 @@ impl Reads {
                     limit: want - found.len(),
                 },
             ));
-            match rows.last() {
-                Some(m) if !last_chunk && found.len() < want => after = m.user_id,
+            match judged_up_to {
+                Some(user) if !last_chunk && found.len() < want => after = user,
                 _ => return Ok(found),
             }
         }
