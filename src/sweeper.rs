@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::DomainResult;
+use crate::domain::{DomainError, DomainResult};
 use crate::storage::Store;
 
 type SweepFuture = Pin<Box<dyn Future<Output = DomainResult<u64>> + Send>>;
@@ -35,16 +35,40 @@ const SWEEPS: &[Sweep] = &[
     sweep!("invitations", sweep_expired_invitations),
 ];
 
-/// Runs every sweep each `every`, until the task is aborted.
+/// The longest wait between rounds while sweeps fail (the database is down, say).
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// Runs every sweep each `every`, until the task is aborted. While rounds fail, the wait doubles
+/// up to `MAX_BACKOFF` and only the first failure is a warning, so an outage neither keeps the
+/// database busy nor floods the log.
 pub async fn run(store: Store, every: Duration) {
+    let mut failing = false;
+    let mut wait = every;
     loop {
-        sweep_once(&store).await;
-        tokio::time::sleep(every).await;
+        match sweep_once(&store).await {
+            Ok(()) => {
+                if failing {
+                    tracing::info!("expired rows are swept again");
+                }
+                failing = false;
+                wait = every;
+            }
+            Err((what, e)) => {
+                if failing {
+                    tracing::debug!(error = %e, what, "cannot remove expired {what}");
+                } else {
+                    tracing::warn!(error = %e, what, "cannot remove expired {what}; retrying with backoff");
+                }
+                failing = true;
+                wait = (wait * 2).min(MAX_BACKOFF.max(every));
+            }
+        }
+        tokio::time::sleep(wait).await;
     }
 }
 
-/// One round: every sweep at the same instant. A failing sweep is logged and tried next round.
-async fn sweep_once(store: &Store) {
+/// One round: every sweep at the same instant; the first failure ends the round.
+async fn sweep_once(store: &Store) -> Result<(), (&'static str, DomainError)> {
     let now = Utc::now();
     for sweep in SWEEPS {
         match (sweep.run)(store.clone(), now).await {
@@ -55,9 +79,8 @@ async fn sweep_once(store: &Store) {
                 "removed expired {}",
                 sweep.what
             ),
-            Err(e) => {
-                tracing::warn!(error = %e, what = sweep.what, "cannot remove expired {}", sweep.what)
-            }
+            Err(e) => return Err((sweep.what, e)),
         }
     }
+    Ok(())
 }

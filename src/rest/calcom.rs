@@ -369,10 +369,13 @@ async fn check_team(
         return Ok(());
     }
     rest.directory()
-        .get_team(auth.request(pb::GetTeamRequest {
-            team_id,
-            organization_id: org_id,
-        }))
+        .get_team(
+            auth.request(pb::GetTeamRequest {
+                team_id,
+                organization_id: org_id,
+            })
+            .map_err(fail)?,
+        )
         .await
         .map_err(fail)?;
     Ok(())
@@ -386,12 +389,15 @@ async fn get_org_membership(
 ) -> Result<pb::Membership, RestError> {
     Ok(rest
         .memberships()
-        .get_membership(auth.request(pb::GetMembershipRequest {
-            team_id: org,
-            organization_id: org,
-            member: Some(pb::get_membership_request::Member::MembershipId(id)),
-            consistency: None,
-        }))
+        .get_membership(
+            auth.request(pb::GetMembershipRequest {
+                team_id: org,
+                organization_id: org,
+                member: Some(pb::get_membership_request::Member::MembershipId(id)),
+                consistency: None,
+            })
+            .map_err(fail)?,
+        )
         .await
         .map_err(fail)?
         .into_inner())
@@ -423,7 +429,7 @@ pub async fn list_memberships(
         });
         let api = &api;
         async move {
-            let r = api.list_memberships(request).await?.into_inner();
+            let r = api.list_memberships(request?).await?.into_inner();
             Ok((r.memberships, r.next_page_token))
         }
     })
@@ -451,15 +457,18 @@ pub async fn create_membership(
     let dto: CreateOrgMembershipDto = json_body(V, &body)?;
     let m = rest
         .memberships()
-        .create_membership(auth.request(pb::CreateMembershipRequest {
-            team_id: org,
-            organization_id: org,
-            user_id: dto.user_id,
-            role: dto.role.unwrap_or(CalRole::Member).pb() as i32,
-            accepted: dto.accepted.unwrap_or(false),
-            disable_impersonation: dto.disable_impersonation.unwrap_or(false),
-            ..Default::default()
-        }))
+        .create_membership(
+            auth.request(pb::CreateMembershipRequest {
+                team_id: org,
+                organization_id: org,
+                user_id: dto.user_id,
+                role: dto.role.unwrap_or(CalRole::Member).pb() as i32,
+                accepted: dto.accepted.unwrap_or(false),
+                disable_impersonation: dto.disable_impersonation.unwrap_or(false),
+                ..Default::default()
+            })
+            .map_err(fail)?,
+        )
         .await
         .map_err(fail)?
         .into_inner();
@@ -508,16 +517,19 @@ pub async fn update_membership(
     let dto: UpdateOrgMembershipDto = json_body(V, &body)?;
     let m = rest
         .memberships()
-        .update_membership(auth.request(pb::UpdateMembershipRequest {
-            team_id: org,
-            organization_id: org,
-            member: Some(pb::update_membership_request::Member::MembershipId(id)),
-            accepted: dto.accepted,
-            role: dto.role.map(|r| r.pb() as i32),
-            disable_impersonation: dto.disable_impersonation,
-            etag: if_match(&headers),
-            ..Default::default()
-        }))
+        .update_membership(
+            auth.request(pb::UpdateMembershipRequest {
+                team_id: org,
+                organization_id: org,
+                member: Some(pb::update_membership_request::Member::MembershipId(id)),
+                accepted: dto.accepted,
+                role: dto.role.map(|r| r.pb() as i32),
+                disable_impersonation: dto.disable_impersonation,
+                etag: if_match(&headers),
+                ..Default::default()
+            })
+            .map_err(fail)?,
+        )
         .await
         .map_err(fail)?
         .into_inner();
@@ -545,12 +557,15 @@ pub async fn delete_membership(
     // the delete refuse a membership changed in between).
     let m = get_org_membership(&rest, &auth, org, id).await?;
     rest.memberships()
-        .delete_membership(auth.request(pb::DeleteMembershipRequest {
-            team_id: org,
-            organization_id: org,
-            member: Some(pb::delete_membership_request::Member::MembershipId(id)),
-            etag: Some(m.etag.clone()),
-        }))
+        .delete_membership(
+            auth.request(pb::DeleteMembershipRequest {
+                team_id: org,
+                organization_id: org,
+                member: Some(pb::delete_membership_request::Member::MembershipId(id)),
+                etag: Some(m.etag.clone()),
+            })
+            .map_err(fail)?,
+        )
         .await
         .map_err(fail)?;
     Ok(MembershipEnvelope::answer(
@@ -576,12 +591,15 @@ pub async fn get_team_membership(
     let id = num("membershipId", &id)?;
     let m = rest
         .memberships()
-        .get_membership(auth.request(pb::GetMembershipRequest {
-            team_id: team,
-            organization_id: org,
-            member: Some(pb::get_membership_request::Member::MembershipId(id)),
-            consistency: None,
-        }))
+        .get_membership(
+            auth.request(pb::GetMembershipRequest {
+                team_id: team,
+                organization_id: org,
+                member: Some(pb::get_membership_request::Member::MembershipId(id)),
+                consistency: None,
+            })
+            .map_err(fail)?,
+        )
         .await
         .map_err(fail)?
         .into_inner();
@@ -615,7 +633,7 @@ pub async fn list_roles(
         });
         let api = &api;
         async move {
-            let r = api.list_roles(request).await?.into_inner();
+            let r = api.list_roles(request?).await?.into_inner();
             Ok((r.roles, r.next_page_token))
         }
     })
@@ -645,14 +663,17 @@ pub async fn create_role(
     check_team(&rest, &auth, org, team).await?;
     let r = rest
         .roles()
-        .create_role(auth.request(pb::CreateRoleRequest {
-            team_id: team,
-            name: input.name,
-            color: input.color.unwrap_or_default(),
-            description: input.description.unwrap_or_default(),
-            permissions: input.permissions,
-            ..Default::default()
-        }))
+        .create_role(
+            auth.request(pb::CreateRoleRequest {
+                team_id: team,
+                name: input.name,
+                color: input.color.unwrap_or_default(),
+                description: input.description.unwrap_or_default(),
+                permissions: input.permissions,
+                ..Default::default()
+            })
+            .map_err(fail)?,
+        )
         .await
         .map_err(fail)?
         .into_inner();
@@ -667,10 +688,13 @@ async fn fetch_role(
 ) -> Result<pb::Role, RestError> {
     Ok(rest
         .roles()
-        .get_role(auth.request(pb::GetRoleRequest {
-            team_id: team,
-            role_id: id.to_string(),
-        }))
+        .get_role(
+            auth.request(pb::GetRoleRequest {
+                team_id: team,
+                role_id: id.to_string(),
+            })
+            .map_err(fail)?,
+        )
         .await
         .map_err(fail)?
         .into_inner())
@@ -723,7 +747,8 @@ pub async fn update_role(
                     .permissions
                     .map(|permissions| pb::PermissionList { permissions }),
                 etag: if_match(&headers),
-            }),
+            })
+            .map_err(fail)?,
         )
         .await
         .map_err(fail)?
@@ -748,12 +773,15 @@ pub async fn delete_role(
     check_team(&rest, &auth, org, team).await?;
     let r = fetch_role(&rest, &auth, team, &id).await?;
     rest.roles()
-        .delete_role(auth.request(pb::DeleteRoleRequest {
-            team_id: team,
-            role_id: r.id.clone(),
-            reassign_role_id: String::new(),
-            etag: Some(r.etag.clone()),
-        }))
+        .delete_role(
+            auth.request(pb::DeleteRoleRequest {
+                team_id: team,
+                role_id: r.id.clone(),
+                reassign_role_id: String::new(),
+                etag: Some(r.etag.clone()),
+            })
+            .map_err(fail)?,
+        )
         .await
         .map_err(fail)?;
     Ok(RoleEnvelope::answer(StatusCode::OK, role(r)))

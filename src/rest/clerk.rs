@@ -35,6 +35,19 @@ fn fail(status: tonic::Status) -> RestError {
     RestError(V, status)
 }
 
+/// Every Clerk answer embeds the organization and the role's permissions: the key must also
+/// read them, checked before the route writes anything.
+async fn authorize_clerk(
+    rest: &Rest,
+    headers: &HeaderMap,
+    path: &str,
+) -> Result<Authorized, RestError> {
+    let auth = authorize(rest, headers, path).await.map_err(fail)?;
+    auth.require::<pb::GetOrganizationRequest>().map_err(fail)?;
+    auth.require::<pb::GetRoleRequest>().map_err(fail)?;
+    Ok(auth)
+}
+
 /// Clerk's Organization object.
 #[derive(Serialize, ToSchema, Clone)]
 pub struct Organization {
@@ -205,9 +218,12 @@ async fn get_organization(
 ) -> Result<Organization, RestError> {
     let o = rest
         .directory()
-        .get_organization(auth.request(pb::GetOrganizationRequest {
-            organization_id: org,
-        }))
+        .get_organization(
+            auth.request(pb::GetOrganizationRequest {
+                organization_id: org,
+            })
+            .map_err(fail)?,
+        )
         .await
         .map_err(fail)?
         .into_inner();
@@ -224,10 +240,13 @@ async fn render(
 ) -> Result<OrganizationMembership, RestError> {
     let permissions = match rest
         .roles()
-        .get_role(auth.request(pb::GetRoleRequest {
-            team_id: m.team_id,
-            role_id: m.role_id.clone(),
-        }))
+        .get_role(
+            auth.request(pb::GetRoleRequest {
+                team_id: m.team_id,
+                role_id: m.role_id.clone(),
+            })
+            .map_err(fail)?,
+        )
         .await
     {
         Ok(role) => role.into_inner().permissions,
@@ -276,14 +295,17 @@ async fn fetch(
 ) -> Result<pb::Membership, RestError> {
     Ok(rest
         .memberships()
-        .get_membership(auth.request(pb::GetMembershipRequest {
-            team_id: org,
-            organization_id: org,
-            member: Some(pb::get_membership_request::Member::UserId(user)),
-            consistency: Some(pb::Consistency {
-                requirement: Some(pb::consistency::Requirement::FullyConsistent(true)),
-            }),
-        }))
+        .get_membership(
+            auth.request(pb::GetMembershipRequest {
+                team_id: org,
+                organization_id: org,
+                member: Some(pb::get_membership_request::Member::UserId(user)),
+                consistency: Some(pb::Consistency {
+                    requirement: Some(pb::consistency::Requirement::FullyConsistent(true)),
+                }),
+            })
+            .map_err(fail)?,
+        )
         .await
         .map_err(fail)?
         .into_inner())
@@ -299,9 +321,7 @@ pub async fn list_memberships(
     Path(org): Path<String>,
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, RestError> {
-    let auth = authorize(&rest, &headers, LIST_MEMBERSHIPS)
-        .await
-        .map_err(fail)?;
+    let auth = authorize_clerk(&rest, &headers, LIST_MEMBERSHIPS).await?;
     let org = path_id(V, "organization_id", &org)?;
     let (offset, limit) = match q {
         Ok(Query(q)) => (
@@ -316,13 +336,16 @@ pub async fn list_memberships(
     loop {
         let page = rest
             .memberships()
-            .list_memberships(auth.request(pb::ListMembershipsRequest {
-                team_id: org,
-                organization_id: org,
-                page_size: PAGE,
-                page_token,
-                ..Default::default()
-            }))
+            .list_memberships(
+                auth.request(pb::ListMembershipsRequest {
+                    team_id: org,
+                    organization_id: org,
+                    page_size: PAGE,
+                    page_token,
+                    ..Default::default()
+                })
+                .map_err(fail)?,
+            )
             .await
             .map_err(fail)?
             .into_inner();
@@ -351,24 +374,25 @@ pub async fn create_membership(
     Path(org): Path<String>,
     body: Bytes,
 ) -> Result<Response, RestError> {
-    let auth = authorize(&rest, &headers, CREATE_MEMBERSHIP)
-        .await
-        .map_err(fail)?;
+    let auth = authorize_clerk(&rest, &headers, CREATE_MEMBERSHIP).await?;
     let org = path_id(V, "organization_id", &org)?;
     let create: CreateMembership = json_body(V, &body)?;
     let m = rest
         .memberships()
-        .create_membership(auth.request(pb::CreateMembershipRequest {
-            team_id: org,
-            organization_id: org,
-            user_id: create.user_id,
-            role_id: create.role,
-            // Clerk adds members directly: there is no invitation step on this endpoint.
-            accepted: true,
-            public_metadata: create.public_metadata.as_ref().and_then(to_struct),
-            private_metadata: create.private_metadata.as_ref().and_then(to_struct),
-            ..Default::default()
-        }))
+        .create_membership(
+            auth.request(pb::CreateMembershipRequest {
+                team_id: org,
+                organization_id: org,
+                user_id: create.user_id,
+                role_id: create.role,
+                // Clerk adds members directly: there is no invitation step on this endpoint.
+                accepted: true,
+                public_metadata: create.public_metadata.as_ref().and_then(to_struct),
+                private_metadata: create.private_metadata.as_ref().and_then(to_struct),
+                ..Default::default()
+            })
+            .map_err(fail)?,
+        )
         .await
         .map_err(fail)?
         .into_inner();
@@ -385,21 +409,22 @@ pub async fn update_membership(
     Path((org, user)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Response, RestError> {
-    let auth = authorize(&rest, &headers, UPDATE_MEMBERSHIP)
-        .await
-        .map_err(fail)?;
+    let auth = authorize_clerk(&rest, &headers, UPDATE_MEMBERSHIP).await?;
     let org = path_id(V, "organization_id", &org)?;
     let user = path_id(V, "user_id", &user)?;
     let update: UpdateMembership = json_body(V, &body)?;
     let m = rest
         .memberships()
-        .update_membership(auth.request(pb::UpdateMembershipRequest {
-            team_id: org,
-            organization_id: org,
-            member: Some(pb::update_membership_request::Member::UserId(user)),
-            role_id: update.role,
-            ..Default::default()
-        }))
+        .update_membership(
+            auth.request(pb::UpdateMembershipRequest {
+                team_id: org,
+                organization_id: org,
+                member: Some(pb::update_membership_request::Member::UserId(user)),
+                role_id: update.role,
+                ..Default::default()
+            })
+            .map_err(fail)?,
+        )
         .await
         .map_err(fail)?
         .into_inner();
@@ -416,9 +441,7 @@ pub async fn update_metadata(
     Path((org, user)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Response, RestError> {
-    let auth = authorize(&rest, &headers, UPDATE_MEMBERSHIP)
-        .await
-        .map_err(fail)?;
+    let auth = authorize_clerk(&rest, &headers, UPDATE_MEMBERSHIP).await?;
     let org = path_id(V, "organization_id", &org)?;
     let user = path_id(V, "user_id", &user)?;
     let patch: UpdateMetadata = json_body(V, &body)?;
@@ -445,7 +468,7 @@ pub async fn update_metadata(
         };
         match rest
             .memberships()
-            .update_membership(auth.request(request))
+            .update_membership(auth.request(request).map_err(fail)?)
             .await
         {
             Ok(m) => return answer(&rest, &auth, org, m.into_inner()).await,
@@ -464,21 +487,22 @@ pub async fn delete_membership(
     headers: HeaderMap,
     Path((org, user)): Path<(String, String)>,
 ) -> Result<Response, RestError> {
-    let auth = authorize(&rest, &headers, DELETE_MEMBERSHIP)
-        .await
-        .map_err(fail)?;
+    let auth = authorize_clerk(&rest, &headers, DELETE_MEMBERSHIP).await?;
     let org = path_id(V, "organization_id", &org)?;
     let user = path_id(V, "user_id", &user)?;
     // Clerk answers with the deleted membership: the state the delete removed.
     let m = fetch(&rest, &auth, org, user).await?;
     let organization = get_organization(&rest, &auth, org).await?;
     rest.memberships()
-        .delete_membership(auth.request(pb::DeleteMembershipRequest {
-            team_id: org,
-            organization_id: org,
-            member: Some(pb::delete_membership_request::Member::UserId(user)),
-            etag: Some(m.etag.clone()),
-        }))
+        .delete_membership(
+            auth.request(pb::DeleteMembershipRequest {
+                team_id: org,
+                organization_id: org,
+                member: Some(pb::delete_membership_request::Member::UserId(user)),
+                etag: Some(m.etag.clone()),
+            })
+            .map_err(fail)?,
+        )
         .await
         .map_err(fail)?;
     Ok(Json(render(&rest, &auth, m, organization).await?).into_response())

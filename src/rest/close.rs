@@ -106,10 +106,13 @@ pub async fn get_membership(
     let id = path_id(V, "id", &id)?;
     let m = rest
         .memberships()
-        .get_membership(auth.request(pb::GetMembershipRequest {
-            member: Some(pb::get_membership_request::Member::MembershipId(id)),
-            ..Default::default()
-        }))
+        .get_membership(
+            auth.request(pb::GetMembershipRequest {
+                member: Some(pb::get_membership_request::Member::MembershipId(id)),
+                ..Default::default()
+            })
+            .map_err(fail)?,
+        )
         .await
         .map_err(fail)?
         .into_inner();
@@ -144,13 +147,16 @@ pub async fn update_membership(
     let id = path_id(V, "id", &id)?;
     let update: UpdateMembership = json_body(V, &body)?;
     rest.memberships()
-        .update_membership(auth.request(pb::UpdateMembershipRequest {
-            member: Some(pb::update_membership_request::Member::MembershipId(id)),
-            role_id: update.role_id,
-            auto_record_calls: update.auto_record_calls.map(|a| a.pb() as i32),
-            etag: if_match(&headers),
-            ..Default::default()
-        }))
+        .update_membership(
+            auth.request(pb::UpdateMembershipRequest {
+                member: Some(pb::update_membership_request::Member::MembershipId(id)),
+                role_id: update.role_id,
+                auto_record_calls: update.auto_record_calls.map(|a| a.pb() as i32),
+                etag: if_match(&headers),
+                ..Default::default()
+            })
+            .map_err(fail)?,
+        )
         .await
         .map_err(fail)?;
     Ok(Json(json!({})).into_response())

@@ -165,12 +165,10 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         if is_grpc(&request) {
-            // The instance that was polled ready serves this call; the clone waits for the next.
-            let clone = self.grpc.clone();
-            let mut grpc = std::mem::replace(&mut self.grpc, clone);
+            // Called at once on the instance that was polled ready: no clone of the stack.
+            let call = self.grpc.call(request);
             Box::pin(async move {
-                grpc.call(request)
-                    .await
+                call.await
                     .map(|r| r.map(tonic::body::Body::new))
                     .map_err(Into::into)
             })

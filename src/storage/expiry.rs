@@ -16,48 +16,55 @@ use crate::domain::events::EventKind;
 use crate::domain::model::{Actor, Membership};
 use crate::domain::{DomainError, DomainResult};
 
-/// Memberships one sweep looks at; the rest wait for the next round.
+/// Memberships one sweep reads at a time.
 const SWEEP_BATCH: u64 = 500;
 
 impl Store {
-    /// Deletes memberships expired at `now` (at most a batch of them, earliest first), each with
-    /// a `membership.expired` event. An organization membership takes the user's sub-team
+    /// Deletes memberships expired at `now`, a batch at a time by id, each with a
+    /// `membership.expired` event. An organization membership takes the user's sub-team
     /// memberships in it along, as DeleteMembership does: each records `membership.expired` when
     /// it had expired itself, `membership.deleted` otherwise. Returns how many expired
-    /// memberships this call deleted.
+    /// memberships this call deleted. One that cannot go yet is passed over (the cursor moves
+    /// on), so it never holds up the others.
     pub async fn sweep_expired_memberships(&self, now: DateTime<Utc>) -> DomainResult<u64> {
-        let due: Vec<(i64, i64)> = membership::Entity::find()
-            .select_only()
-            .column(membership::Column::Id)
-            .column(membership::Column::OrganizationId)
-            .filter(membership::Column::ExpiresAt.lte(now.timestamp_micros()))
-            .order_by_asc(membership::Column::ExpiresAt)
-            .order_by_asc(membership::Column::Id)
-            .limit(SWEEP_BATCH)
-            .into_tuple()
-            .all(self.conn())
-            .await
-            .map_err(|e| self.pool_error(e))?;
         let mut swept = 0;
-        for (id, organization_id) in due {
-            match self.expire_membership(id, organization_id, now).await {
-                Ok(true) => swept += 1,
-                Ok(false) => {}
-                // The owner rule of a cascaded sub-team membership (the API keeps sub-team
-                // owners from expiring with their organization membership, so only rows written
-                // otherwise get here): it already grants nothing, and stays until that sub-team
-                // has another owner.
-                Err(DomainError::FailedPrecondition { reason, message }) => {
-                    tracing::warn!(
-                        membership_id = id,
-                        reason = reason.as_str(),
-                        "cannot remove an expired membership yet: {message}"
-                    );
+        let mut after = 0;
+        loop {
+            let due: Vec<(i64, i64)> = membership::Entity::find()
+                .select_only()
+                .column(membership::Column::Id)
+                .column(membership::Column::OrganizationId)
+                .filter(membership::Column::ExpiresAt.lte(now.timestamp_micros()))
+                .filter(membership::Column::Id.gt(after))
+                .order_by_asc(membership::Column::Id)
+                .limit(SWEEP_BATCH)
+                .into_tuple()
+                .all(self.conn())
+                .await
+                .map_err(|e| self.pool_error(e))?;
+            let Some(&(last, _)) = due.last() else {
+                return Ok(swept);
+            };
+            after = last;
+            for (id, organization_id) in due {
+                match self.expire_membership(id, organization_id, now).await {
+                    Ok(true) => swept += 1,
+                    Ok(false) => {}
+                    // The owner rule of a cascaded sub-team membership (the API keeps sub-team
+                    // owners from expiring with their organization membership, so only rows
+                    // written otherwise get here): it already grants nothing, and stays until
+                    // that sub-team has another owner.
+                    Err(DomainError::FailedPrecondition { reason, message }) => {
+                        tracing::warn!(
+                            membership_id = id,
+                            reason = reason.as_str(),
+                            "cannot remove an expired membership yet: {message}"
+                        );
+                    }
+                    Err(e) => return Err(e),
                 }
-                Err(e) => return Err(e),
             }
         }
-        Ok(swept)
     }
 
     /// Deletes membership `id` of `organization_id` if it still exists and has expired at `now`.

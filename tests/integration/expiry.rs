@@ -22,7 +22,8 @@ use tonic::Code;
 
 use crate::common::{
     AuthChannel, Engine, TestServer, add_member, assert_invalid, create_org, create_team,
-    create_user, error_info, expect_err, list_events, new_membership, pb, reason, to_struct,
+    create_user, error_info, expect_err, last_sequence, list_events, new_membership, pb, reason,
+    to_struct,
 };
 
 engine_tests!(
@@ -369,6 +370,7 @@ async fn expiry_needs_change_member_role(engine: Engine) {
         clear.clone(),
         set_expiry(own.id, in_secs(3600)),
     ];
+    let sequence = last_sequence(&srv).await;
     for request in requests {
         let status = expect_err(acting(max.id).update_membership(request).await);
         assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
@@ -377,6 +379,15 @@ async fn expiry_needs_change_member_role(engine: Engine) {
         assert_eq!(
             info.metadata.get("permission").map(String::as_str),
             Some(CHANGE_ROLE)
+        );
+    }
+    // Nothing changed: no event, the same versions.
+    assert_eq!(last_sequence(&srv).await, sequence, "nothing written");
+    for before in [&target, &own] {
+        let now = get(&srv, before.id, true).await.expect("get");
+        assert_eq!(
+            (now.etag.as_str(), now.expires_at),
+            (before.etag.as_str(), None)
         );
     }
     // An admin may.

@@ -424,6 +424,7 @@ async fn an_actor_is_judged_for_every_entry(engine: Engine) {
     );
 
     // ImportUsers refuses an actor, like CreateUser.
+    let before_refusal = event_count(&srv).await;
     let status = expect_err(
         srv.client_with(srv.auth().actor(admin), DirectoryServiceClient::new)
             .import_users(pb::ImportUsersRequest {
@@ -437,6 +438,7 @@ async fn an_actor_is_judged_for_every_entry(engine: Engine) {
         info.metadata.get("rule").map(String::as_str),
         Some("NOT_WITH_ACTOR")
     );
+    assert_eq!(event_count(&srv).await, before_refusal, "nothing written");
     srv.stop().await;
 }
 

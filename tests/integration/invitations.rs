@@ -836,6 +836,7 @@ async fn invitations_check_the_actor(engine: Engine) {
     assert_eq!(created_event.actor_user_id, Some(owner.id));
 
     // Revoking needs organization.invite.
+    let sequence = last_sequence(&srv).await;
     let status = expect_err(
         invitations_as(&srv, member.id)
             .revoke_invitation(pb::RevokeInvitationRequest {
@@ -845,6 +846,11 @@ async fn invitations_check_the_actor(engine: Engine) {
             .await,
     );
     assert_rule(&status, "permission", "organization.invite");
+    assert_eq!(last_sequence(&srv).await, sequence, "nothing written");
+    assert_eq!(
+        get(&srv, recruited.id).await.status,
+        InvitationStatus::Pending as i32
+    );
     invitations_as(&srv, admin.id)
         .revoke_invitation(pb::RevokeInvitationRequest {
             invitation_id: recruited.id,
@@ -854,6 +860,7 @@ async fn invitations_check_the_actor(engine: Engine) {
         .expect("the admin revokes");
 
     // Only the invited user accepts, for themselves.
+    let sequence = last_sequence(&srv).await;
     let status = expect_err(
         invitations_as(&srv, admin.id)
             .accept_invitation(accept(as_owner.id, newcomer.id))
@@ -866,6 +873,11 @@ async fn invitations_check_the_actor(engine: Engine) {
             .await,
     );
     assert_rule(&status, "rule", "SELF_ONLY");
+    assert_eq!(last_sequence(&srv).await, sequence, "nothing written");
+    assert_eq!(
+        get(&srv, as_owner.id).await.status,
+        InvitationStatus::Pending as i32
+    );
     let membership = invitations_as(&srv, newcomer.id)
         .accept_invitation(accept(as_owner.id, newcomer.id))
         .await

@@ -690,6 +690,27 @@ async fn clerk_errors(engine: Engine) {
     let anonymous = call(srv.addr, "GET", &base, &[], None).await;
     assert_eq!(anonymous.status, 401, "{}", anonymous.body);
     assert_eq!(anonymous.body["errors"][0]["code"], "api_key_unknown");
+
+    // A Clerk membership answer embeds the organization and the role's permissions: a key that
+    // may write memberships but not read the directory or roles gets 403 and writes nothing.
+    let writer = crate::common::scoped_key(&srv, &["memberships.write", "memberships.read"]).await;
+    let auth = bearer(&writer);
+    let sequence = crate::common::last_sequence(&srv).await;
+    let denied = call(
+        srv.addr,
+        "POST",
+        &base,
+        &[("authorization", &auth)],
+        Some(json!({"user_id": w.bob.id.to_string(), "role": "org:member"})),
+    )
+    .await;
+    assert_eq!(denied.status, 403, "{}", denied.body);
+    assert_eq!(denied.body["errors"][0]["code"], "missing_scope");
+    assert_eq!(
+        crate::common::last_sequence(&srv).await,
+        sequence,
+        "nothing written"
+    );
 }
 
 async fn openapi_document(engine: Engine) {
