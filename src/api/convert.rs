@@ -21,9 +21,13 @@ pub fn timestamp(t: DateTime<Utc>) -> Option<Timestamp> {
     })
 }
 
-/// A request's timestamp; out of chrono's range is a bad `field`.
+/// A request's timestamp; nanos outside 0..1e9 (not a normalized Timestamp) or out of chrono's
+/// range is a bad `field`.
 pub fn instant(field: &str, t: &Timestamp) -> Result<DateTime<Utc>, FieldViolation> {
-    DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32)
+    u32::try_from(t.nanos)
+        .ok()
+        .filter(|nanos| *nanos < 1_000_000_000)
+        .and_then(|nanos| DateTime::from_timestamp(t.seconds, nanos))
         .ok_or_else(|| FieldViolation::new(field, "is not a valid timestamp"))
 }
 

@@ -1,6 +1,6 @@
 //! InvitationService.
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use tonic::{Request, Response, Status};
 
 use super::convert;
@@ -41,14 +41,6 @@ fn request_status(field: &str, value: i32) -> Result<Option<InvitationStatus>, F
             format!("{value} is not an InvitationStatus"),
         )),
     }
-}
-
-fn instant(field: &str, t: &prost_types::Timestamp) -> Result<DateTime<Utc>, FieldViolation> {
-    if !(0..1_000_000_000).contains(&t.nanos) {
-        return Err(FieldViolation::new(field, "is not a valid timestamp"));
-    }
-    DateTime::from_timestamp(t.seconds, t.nanos as u32)
-        .ok_or_else(|| FieldViolation::new(field, "is not a valid timestamp"))
 }
 
 /// `revision`: the sequence a write committed; reads answer 0.
@@ -96,7 +88,7 @@ impl InvitationService for InvitationApi {
         let requested_expiry = r
             .expires_at
             .as_ref()
-            .and_then(|t| v.check(instant("expires_at", t)));
+            .and_then(|t| v.check(convert::instant("expires_at", t)));
         let expires_at = if r.expires_at.is_some() && requested_expiry.is_none() {
             // Already refused as malformed; the default stands in until `into_result`.
             Utc::now()
